@@ -1,0 +1,251 @@
+// Package app is cip's command line: it turns flags into options, calls one
+// library function per command and renders the result. It is shared by the
+// cip and kubectl-cip binaries.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/manifest"
+	"github.com/cipdev/cip/registry"
+	cipsync "github.com/cipdev/cip/sync"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitRuntime = 1 // a registry, network or inventory failure
+	ExitUsage   = 2 // bad flags or invalid manifests
+)
+
+// usageError marks errors that exit 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
+
+// Run runs the command line args (args[0] is the program) and returns the
+// exit code. name is how the program is invoked ("cip" or "kubectl cip").
+func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
+	app := newApp(name, stdout, stderr)
+	notFound := false
+	app.CommandNotFound = func(c *cli.Context, cmd string) {
+		fmt.Fprintf(stderr, "%s: unknown command %q; see '%s --help'\n", name, cmd, name)
+		notFound = true
+	}
+	err := app.RunContext(ctx, reorderArgs(app, args))
+	if notFound {
+		return ExitUsage
+	}
+	if err == nil {
+		return ExitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(stderr, "%s: %s\n", name, msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintf(stderr, "%s: %s\n", name, err)
+	var ue *usageError
+	var ve *manifest.ValidationError
+	if errors.As(err, &ue) || errors.As(err, &ve) {
+		return ExitUsage
+	}
+	return ExitRuntime
+}
+
+// Flags shared by several commands.
+var (
+	dbFlag = &cli.StringFlag{Name: "db", EnvVars: []string{"CIP_DB"},
+		Usage: "inventory `PATH` (default: cip/inventory.db under the user cache dir)"}
+	quietFlag = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, EnvVars: []string{"CIP_QUIET"},
+		Usage: "print no progress on stderr"}
+	jobsFlag = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, EnvVars: []string{"CIP_JOBS"}, Value: cipsync.DefaultJobs,
+		Usage: "concurrent registry requests"}
+	qpsFlag = &cli.Float64Flag{Name: "qps", EnvVars: []string{"CIP_QPS"},
+		Usage: "requests per second to each registry host (0: unlimited)"}
+	insecureFlag = &cli.StringSliceFlag{Name: "insecure-registry", EnvVars: []string{"CIP_INSECURE_REGISTRY"},
+		Usage: "registry `HOST` to speak plain HTTP to (loopback hosts need no flag); repeatable"}
+	manifestFlag = &cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, EnvVars: []string{"CIP_MANIFEST"},
+		Usage: "plain promoter manifest `FILE`"}
+	thinDirFlag = &cli.StringFlag{Name: "thin-manifest-dir", EnvVars: []string{"CIP_THIN_MANIFEST_DIR"},
+		Usage: "thin-manifest `DIR` (holding images/ and manifests/)"}
+	skipInvalidFlag = &cli.BoolFlag{Name: "skip-invalid", EnvVars: []string{"CIP_SKIP_INVALID"},
+		Usage: "skip invalid manifest entries (warning on stderr) instead of stopping"}
+)
+
+func registryFlags() []cli.Flag { return []cli.Flag{jobsFlag, qpsFlag, insecureFlag} }
+
+func newApp(name string, stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:      name,
+		Usage:     "promote container images between registries, planned over a local SQLite inventory",
+		Version:   version(),
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags:     []cli.Flag{dbFlag, quietFlag},
+		// Errors are printed once, by Run.
+		ExitErrHandler:         func(*cli.Context, error) {},
+		HideHelpCommand:        true,
+		UseShortOptionHandling: true,
+		EnableBashCompletion:   true,
+		Commands: []*cli.Command{
+			validateCommand(),
+			syncCommand(),
+			snapshotCommand(),
+			runCommand(),
+			versionCommand(),
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error { return &usageError{err} },
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = app.OnUsageError
+	}
+	return app
+}
+
+// openDB opens the inventory named by --db, $CIP_DB or the default path.
+func openDB(c *cli.Context) (*inventory.DB, error) {
+	path := c.String("db")
+	if path == "" {
+		p, err := inventory.DefaultPath()
+		if err != nil {
+			return nil, err
+		}
+		path = p
+	}
+	return inventory.Open(c.Context, path)
+}
+
+// progressWriter returns stderr unless --quiet, and whether it is a
+// terminal (for live progress).
+func progressWriter(c *cli.Context) (io.Writer, bool) {
+	if c.Bool("quiet") {
+		return nil, false
+	}
+	w := c.App.ErrWriter
+	f, ok := w.(*os.File)
+	if !ok {
+		return w, false
+	}
+	st, err := f.Stat()
+	return w, err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func newClient(c *cli.Context, accounts map[string]string) *registry.Client {
+	tr := registry.NewTransport(registry.TransportOptions{QPS: c.Float64("qps")})
+	return registry.New(registry.Options{Transport: tr, Insecure: c.StringSlice("insecure-registry"), ServiceAccounts: accounts})
+}
+
+// loadManifests loads --manifest or --thin-manifest-dir; warnings (with
+// --skip-invalid) go to stderr.
+func loadManifests(c *cli.Context) (*manifest.Set, error) {
+	file, dir := c.String("manifest"), c.String("thin-manifest-dir")
+	if (file == "") == (dir == "") {
+		return nil, usagef("give exactly one of --manifest or --thin-manifest-dir")
+	}
+	set, err := manifest.Load(file, dir, manifest.Options{SkipInvalid: c.Bool("skip-invalid")})
+	if err != nil {
+		var ve *manifest.ValidationError
+		if errors.As(err, &ve) {
+			return nil, err
+		}
+		return nil, &usageError{err}
+	}
+	for _, w := range set.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "warning: skipped: %s\n", w)
+	}
+	return set, nil
+}
+
+// serviceAccounts maps each registry of the set to its service account.
+func serviceAccounts(set *manifest.Set) map[string]string {
+	out := map[string]string{}
+	for _, m := range set.Manifests {
+		for _, r := range m.Registries {
+			if r.ServiceAccount != "" {
+				out[r.Name] = r.ServiceAccount
+			}
+		}
+	}
+	return out
+}
+
+// reorderArgs moves flags that follow positional arguments in front of
+// them, so that `cip snapshot REF --output csv` works like `cip snapshot
+// --output csv REF` (urfave/cli v2 stops at the first positional argument).
+// Everything after a literal "--" is left alone.
+func reorderArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	// Find the command (skipping global flags).
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		if takesValue(app.Flags, args[i]) {
+			i++
+		}
+		i++
+	}
+	if i >= len(args) {
+		return args
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil {
+		return args
+	}
+	var flags, pos []string
+	rest := args[i+1:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		if a == "--" {
+			pos = append(pos, rest[j:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			flags = append(flags, a)
+			if takesValue(cmd.Flags, a) && j+1 < len(rest) {
+				flags = append(flags, rest[j+1])
+				j++
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	out := append([]string{}, args[:i+1]...)
+	out = append(out, flags...)
+	return append(out, pos...)
+}
+
+// takesValue reports whether arg (e.g. "--output", not "--output=csv") is a
+// flag that reads the next argument as its value.
+func takesValue(flags []cli.Flag, arg string) bool {
+	n := strings.TrimLeft(arg, "-")
+	if strings.Contains(n, "=") {
+		return false
+	}
+	for _, f := range flags {
+		for _, fn := range f.Names() {
+			if fn != n {
+				continue
+			}
+			if bf, ok := f.(*cli.BoolFlag); ok && bf != nil {
+				return false
+			}
+			return true
+		}
+	}
+	return false
+}

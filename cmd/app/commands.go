@@ -1,0 +1,291 @@
+package app
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sort"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cipdev/cip/manifest"
+	"github.com/cipdev/cip/snapshot"
+	cipsync "github.com/cipdev/cip/sync"
+)
+
+func validateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "validate",
+		Usage: "parse and validate promoter manifests, offline",
+		Description: `Reads a plain manifest or a thin-manifest directory and checks every rule:
+strict YAML, exactly one source registry, valid registry and image names,
+digests and tags, and no (destination, image, tag) pointing at two digests.
+Every problem is listed with its file and line; any problem exits 2.
+
+Examples:
+   cip validate --manifest promoter-manifest.yaml
+   cip validate --thin-manifest-dir ./k8s.io/registry.k8s.io
+   cip validate --thin-manifest-dir ./k8s.io/registry.k8s.io --skip-invalid`,
+		Flags: []cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag},
+		Action: func(c *cli.Context) error {
+			set, err := loadManifests(c)
+			if err != nil {
+				return err
+			}
+			images, digests := 0, 0
+			for _, m := range set.Manifests {
+				images += len(m.Images)
+				for _, img := range m.Images {
+					digests += len(img.Digests)
+				}
+			}
+			fmt.Fprintf(c.App.Writer, "ok: %d manifests, %d images, %d digests, %d promotions, %d skipped\n",
+				len(set.Manifests), images, digests, len(set.Promotions()), len(set.Warnings))
+			return nil
+		},
+	}
+}
+
+func syncCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "sync",
+		Usage:     "crawl registries into the inventory (incrementally)",
+		ArgsUsage: "[REF...]",
+		Description: `REF is a registry host (127.0.0.1:5000), a path prefix (gcr.io/foo) or one
+repository (gcr.io/foo/app). Repositories are found with the catalog, GCR's
+tags/list extension or taken as given. Manifests already in the inventory are
+never fetched again. With --manifest or --thin-manifest-dir, exactly the
+repositories those manifests touch (source and every destination) are
+crawled.
+
+Examples:
+   cip sync 127.0.0.1:5000
+   cip sync gcr.io/k8s-staging-foo us.gcr.io/k8s-artifacts-prod/foo
+   cip sync --thin-manifest-dir ./registry.k8s.io --jobs 16`,
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag}, registryFlags()...),
+		Action: func(c *cli.Context) error {
+			var targets []cipsync.Target
+			accounts := map[string]string{}
+			if c.String("manifest") != "" || c.String("thin-manifest-dir") != "" {
+				if c.NArg() > 0 {
+					return usagef("give REFs or a manifest, not both")
+				}
+				set, err := loadManifests(c)
+				if err != nil {
+					return err
+				}
+				targets = ManifestTargets(set)
+				accounts = serviceAccounts(set)
+			} else {
+				if c.NArg() == 0 {
+					return usagef("sync: give at least one REF, or --manifest / --thin-manifest-dir")
+				}
+				for _, ref := range c.Args().Slice() {
+					if err := checkRef(ref); err != nil {
+						return err
+					}
+					targets = append(targets, cipsync.Target{Ref: ref})
+				}
+			}
+			db, err := openDB(c)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			w, live := progressWriter(c)
+			_, err = cipsync.Run(c.Context, db, newClient(c, accounts), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: w, Live: live})
+			return err
+		},
+	}
+}
+
+// ManifestTargets lists the repositories a set of manifests touches: the
+// source and every destination of each image, crawled exactly.
+func ManifestTargets(set *manifest.Set) []cipsync.Target {
+	seen := map[string]bool{}
+	for _, p := range set.Promotions() {
+		seen[p.Src+"/"+p.Image] = true
+		seen[p.Dst+"/"+p.Image] = true
+	}
+	out := make([]cipsync.Target, 0, len(seen))
+	for r := range seen {
+		out = append(out, cipsync.Target{Ref: r, Exact: true})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
+	return out
+}
+
+func checkRef(ref string) error {
+	if err := manifest.ValidateRegistryName(ref); err != nil {
+		// A bare host is a valid REF too.
+		if err2 := manifest.ValidateRegistryName(ref + "/x"); err2 != nil {
+			return usagef("invalid REF %q: %v", ref, err)
+		}
+	}
+	return nil
+}
+
+var outputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_OUTPUT"}, Value: "yaml",
+	Usage: "output `FORMAT`: yaml (thin images.yaml) or csv"}
+
+func snapshotCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "snapshot",
+		Usage:     "print what a registry holds (or what manifests promote into it)",
+		ArgsUsage: "REF",
+		Description: `Prints the images at or below REF as a thin images.yaml (images, digests and
+tags sorted) or as CSV (image@digest,image:tag; image@digest,- when untagged).
+REF is synced first unless --offline. --minimal drops untagged children of
+manifest lists and indexes.
+
+With --manifest-based-snapshot-of REG, prints instead what the manifests
+promote into REG (or below it), offline.
+
+Examples:
+   cip snapshot 127.0.0.1:5000/prod
+   cip snapshot gcr.io/foo --output csv --minimal
+   cip snapshot --manifest-based-snapshot-of us.gcr.io/k8s-artifacts-prod --thin-manifest-dir ./k8s.gcr.io -o csv`,
+		Flags: append([]cli.Flag{outputFlag,
+			&cli.BoolFlag{Name: "minimal", EnvVars: []string{"CIP_MINIMAL"}, Usage: "drop untagged children of manifest lists and indexes"},
+			&cli.BoolFlag{Name: "offline", EnvVars: []string{"CIP_OFFLINE"}, Usage: "answer from the inventory without syncing"},
+			&cli.StringFlag{Name: "manifest-based-snapshot-of", EnvVars: []string{"CIP_MANIFEST_BASED_SNAPSHOT_OF"}, Usage: "snapshot what the manifests promote into `REG`"},
+			manifestFlag, thinDirFlag, skipInvalidFlag,
+		}, registryFlags()...),
+		Action: func(c *cli.Context) error {
+			format, err := snapshot.ParseFormat(c.String("output"))
+			if err != nil {
+				return &usageError{err}
+			}
+			if reg := c.String("manifest-based-snapshot-of"); reg != "" {
+				if c.NArg() > 0 {
+					return usagef("give REF or --manifest-based-snapshot-of, not both")
+				}
+				return manifestSnapshot(c, reg, format)
+			}
+			if c.NArg() != 1 {
+				return usagef("snapshot: give exactly one REF")
+			}
+			return registrySnapshot(c, c.Args().First(), format, c.Bool("minimal"), c.Bool("offline"))
+		},
+	}
+}
+
+func manifestSnapshot(c *cli.Context, reg string, format snapshot.Format) error {
+	if err := checkRef(reg); err != nil {
+		return err
+	}
+	set, err := loadManifests(c)
+	if err != nil {
+		return err
+	}
+	return snapshot.Write(c.App.Writer, format, snapshot.FromManifests(set, reg))
+}
+
+func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minimal, offline bool) error {
+	if err := checkRef(ref); err != nil {
+		return err
+	}
+	db, err := openDB(c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if !offline {
+		w, live := progressWriter(c)
+		if _, err := cipsync.Run(c.Context, db, newClient(c, nil), []cipsync.Target{{Ref: ref}}, cipsync.Options{Jobs: c.Int("jobs"), Progress: w, Live: live}); err != nil {
+			return err
+		}
+	}
+	images, err := snapshot.FromInventory(c.Context, db, ref, minimal)
+	if err != nil {
+		return err
+	}
+	return snapshot.Write(c.App.Writer, format, images)
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "the Container Image Promoter's original flags, mapped onto cip's commands",
+		Description: `Keeps the seed's command line working:
+   --parse-only                      validate the manifests (cip validate)
+   --snapshot REF                    snapshot a registry (cip snapshot REF)
+   --manifest-based-snapshot-of REG  snapshot what manifests promote into REG
+   --output yaml|csv, --minimal-snapshot
+   --manifest F | --thin-manifest-dir D [--confirm]  promote (dry run by default)
+
+Examples:
+   cip run --manifest promoter-manifest.yaml --parse-only
+   cip run --snapshot gcr.io/foo --output csv --minimal-snapshot
+   cip run --thin-manifest-dir ./registry.k8s.io --confirm`,
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, outputFlag,
+			&cli.StringFlag{Name: "snapshot", Usage: "snapshot registry `REF`"},
+			&cli.BoolFlag{Name: "minimal-snapshot", Usage: "drop untagged children of manifest lists from snapshots"},
+			&cli.StringFlag{Name: "manifest-based-snapshot-of", Usage: "snapshot what the manifests promote into `REG`"},
+			&cli.BoolFlag{Name: "parse-only", Usage: "only parse and validate the manifests"},
+			&cli.BoolFlag{Name: "confirm", Usage: "really copy (the default is a dry run)"},
+		}, registryFlags()...),
+		Action: func(c *cli.Context) error {
+			format, err := snapshot.ParseFormat(c.String("output"))
+			if err != nil {
+				return &usageError{err}
+			}
+			switch {
+			case c.String("snapshot") != "":
+				return registrySnapshot(c, c.String("snapshot"), format, c.Bool("minimal-snapshot"), false)
+			case c.String("manifest-based-snapshot-of") != "":
+				return manifestSnapshot(c, c.String("manifest-based-snapshot-of"), format)
+			case c.Bool("parse-only"):
+				if _, err := loadManifests(c); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.App.Writer, "ok")
+				return nil
+			}
+			if _, err := loadManifests(c); err != nil {
+				return err
+			}
+			return fmt.Errorf("run: promotion is not built yet (see the promotion issue); use --parse-only, --snapshot or --manifest-based-snapshot-of")
+		},
+	}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version and VCS revision",
+		Action: func(c *cli.Context) error {
+			fmt.Fprintf(c.App.Writer, "%s %s\n", c.App.Name, version())
+			return nil
+		},
+	}
+}
+
+// version reports the module version and VCS revision from the build info.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		return fmt.Sprintf("%s (%s%s)", v, rev, dirty)
+	}
+	return v
+}

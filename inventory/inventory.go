@@ -1,0 +1,193 @@
+// Package inventory is cip's local SQLite database of what registries hold:
+// repositories, manifests (with their exact bytes), index children with
+// platforms, config and layer blobs, tags, tag history and sync runs. The
+// schema lives in the migrations package and is documented in
+// docs/schema.md.
+//
+// Every exported write is one transaction; none is held across network I/O.
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cipdev/cip/migrations"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// busyTimeout is how long a writer waits for another process's write lock:
+// long enough for a concurrent sync's per-repository transaction (tens of
+// milliseconds) to finish many times over.
+const busyTimeout = 30 * time.Second
+
+// DB is an open inventory.
+type DB struct {
+	db   *sql.DB
+	path string
+	// Now is the clock used for timestamps; tests replace it.
+	Now func() time.Time
+}
+
+// DefaultPath is the inventory path used when neither --db nor $CIP_DB is
+// given: cip/inventory.db under the user cache directory.
+func DefaultPath() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find user cache dir: %w", err)
+	}
+	return filepath.Join(dir, "cip", "inventory.db"), nil
+}
+
+// Open opens (creating if needed, mode 0600) the inventory at path, sets WAL,
+// foreign keys and a busy timeout, and applies pending migrations.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	f.Close()
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// BEGIN IMMEDIATE: take the write lock at the start of a write
+	// transaction, so two writers queue on busy_timeout instead of failing
+	// with SQLITE_BUSY on lock upgrade.
+	q.Add("_txlock", "immediate")
+	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	d := &DB{db: sdb, path: path, Now: func() time.Time { return time.Now().UTC() }}
+	if err := d.migrate(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// OpenReadOnly opens an existing inventory so that no statement can change
+// it (SQLite's read-only mode plus query_only).
+func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Add("mode", "ro")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "query_only(1)")
+	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	if err := sdb.PingContext(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	return &DB{db: sdb, path: path, Now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Path returns the file the inventory lives in.
+func (d *DB) Path() string { return d.path }
+
+// SQL returns the underlying handle, for read-only queries by the query
+// package.
+func (d *DB) SQL() *sql.DB { return d.db }
+
+func (d *DB) now() string { return d.Now().UTC().Format(time.RFC3339Nano) }
+
+func (d *DB) migrate(ctx context.Context) error {
+	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		var version int
+		if _, err := fmt.Sscanf(n, "%04d_", &version); err != nil {
+			return fmt.Errorf("migration %s: name must start with a 4-digit version", n)
+		}
+		body, err := fs.ReadFile(migrations.FS, n)
+		if err != nil {
+			return err
+		}
+		if err := d.applyMigration(ctx, version, n, string(body)); err != nil {
+			return fmt.Errorf("apply migration %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+func (d *DB) applyMigration(ctx context.Context, version int, name, body string) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, body); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)`, version, name, d.now()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SplitRepository splits a full repository name into host and path.
+func SplitRepository(full string) (registry, path string) {
+	i := strings.IndexByte(full, '/')
+	if i < 0 {
+		return full, ""
+	}
+	return full[:i], full[i+1:]
+}
+
+// Under reports whether name is prefix or lies below it by whole path
+// segments (gcr.io/foo covers gcr.io/foo/bar, not gcr.io/foobar).
+func Under(name, prefix string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return name == prefix || strings.HasPrefix(name, prefix+"/")
+}
+
+// underSQL is the SQL form of Under for column col, taking the prefix twice
+// as parameters: (prefix, prefix). It uses substr rather than LIKE so that
+// '_' and '%' in names are not wildcards.
+func underSQL(col string) string {
+	return fmt.Sprintf("(%[1]s = ? OR substr(%[1]s, 1, length(?) + 1) = ? || '/')", col)
+}
+
+// underArgs returns the parameters for underSQL.
+func underArgs(prefix string) []any {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return []any{prefix, prefix, prefix}
+}
+
+// ErrNotFound is returned by lookups that find nothing.
+var ErrNotFound = errors.New("not found")

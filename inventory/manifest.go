@@ -1,0 +1,138 @@
+package inventory
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Manifest is one manifest as the inventory keeps it: its exact bytes and
+// what cip reads out of them.
+type Manifest struct {
+	Digest       string
+	MediaType    string
+	Raw          []byte
+	IsIndex      bool
+	ConfigDigest string
+	Children     []Child // indexes only, in index order
+	Blobs        []Blob  // images only: the config first, then layers
+}
+
+// Child is one entry of an index, with the platform it serves.
+type Child struct {
+	Digest       string
+	MediaType    string
+	Size         int64
+	OS           string
+	Architecture string
+	Variant      string
+}
+
+// Blob is a config or layer referenced by an image manifest.
+type Blob struct {
+	Digest    string
+	MediaType string
+	Kind      string // "config" or "layer"
+	Size      int64
+}
+
+// Media types of manifest lists and indexes.
+const (
+	MediaTypeOCIIndex          = "application/vnd.oci.image.index.v1+json"
+	MediaTypeDockerList        = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeOCIManifest       = "application/vnd.oci.image.manifest.v1+json"
+	MediaTypeDockerManifest    = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeDockerSchema1     = "application/vnd.docker.distribution.manifest.v1+json"
+	mediaTypeDockerSchema1Sign = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+)
+
+// IsIndexMediaType reports whether mt is a manifest list or an OCI index.
+func IsIndexMediaType(mt string) bool {
+	return mt == MediaTypeOCIIndex || mt == MediaTypeDockerList
+}
+
+type descriptor struct {
+	MediaType string `json:"mediaType"`
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+	Platform  *struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+	} `json:"platform"`
+}
+
+// ParseManifest reads what the inventory needs out of a manifest's bytes.
+// mediaType is what the registry said (it wins over the body's own field
+// when both are given, as registries serve by it).
+func ParseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
+	var body struct {
+		SchemaVersion int          `json:"schemaVersion"`
+		MediaType     string       `json:"mediaType"`
+		Manifests     []descriptor `json:"manifests"`
+		Config        *descriptor  `json:"config"`
+		Layers        []descriptor `json:"layers"`
+		FSLayers      []struct {
+			BlobSum string `json:"blobSum"`
+		} `json:"fsLayers"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, fmt.Errorf("parse manifest %s: %w", digest, err)
+	}
+	mt := mediaType
+	if mt == "" {
+		mt = body.MediaType
+	}
+	if mt == "" {
+		switch {
+		case body.Manifests != nil:
+			mt = MediaTypeOCIIndex
+		case body.SchemaVersion == 1:
+			mt = mediaTypeDockerSchema1
+		default:
+			mt = MediaTypeOCIManifest
+		}
+	}
+	m := &Manifest{Digest: digest, MediaType: mt, Raw: raw, IsIndex: IsIndexMediaType(mt)}
+	if m.IsIndex {
+		for i, c := range body.Manifests {
+			if err := checkDigest(c.Digest); err != nil {
+				return nil, fmt.Errorf("parse index %s: manifests[%d]: %w", digest, i, err)
+			}
+			ch := Child{Digest: c.Digest, MediaType: c.MediaType, Size: c.Size}
+			if c.Platform != nil {
+				ch.OS, ch.Architecture, ch.Variant = c.Platform.OS, c.Platform.Architecture, c.Platform.Variant
+			}
+			m.Children = append(m.Children, ch)
+		}
+		return m, nil
+	}
+	if mt == mediaTypeDockerSchema1 || mt == mediaTypeDockerSchema1Sign {
+		for _, l := range body.FSLayers {
+			m.Blobs = append(m.Blobs, Blob{Digest: l.BlobSum, MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", Kind: "layer"})
+		}
+		return m, nil
+	}
+	if body.Config != nil {
+		if err := checkDigest(body.Config.Digest); err != nil {
+			return nil, fmt.Errorf("parse manifest %s: config: %w", digest, err)
+		}
+		m.ConfigDigest = body.Config.Digest
+		m.Blobs = append(m.Blobs, Blob{Digest: body.Config.Digest, MediaType: body.Config.MediaType, Kind: "config", Size: body.Config.Size})
+	}
+	for i, l := range body.Layers {
+		if err := checkDigest(l.Digest); err != nil {
+			return nil, fmt.Errorf("parse manifest %s: layers[%d]: %w", digest, i, err)
+		}
+		m.Blobs = append(m.Blobs, Blob{Digest: l.Digest, MediaType: l.MediaType, Kind: "layer", Size: l.Size})
+	}
+	return m, nil
+}
+
+func checkDigest(d string) error {
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok || alg == "" || hex == "" {
+		return fmt.Errorf("invalid digest %q", d)
+	}
+	return nil
+}

@@ -1,0 +1,402 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// RepositoryState is what one crawl of a repository found.
+type RepositoryState struct {
+	Name     string            // full name: host[:port]/path
+	Tags     map[string]string // tag -> digest
+	Untagged []string          // digests the registry listed without a tag (GCR extension)
+	// New holds every manifest reachable from Tags and Untagged that is not
+	// yet in the inventory (children included).
+	New []*Manifest
+}
+
+// TagChange is one change to a tag found by a write.
+type TagChange struct {
+	Repository string
+	Tag        string
+	Old, New   string // empty when added / removed
+	Change     string // added, moved, removed
+}
+
+// KnownDigests returns which of digests are already in the inventory.
+func (d *DB) KnownDigests(ctx context.Context, digests []string) (map[string]bool, error) {
+	known := map[string]bool{}
+	// SQLite allows 32766 parameters; chunk well below that.
+	const chunk = 500
+	for i := 0; i < len(digests); i += chunk {
+		part := digests[i:min(i+chunk, len(digests))]
+		args := make([]any, len(part))
+		for j, x := range part {
+			args[j] = x
+		}
+		rows, err := d.db.QueryContext(ctx, `SELECT digest FROM manifests WHERE digest IN (`+placeholders(len(part))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("look up digests: %w", err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			known[s] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return known, nil
+}
+
+func placeholders(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strings.Repeat("?,", n-1) + "?"
+}
+
+// Tags returns a repository's tags (tag -> digest); empty when unknown.
+func (d *DB) Tags(ctx context.Context, repo string) (map[string]string, error) {
+	return queryTags(ctx, d.db, repo)
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func queryTags(ctx context.Context, q querier, repo string) (map[string]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT t.tag, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ?`, repo)
+	if err != nil {
+		return nil, fmt.Errorf("read tags of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var t, dg string
+		if err := rows.Scan(&t, &dg); err != nil {
+			return nil, err
+		}
+		out[t] = dg
+	}
+	return out, rows.Err()
+}
+
+// Repositories returns the names of known repositories equal to or below
+// prefix, sorted.
+func (d *DB) Repositories(ctx context.Context, prefix string) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT name FROM repositories WHERE `+underSQL("name")+` ORDER BY name`, underArgs(prefix)...)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories under %s: %w", prefix, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// WriteRepository records one crawl of a repository in one transaction:
+// new manifests, the repository's digests and tags, and tag history.
+func (d *DB) WriteRepository(ctx context.Context, runID int64, st RepositoryState) ([]TagChange, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+	}
+	defer tx.Rollback()
+	changes, err := d.writeRepository(ctx, tx, runID, st)
+	if err != nil {
+		return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+	}
+	return changes, nil
+}
+
+func (d *DB) writeRepository(ctx context.Context, tx *sql.Tx, runID int64, st RepositoryState) ([]TagChange, error) {
+	now := d.now()
+	if err := insertManifests(ctx, tx, st.New, now); err != nil {
+		return nil, err
+	}
+	repoID, err := upsertRepository(ctx, tx, st.Name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM repository_manifests WHERE repository_id = ?`, repoID); err != nil {
+		return nil, err
+	}
+	roots := make([]string, 0, len(st.Tags)+len(st.Untagged))
+	for _, dg := range st.Tags {
+		roots = append(roots, dg)
+	}
+	roots = append(roots, st.Untagged...)
+	for _, dg := range roots {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO repository_manifests(repository_id, digest) VALUES (?, ?)`, repoID, dg); err != nil {
+			return nil, fmt.Errorf("record digest %s: %w", dg, err)
+		}
+	}
+	// Children of every index the repository holds, however deeply nested.
+	if _, err := tx.ExecContext(ctx, `
+		WITH RECURSIVE reach(digest) AS (
+			SELECT digest FROM repository_manifests WHERE repository_id = ?1
+			UNION
+			SELECT c.child_digest FROM manifest_children c JOIN reach r ON c.parent_digest = r.digest
+		)
+		INSERT OR IGNORE INTO repository_manifests(repository_id, digest)
+		SELECT ?1, r.digest FROM reach r JOIN manifests m ON m.digest = r.digest`, repoID); err != nil {
+		return nil, fmt.Errorf("record children: %w", err)
+	}
+	old, err := queryTags(ctx, tx, st.Name)
+	if err != nil {
+		return nil, err
+	}
+	changes := diffTags(st.Name, old, st.Tags)
+	for _, c := range changes {
+		switch c.Change {
+		case "removed":
+			_, err = tx.ExecContext(ctx, `DELETE FROM tags WHERE repository_id = ? AND tag = ?`, repoID, c.Tag)
+		default:
+			_, err = tx.ExecContext(ctx, `INSERT INTO tags(repository_id, tag, digest, updated_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT(repository_id, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+				repoID, c.Tag, c.New, now)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("record tag %s: %w", c.Tag, err)
+		}
+		if err := insertHistory(ctx, tx, runID, c, now); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE repositories SET synced_at = ? WHERE id = ?`, now, repoID); err != nil {
+		return nil, err
+	}
+	return changes, nil
+}
+
+func insertHistory(ctx context.Context, tx *sql.Tx, runID int64, c TagChange, now string) error {
+	var run any
+	if runID > 0 {
+		run = runID
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO tag_history(repository, tag, old_digest, new_digest, change, at, sync_run_id)
+		VALUES (?, ?, NULLIF(?, ''), NULLIF(?, ''), ?, ?, ?)`, c.Repository, c.Tag, c.Old, c.New, c.Change, now, run)
+	if err != nil {
+		return fmt.Errorf("record tag history %s:%s: %w", c.Repository, c.Tag, err)
+	}
+	return nil
+}
+
+func diffTags(repo string, old, cur map[string]string) []TagChange {
+	var out []TagChange
+	for t, dg := range cur {
+		switch was, ok := old[t]; {
+		case !ok:
+			out = append(out, TagChange{Repository: repo, Tag: t, New: dg, Change: "added"})
+		case was != dg:
+			out = append(out, TagChange{Repository: repo, Tag: t, Old: was, New: dg, Change: "moved"})
+		}
+	}
+	for t, was := range old {
+		if _, ok := cur[t]; !ok {
+			out = append(out, TagChange{Repository: repo, Tag: t, Old: was, Change: "removed"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
+	return out
+}
+
+func upsertRepository(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+	reg, path := SplitRepository(name)
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO repositories(registry, path, name) VALUES (?, ?, ?)`, reg, path, name); err != nil {
+		return 0, fmt.Errorf("record repository: %w", err)
+	}
+	var id int64
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id); err != nil {
+		return 0, fmt.Errorf("record repository: %w", err)
+	}
+	return id, nil
+}
+
+// InsertManifests records manifests (already-known digests are left as they
+// are) in one transaction.
+func (d *DB) InsertManifests(ctx context.Context, ms []*Manifest) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record manifests: %w", err)
+	}
+	defer tx.Rollback()
+	if err := insertManifests(ctx, tx, ms, d.now()); err != nil {
+		return fmt.Errorf("record manifests: %w", err)
+	}
+	return tx.Commit()
+}
+
+func insertManifests(ctx context.Context, tx *sql.Tx, ms []*Manifest, now string) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	insM, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifests(digest, media_type, size, is_index, config_digest, raw, fetched_at) VALUES (?, ?, ?, ?, NULLIF(?, ''), ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer insM.Close()
+	insC, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifest_children(parent_digest, position, child_digest, media_type, size, os, architecture, variant) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer insC.Close()
+	insB, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifest_blobs(manifest_digest, position, kind, blob_digest, media_type, size) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer insB.Close()
+	for _, m := range ms {
+		res, err := insM.ExecContext(ctx, m.Digest, m.MediaType, len(m.Raw), m.IsIndex, m.ConfigDigest, m.Raw, now)
+		if err != nil {
+			return fmt.Errorf("record manifest %s: %w", m.Digest, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // already known: content-addressed, nothing to add
+		}
+		for i, c := range m.Children {
+			if _, err := insC.ExecContext(ctx, m.Digest, i, c.Digest, c.MediaType, c.Size, c.OS, c.Architecture, c.Variant); err != nil {
+				return fmt.Errorf("record child %s of %s: %w", c.Digest, m.Digest, err)
+			}
+		}
+		for i, b := range m.Blobs {
+			if _, err := insB.ExecContext(ctx, m.Digest, i, b.Kind, b.Digest, b.MediaType, b.Size); err != nil {
+				return fmt.Errorf("record blob %s of %s: %w", b.Digest, m.Digest, err)
+			}
+		}
+	}
+	return nil
+}
+
+// RemoveRepository forgets a repository that no longer exists, recording
+// the removal of each of its tags.
+func (d *DB) RemoveRepository(ctx context.Context, runID int64, name string) ([]TagChange, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("remove repository %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	old, err := queryTags(ctx, tx, name)
+	if err != nil {
+		return nil, err
+	}
+	changes := diffTags(name, old, nil)
+	now := d.now()
+	for _, c := range changes {
+		if err := insertHistory(ctx, tx, runID, c, now); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?`, name); err != nil {
+		return nil, fmt.Errorf("remove repository %s: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("remove repository %s: %w", name, err)
+	}
+	return changes, nil
+}
+
+// Manifest returns a manifest by digest, with its children and blobs.
+func (d *DB) Manifest(ctx context.Context, digest string) (*Manifest, error) {
+	m := &Manifest{Digest: digest}
+	var cfg sql.NullString
+	err := d.db.QueryRowContext(ctx, `SELECT media_type, raw, is_index, config_digest FROM manifests WHERE digest = ?`, digest).
+		Scan(&m.MediaType, &m.Raw, &m.IsIndex, &cfg)
+	if err == sql.ErrNoRows {
+		return nil, fmt.Errorf("read manifest %s: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", digest, err)
+	}
+	m.ConfigDigest = cfg.String
+	rows, err := d.db.QueryContext(ctx, `SELECT child_digest, media_type, size, os, architecture, variant FROM manifest_children WHERE parent_digest = ? ORDER BY position`, digest)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", digest, err)
+	}
+	for rows.Next() {
+		var c Child
+		if err := rows.Scan(&c.Digest, &c.MediaType, &c.Size, &c.OS, &c.Architecture, &c.Variant); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		m.Children = append(m.Children, c)
+	}
+	rows.Close()
+	rows, err = d.db.QueryContext(ctx, `SELECT blob_digest, media_type, kind, size FROM manifest_blobs WHERE manifest_digest = ? ORDER BY position`, digest)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", digest, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b Blob
+		if err := rows.Scan(&b.Digest, &b.MediaType, &b.Kind, &b.Size); err != nil {
+			return nil, err
+		}
+		m.Blobs = append(m.Blobs, b)
+	}
+	return m, rows.Err()
+}
+
+// Content is one digest held by a repository, with its tags.
+type Content struct {
+	Repository string
+	Digest     string
+	MediaType  string
+	Tags       []string // sorted
+	// Child is true when the digest is untagged and is a child of an index
+	// the same repository holds (what --minimal snapshots drop).
+	Child bool
+}
+
+// Contents lists every digest held by repositories equal to or below
+// prefix, ordered by repository and digest.
+func (d *DB) Contents(ctx context.Context, prefix string) ([]Content, error) {
+	rows, err := d.db.QueryContext(ctx, `
+		SELECT r.name, rm.digest, m.media_type,
+			COALESCE((SELECT group_concat(tag, ' ') FROM (SELECT t.tag FROM tags t WHERE t.repository_id = r.id AND t.digest = rm.digest ORDER BY t.tag)), ''),
+			EXISTS (SELECT 1 FROM manifest_children c JOIN repository_manifests p ON p.digest = c.parent_digest AND p.repository_id = r.id
+				WHERE c.child_digest = rm.digest)
+		FROM repository_manifests rm
+		JOIN repositories r ON r.id = rm.repository_id
+		JOIN manifests m ON m.digest = rm.digest
+		WHERE `+underSQL("r.name")+`
+		ORDER BY r.name, rm.digest`, underArgs(prefix)...)
+	if err != nil {
+		return nil, fmt.Errorf("read contents of %s: %w", prefix, err)
+	}
+	defer rows.Close()
+	var out []Content
+	for rows.Next() {
+		var c Content
+		var tags string
+		var isChild bool
+		if err := rows.Scan(&c.Repository, &c.Digest, &c.MediaType, &tags, &isChild); err != nil {
+			return nil, err
+		}
+		if tags != "" {
+			c.Tags = strings.Fields(tags)
+			sort.Strings(c.Tags)
+		}
+		c.Child = isChild && len(c.Tags) == 0
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,488 @@
+// Package registry speaks the OCI distribution API for cip: listing
+// catalogs and tags (with GCR's tags/list extension), HEAD and GET of
+// manifests, all through one shared Transport and one authenticated
+// transport per repository, built on go-containerregistry's transport and
+// authn packages.
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/google"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// MaxManifestSize caps a manifest body: the distribution spec suggests
+// registries accept at least 4 MiB, and no real manifest comes near it.
+const MaxManifestSize = 4 << 20
+
+// AcceptedManifestTypes are the manifest media types cip asks for.
+var AcceptedManifestTypes = []string{
+	"application/vnd.oci.image.index.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+	"application/vnd.docker.distribution.manifest.v1+prettyjws",
+	"application/vnd.docker.distribution.manifest.v1+json",
+}
+
+var acceptHeader = strings.Join(AcceptedManifestTypes, ", ")
+
+// ErrNotFound is returned when a repository, tag or manifest does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Options configures a Client.
+type Options struct {
+	// Transport is the shared transport; nil means NewTransport with defaults.
+	Transport *Transport
+	// Keychain resolves credentials; nil means the docker config and
+	// credential helpers, then the Google keychain for gcr.io and
+	// *-docker.pkg.dev.
+	Keychain authn.Keychain
+	// Insecure lists registry hosts spoken to over plain HTTP (loopback hosts
+	// are detected without it).
+	Insecure []string
+	// ServiceAccounts maps a registry name (host/path prefix) to a service
+	// account whose identity is borrowed through gcloud impersonation.
+	ServiceAccounts map[string]string
+}
+
+// Client is a registry client shared by one run. It is safe for concurrent use.
+type Client struct {
+	tr       *Transport
+	keychain authn.Keychain
+	insecure map[string]bool
+	accounts map[string]string
+
+	mu    sync.Mutex
+	repos map[string]*repoTransport // key: scope + " " + repository
+}
+
+type repoTransport struct {
+	once sync.Once
+	rt   http.RoundTripper
+	err  error
+}
+
+// New returns a Client.
+func New(opts Options) *Client {
+	tr := opts.Transport
+	if tr == nil {
+		tr = NewTransport(TransportOptions{})
+	}
+	kc := opts.Keychain
+	if kc == nil {
+		kc = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain)
+	}
+	c := &Client{tr: tr, keychain: kc, insecure: map[string]bool{}, accounts: opts.ServiceAccounts, repos: map[string]*repoTransport{}}
+	for _, h := range opts.Insecure {
+		c.insecure[h] = true
+	}
+	return c
+}
+
+// Transport returns the shared transport (for request counts, or to hand to
+// go-containerregistry's remote package).
+func (c *Client) Transport() *Transport { return c.tr }
+
+// Keychain returns the keychain the client authenticates with.
+func (c *Client) Keychain() authn.Keychain { return c.keychain }
+
+// ParseRepository parses a full repository name (host[:port]/path),
+// honouring the client's insecure hosts.
+func (c *Client) ParseRepository(s string) (name.Repository, error) {
+	var opts []name.Option
+	if c.insecure[hostOf(s)] {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.NewRepository(s, append(opts, name.StrictValidation)...)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("parse repository %q: %w", s, err)
+	}
+	return r, nil
+}
+
+// ParseRegistry parses a registry host, honouring the client's insecure hosts.
+func (c *Client) ParseRegistry(host string) (name.Registry, error) {
+	var opts []name.Option
+	if c.insecure[host] {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.NewRegistry(host, append(opts, name.StrictValidation)...)
+	if err != nil {
+		return name.Registry{}, fmt.Errorf("parse registry %q: %w", host, err)
+	}
+	return r, nil
+}
+
+func hostOf(s string) string {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Authenticator returns the credentials for a repository: the service
+// account configured for it (through gcloud), else the keychain's.
+func (c *Client) Authenticator(repo name.Repository) (authn.Authenticator, error) {
+	if sa := c.serviceAccount(repo.Name()); sa != "" {
+		return &gcloudImpersonation{account: sa, registry: repo.RegistryStr()}, nil
+	}
+	auth, err := c.keychain.Resolve(repo)
+	if err != nil {
+		return nil, fmt.Errorf("resolve credentials for %s: %w", repo.RegistryStr(), err)
+	}
+	return auth, nil
+}
+
+func (c *Client) serviceAccount(repo string) string {
+	best, sa := "", ""
+	for prefix, acct := range c.accounts {
+		if (repo == prefix || strings.HasPrefix(repo, prefix+"/")) && len(prefix) > len(best) {
+			best, sa = prefix, acct
+		}
+	}
+	return sa
+}
+
+// RoundTripper returns an authenticated transport for repo with the given
+// scope (transport.PullScope or transport.PushScope), built once per run.
+func (c *Client) RoundTripper(ctx context.Context, repo name.Repository, scope string) (http.RoundTripper, error) {
+	key := scope + " " + repo.Name()
+	c.mu.Lock()
+	rt, ok := c.repos[key]
+	if !ok {
+		rt = &repoTransport{}
+		c.repos[key] = rt
+	}
+	c.mu.Unlock()
+	rt.once.Do(func() {
+		auth, err := c.Authenticator(repo)
+		if err != nil {
+			rt.err = err
+			return
+		}
+		scopes := []string{repo.Scope(scope)}
+		rt.rt, rt.err = transport.NewWithContext(ctx, repo.Registry, auth, c.tr, scopes)
+		if rt.err != nil {
+			rt.err = fmt.Errorf("authenticate to %s: %w", repo.Name(), rt.err)
+		}
+	})
+	if rt.err != nil {
+		// Do not cache failures caused by a cancelled context.
+		if ctx.Err() != nil {
+			c.mu.Lock()
+			delete(c.repos, key)
+			c.mu.Unlock()
+		}
+		return nil, rt.err
+	}
+	return rt.rt, nil
+}
+
+func (c *Client) do(ctx context.Context, repo name.Repository, req *http.Request) (*http.Response, error) {
+	rt, err := c.RoundTripper(ctx, repo, transport.PullScope)
+	if err != nil {
+		return nil, err
+	}
+	return (&http.Client{Transport: rt}).Do(req.WithContext(ctx))
+}
+
+func repoURL(repo name.Repository, suffix string) *url.URL {
+	return &url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + suffix}
+}
+
+// Descriptor is what a HEAD of a manifest tells.
+type Descriptor struct {
+	Digest    string
+	MediaType string
+	Size      int64
+}
+
+// Head returns the descriptor of repo:ref (a tag or a digest).
+func (c *Client) Head(ctx context.Context, repo name.Repository, ref string) (Descriptor, error) {
+	req, _ := http.NewRequest(http.MethodHead, repoURL(repo, "/manifests/"+ref).String(), nil)
+	req.Header.Set("Accept", acceptHeader)
+	resp, err := c.do(ctx, repo, req)
+	if err != nil {
+		return Descriptor{}, fmt.Errorf("head %s:%s: %w", repo.Name(), ref, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return Descriptor{}, fmt.Errorf("head %s:%s: %w", repo.Name(), ref, ErrNotFound)
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return Descriptor{}, fmt.Errorf("head %s:%s: %w", repo.Name(), ref, err)
+	}
+	d := Descriptor{
+		Digest:    resp.Header.Get("Docker-Content-Digest"),
+		MediaType: mediaTypeOf(resp.Header.Get("Content-Type")),
+		Size:      resp.ContentLength,
+	}
+	if _, err := v1.NewHash(d.Digest); err != nil {
+		// Some registries omit the digest on HEAD; the caller GETs instead.
+		return Descriptor{}, fmt.Errorf("head %s:%s: no valid Docker-Content-Digest (%q)", repo.Name(), ref, d.Digest)
+	}
+	return d, nil
+}
+
+func mediaTypeOf(contentType string) string {
+	if i := strings.IndexByte(contentType, ';'); i >= 0 {
+		contentType = contentType[:i]
+	}
+	return strings.TrimSpace(contentType)
+}
+
+// Manifest is a manifest's exact bytes with its media type and digest.
+type Manifest struct {
+	Digest    string
+	MediaType string
+	Raw       []byte
+}
+
+// GetManifest fetches repo@ref (a digest or a tag). When ref is a digest,
+// the body is verified against it; a mismatch is an error.
+func (c *Client) GetManifest(ctx context.Context, repo name.Repository, ref string) (Manifest, error) {
+	req, _ := http.NewRequest(http.MethodGet, repoURL(repo, "/manifests/"+ref).String(), nil)
+	req.Header.Set("Accept", acceptHeader)
+	resp, err := c.do(ctx, repo, req)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo.Name(), ref, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo.Name(), ref, ErrNotFound)
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo.Name(), ref, err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	if err != nil {
+		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo.Name(), ref, err)
+	}
+	if len(raw) > MaxManifestSize {
+		return Manifest{}, fmt.Errorf("get manifest %s@%s: larger than %d bytes", repo.Name(), ref, MaxManifestSize)
+	}
+	h, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return Manifest{}, err
+	}
+	got := h.String()
+	if strings.HasPrefix(ref, "sha256:") && got != ref {
+		return Manifest{}, fmt.Errorf("get manifest %s@%s: body has digest %s", repo.Name(), ref, got)
+	}
+	mt := mediaTypeOf(resp.Header.Get("Content-Type"))
+	if mt == "" || mt == "application/json" || mt == "text/plain" {
+		mt = sniffMediaType(raw)
+	}
+	return Manifest{Digest: got, MediaType: mt, Raw: raw}, nil
+}
+
+func sniffMediaType(raw []byte) string {
+	var probe struct {
+		MediaType string          `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(raw, &probe) == nil {
+		if probe.MediaType != "" {
+			return probe.MediaType
+		}
+		if probe.Manifests != nil {
+			return "application/vnd.oci.image.index.v1+json"
+		}
+	}
+	return "application/vnd.oci.image.manifest.v1+json"
+}
+
+// TagList is a tags/list answer. Manifests and Children are filled only by
+// registries that implement GCR's extension (gcr.io, *-docker.pkg.dev):
+// Manifests maps every digest in the repository (tagged or not) to its
+// details; Children lists the sub-repositories below this path.
+type TagList struct {
+	Tags      []string
+	Manifests map[string]GCRManifest
+	Children  []string
+}
+
+// GCRManifest is one entry of GCR's tags/list "manifest" map.
+type GCRManifest struct {
+	MediaType string   `json:"mediaType"`
+	Tags      []string `json:"tag"`
+	Size      string   `json:"imageSizeBytes"`
+}
+
+// tagsPageSize is 1000, the most ECR accepts; registries that page further
+// say so with a Link header.
+const tagsPageSize = 1000
+
+// Tags lists repo's tags, following n/last pagination and Link headers. A
+// repository that does not exist is reported as ErrNotFound.
+func (c *Client) Tags(ctx context.Context, repo name.Repository) (*TagList, error) {
+	u := repoURL(repo, "/tags/list")
+	u.RawQuery = "n=" + strconv.Itoa(tagsPageSize)
+	out := &TagList{}
+	for u != nil {
+		req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
+		resp, err := c.do(ctx, repo, req)
+		if err != nil {
+			return nil, fmt.Errorf("list tags of %s: %w", repo.Name(), err)
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			resp.Body.Close()
+			return nil, fmt.Errorf("list tags of %s: %w", repo.Name(), ErrNotFound)
+		}
+		if err := transport.CheckError(resp, http.StatusOK); err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("list tags of %s: %w", repo.Name(), err)
+		}
+		var body struct {
+			Tags      []string               `json:"tags"`
+			Manifests map[string]GCRManifest `json:"manifest"`
+			Children  []string               `json:"child"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("list tags of %s: decode: %w", repo.Name(), err)
+		}
+		if len(out.Tags) > 0 && len(body.Tags) > 0 && body.Tags[0] <= out.Tags[len(out.Tags)-1] {
+			// A registry that ignored "last" and served the same page again.
+			break
+		}
+		out.Tags = append(out.Tags, body.Tags...)
+		if len(body.Manifests) > 0 && out.Manifests == nil {
+			out.Manifests = map[string]GCRManifest{}
+		}
+		for d, m := range body.Manifests {
+			out.Manifests[d] = m
+		}
+		out.Children = append(out.Children, body.Children...)
+		next, err := nextPage(resp, u)
+		if err != nil {
+			return nil, fmt.Errorf("list tags of %s: %w", repo.Name(), err)
+		}
+		if next == nil && len(body.Manifests) == 0 && len(body.Tags) >= tagsPageSize {
+			// A full page and no Link header: ask for the page after the
+			// last tag seen (the spec's n/last pagination).
+			next = repoURL(repo, "/tags/list")
+			next.RawQuery = url.Values{"n": {strconv.Itoa(tagsPageSize)}, "last": {body.Tags[len(body.Tags)-1]}}.Encode()
+		}
+		u = next
+	}
+	return out, nil
+}
+
+// nextPage resolves a Link: <url>; rel="next" header against the request
+// URL, refusing links to another host.
+func nextPage(resp *http.Response, cur *url.URL) (*url.URL, error) {
+	link := resp.Header.Get("Link")
+	if link == "" {
+		return nil, nil
+	}
+	start, end := strings.IndexByte(link, '<'), strings.IndexByte(link, '>')
+	if start < 0 || end < start {
+		return nil, fmt.Errorf("parse Link header %q", link)
+	}
+	next, err := url.Parse(link[start+1 : end])
+	if err != nil {
+		return nil, fmt.Errorf("parse Link header %q: %w", link, err)
+	}
+	next = cur.ResolveReference(next)
+	if next.Host != cur.Host {
+		return nil, fmt.Errorf("Link header points to another host: %q", link)
+	}
+	return next, nil
+}
+
+// Catalog lists every repository of reg (paginated). Registries that do not
+// offer a catalog answer with an error wrapping ErrNotFound or the
+// registry's own error.
+func (c *Client) Catalog(ctx context.Context, reg name.Registry) ([]string, error) {
+	// Catalog needs a registry-scoped token; a repository handle with an
+	// empty path cannot be made, so build the transport directly.
+	auth, err := c.keychain.Resolve(reg)
+	if err != nil {
+		return nil, fmt.Errorf("resolve credentials for %s: %w", reg.RegistryStr(), err)
+	}
+	rt, err := transport.NewWithContext(ctx, reg, auth, c.tr, []string{reg.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), err)
+	}
+	hc := &http.Client{Transport: rt}
+	// 1000 per page: the largest page size every common registry accepts.
+	u := &url.URL{Scheme: reg.Scheme(), Host: reg.RegistryStr(), Path: "/v2/_catalog", RawQuery: "n=" + strconv.Itoa(1000)}
+	var out []string
+	for u != nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), err)
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			resp.Body.Close()
+			return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), ErrNotFound)
+		}
+		if err := transport.CheckError(resp, http.StatusOK); err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), err)
+		}
+		var body struct {
+			Repositories []string `json:"repositories"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("list catalog of %s: decode: %w", reg.RegistryStr(), err)
+		}
+		out = append(out, body.Repositories...)
+		if u, err = nextPage(resp, u); err != nil {
+			return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), err)
+		}
+	}
+	return out, nil
+}
+
+// gcloudImpersonation borrows a service account's identity through
+// `gcloud auth print-access-token --impersonate-service-account`.
+type gcloudImpersonation struct {
+	account  string
+	registry string
+
+	once  sync.Once
+	token string
+	err   error
+}
+
+func (g *gcloudImpersonation) Authorization() (*authn.AuthConfig, error) {
+	g.once.Do(func() {
+		path, err := exec.LookPath("gcloud")
+		if err != nil {
+			g.err = fmt.Errorf("registry %s names service account %s, but gcloud is not installed to impersonate it: %w", g.registry, g.account, err)
+			return
+		}
+		out, err := exec.Command(path, "auth", "print-access-token", "--impersonate-service-account="+g.account).Output()
+		if err != nil {
+			g.err = fmt.Errorf("impersonate service account %s for registry %s: %w", g.account, g.registry, err)
+			return
+		}
+		g.token = strings.TrimSpace(string(out))
+	})
+	if g.err != nil {
+		return nil, g.err
+	}
+	return &authn.AuthConfig{Username: "oauth2accesstoken", Password: g.token}, nil
+}

@@ -1,0 +1,118 @@
+// Package snapshot exports what a registry holds (from the inventory) or
+// what manifests promote into a registry (offline), as the thin-manifest
+// images.yaml format or as CSV.
+package snapshot
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/manifest"
+)
+
+// Format is an output format.
+type Format string
+
+// Formats.
+const (
+	YAML Format = "yaml"
+	CSV  Format = "csv"
+)
+
+// ParseFormat checks a --output value.
+func ParseFormat(s string) (Format, error) {
+	switch Format(s) {
+	case YAML, CSV:
+		return Format(s), nil
+	}
+	return "", fmt.Errorf("unknown snapshot format %q (want yaml or csv)", s)
+}
+
+// FromInventory returns the images held by repositories at or below ref,
+// named relative to ref. A repository equal to ref is named by its last path
+// segment. With minimal, untagged children of indexes are left out.
+func FromInventory(ctx context.Context, db *inventory.DB, ref string, minimal bool) ([]manifest.Image, error) {
+	ref = strings.TrimSuffix(ref, "/")
+	contents, err := db.Contents(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	var images []manifest.Image
+	for _, c := range contents {
+		if minimal && c.Child {
+			continue
+		}
+		images = append(images, manifest.Image{
+			Name:    relativeName(c.Repository, ref),
+			Digests: []manifest.Digest{{Digest: c.Digest, Tags: c.Tags}},
+		})
+	}
+	return manifest.Canonical(images), nil
+}
+
+func relativeName(repo, ref string) string {
+	if repo == ref {
+		return repo[strings.LastIndexByte(repo, '/')+1:]
+	}
+	return strings.TrimPrefix(repo, ref+"/")
+}
+
+// FromManifests returns what the manifests promote into reg: every
+// destination equal to reg or below it by whole path segments, with image
+// names carrying the destination's remaining path.
+func FromManifests(set *manifest.Set, reg string) []manifest.Image {
+	reg = strings.TrimSuffix(reg, "/")
+	var images []manifest.Image
+	for _, p := range set.Promotions() {
+		if !inventory.Under(p.Dst, reg) {
+			continue
+		}
+		name := p.Image
+		if rest := strings.TrimPrefix(p.Dst, reg); rest != "" {
+			name = strings.TrimPrefix(rest, "/") + "/" + p.Image
+		}
+		images = append(images, manifest.Image{
+			Name:    name,
+			Digests: []manifest.Digest{{Digest: p.Digest, Tags: append([]string(nil), p.Tags...)}},
+		})
+	}
+	return manifest.Canonical(images)
+}
+
+// Write renders images in format f.
+func Write(w io.Writer, f Format, images []manifest.Image) error {
+	switch f {
+	case CSV:
+		return WriteCSV(w, images)
+	default:
+		return manifest.WriteImages(w, images)
+	}
+}
+
+// WriteCSV writes one line per tag, image@digest,image:tag, and
+// image@digest,- for an untagged digest.
+func WriteCSV(w io.Writer, images []manifest.Image) error {
+	cw := csv.NewWriter(w)
+	for _, img := range images {
+		for _, d := range img.Digests {
+			ref := img.Name + "@" + d.Digest
+			if len(d.Tags) == 0 {
+				if err := cw.Write([]string{ref, "-"}); err != nil {
+					return err
+				}
+				continue
+			}
+			for _, t := range d.Tags {
+				if err := cw.Write([]string{ref, img.Name + ":" + t}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
