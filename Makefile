@@ -1,0 +1,71 @@
+# cip — see README.md. `make test` is what CI runs.
+GO       ?= go
+GOBIN    ?= $(shell $(GO) env GOPATH)/bin
+BIN      := bin
+PKG      := github.com/cipdev/cip
+# Fuzz targets run briefly in `make test`; long runs are `make fuzz FUZZTIME=10m`.
+FUZZTIME ?= 10s
+
+.PHONY: all build install test unit e2e lint fuzz fuzz-short bench bench-compare demo dist clean ensure-docker-registry
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN)/cip ./cmd/cip
+	@if [ -d cmd/kubectl-cip ]; then $(GO) build -trimpath -o $(BIN)/kubectl-cip ./cmd/kubectl-cip; fi
+
+install:
+	GOBIN=$(GOBIN) $(GO) install -trimpath ./cmd/cip
+	@if [ -d cmd/kubectl-cip ]; then GOBIN=$(GOBIN) $(GO) install -trimpath ./cmd/kubectl-cip; fi
+	@echo "installed cip (and kubectl-cip) into $(GOBIN)"
+
+# The end-to-end tests need the real docker-registry server (Debian package,
+# distribution 2.8). Install it when missing; fail loudly when that fails.
+ensure-docker-registry:
+	@command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || { \
+	  echo "docker-registry missing: installing the Debian package" >&2; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq docker-registry >/dev/null; } \
+	  && { command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ]; } \
+	  || { echo "FATAL: the end-to-end tests need the Debian package docker-registry (apt-get install docker-registry)" >&2; exit 1; }
+
+test: ensure-docker-registry
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) fuzz-short
+
+# Unit tests only (no docker-registry needed).
+unit:
+	$(GO) test -race $$($(GO) list ./... | grep -v /e2e)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Each fuzz target for FUZZTIME (go test -fuzz takes one target at a time).
+fuzz-short:
+	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$(git ls-files '*_test.go') | sed 's/func //' | sort -u); do \
+	  pkg=$$(grep -l "^func $$t(" $$(git ls-files '*_test.go') | head -1 | xargs dirname); \
+	  echo "fuzz $$t in ./$$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=$(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-compare: ensure-docker-registry
+	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh not built yet"; exit 1; fi
+
+# The main job on an embedded default: two in-process registries, seeded,
+# synced, snapshotted (and, with promotion, planned and promoted).
+demo:
+	$(GO) run ./cmd/cip-demo
+
+dist:
+	@if [ -x scripts/dist.sh ]; then scripts/dist.sh; else echo "dist not built yet"; exit 1; fi
+
+clean:
+	rm -rf $(BIN) dist
