@@ -1,0 +1,198 @@
+package inventory_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cipdev/cip/inventory"
+)
+
+func mustOpen(t *testing.T) (*inventory.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sub", "inv.db")
+	db, err := inventory.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.Now = func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) }
+	return db, path
+}
+
+func digest(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+
+func image(c byte) *inventory.Manifest {
+	return &inventory.Manifest{Digest: digest(c), MediaType: inventory.MediaTypeOCIManifest, Raw: []byte(`{"x":"` + string(c) + `"}`),
+		Blobs: []inventory.Blob{{Digest: digest('c'), Kind: "config", Size: 10}, {Digest: digest('l'), Kind: "layer", Size: 100}}}
+}
+
+func TestOpenCreatesPrivateFileAndMigratesOnce(t *testing.T) {
+	db, path := mustOpen(t)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("inventory mode = %v, want 0600", st.Mode().Perm())
+	}
+	db.Close()
+	// Reopening applies nothing twice.
+	db2, err := inventory.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	var n int
+	if err := db2.SQL().QueryRow(`SELECT COUNT(*) FROM schema_migrations WHERE version = 1`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("migration 1 recorded %d times (err %v), want 1", n, err)
+	}
+	var mode string
+	db2.SQL().QueryRow(`PRAGMA journal_mode`).Scan(&mode)
+	if mode != "wal" {
+		t.Errorf("journal_mode = %q, want wal", mode)
+	}
+}
+
+func TestWriteRepositoryIndexChildrenAndTags(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	idx := &inventory.Manifest{Digest: digest('i'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+		Children: []inventory.Child{{Digest: digest('a'), OS: "linux", Architecture: "amd64"}, {Digest: digest('b'), OS: "linux", Architecture: "arm64"}}}
+	st := inventory.RepositoryState{Name: "r.example/p/app", Tags: map[string]string{"v1": digest('i'), "solo": digest('d')},
+		New: []*inventory.Manifest{idx, image('a'), image('b'), image('d')}}
+	changes, err := db.WriteRepository(ctx, 0, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 2 {
+		t.Errorf("changes = %v, want 2 added", changes)
+	}
+	got, err := db.Contents(ctx, "r.example/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, c := range got {
+		lines = append(lines, c.Digest[7:8]+" "+strings.Join(c.Tags, ",")+" child="+map[bool]string{true: "y", false: "n"}[c.Child])
+	}
+	want := []string{"a  child=y", "b  child=y", "d solo child=n", "i v1 child=n"}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("contents (-want +got):\n%s", diff)
+	}
+	// r.example/pp is not below r.example/p.
+	if got, _ := db.Contents(ctx, "r.example/pp"); len(got) != 0 {
+		t.Errorf("Contents(r.example/pp) = %v, want none", got)
+	}
+	// Moving and removing tags.
+	st.Tags = map[string]string{"v1": digest('d')}
+	st.New = nil
+	changes, err = db.WriteRepository(ctx, 0, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, c := range changes {
+		kinds = append(kinds, c.Tag+" "+c.Change)
+	}
+	if diff := cmp.Diff([]string{"solo removed", "v1 moved"}, kinds); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+	// The index is no longer held, nor its children.
+	got, _ = db.Contents(ctx, "r.example/p/app")
+	if len(got) != 1 || got[0].Digest != digest('d') {
+		t.Errorf("contents after move = %+v, want only d", got)
+	}
+}
+
+func TestWriteRepositoryIsAtomic(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	// A tag pointing at a digest whose manifest is missing violates a
+	// foreign key: nothing of the repository may be written.
+	_, err := db.WriteRepository(ctx, 0, inventory.RepositoryState{Name: "r.example/x",
+		Tags: map[string]string{"ok": digest('a'), "bad": digest('z')}, New: []*inventory.Manifest{image('a')}})
+	if err == nil || !strings.Contains(err.Error(), "r.example/x") {
+		t.Fatalf("err = %v, want a failure naming the repository", err)
+	}
+	for _, q := range []string{`SELECT COUNT(*) FROM repositories`, `SELECT COUNT(*) FROM manifests`, `SELECT COUNT(*) FROM tags`} {
+		var n int
+		db.SQL().QueryRow(q).Scan(&n)
+		if n != 0 {
+			t.Errorf("%s = %d after a failed write, want 0", q, n)
+		}
+	}
+}
+
+func TestReadOnlyRefusesWrites(t *testing.T) {
+	db, path := mustOpen(t)
+	db.Close()
+	ro, err := inventory.OpenReadOnly(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := ro.SQL().Exec(`INSERT INTO repositories(registry, path, name) VALUES ('a', 'b', 'a/b')`); err == nil {
+		t.Errorf("insert on a read-only inventory succeeded")
+	}
+	if _, err := inventory.OpenReadOnly(context.Background(), filepath.Join(t.TempDir(), "missing.db")); err == nil {
+		t.Errorf("OpenReadOnly of a missing file succeeded")
+	}
+}
+
+func TestParseManifest(t *testing.T) {
+	tests := []struct {
+		name, mt, raw string
+		wantIndex     bool
+		wantChildren  int
+		wantBlobs     int
+		wantErr       string
+	}{
+		{name: "oci index", mt: inventory.MediaTypeOCIIndex, raw: `{"manifests":[{"digest":"sha256:aa","platform":{"os":"linux","architecture":"amd64"}}]}`, wantIndex: true, wantChildren: 1},
+		{name: "docker image", mt: inventory.MediaTypeDockerManifest, raw: `{"config":{"digest":"sha256:cc","size":3},"layers":[{"digest":"sha256:11","size":5},{"digest":"sha256:22","size":6}]}`, wantBlobs: 3},
+		{name: "sniffed index", mt: "", raw: `{"manifests":[]}`, wantIndex: true},
+		{name: "schema1", mt: "application/vnd.docker.distribution.manifest.v1+prettyjws", raw: `{"schemaVersion":1,"fsLayers":[{"blobSum":"sha256:11"}]}`, wantBlobs: 1},
+		{name: "not json", mt: inventory.MediaTypeOCIManifest, raw: `{`, wantErr: "parse manifest"},
+		{name: "bad child digest", mt: inventory.MediaTypeOCIIndex, raw: `{"manifests":[{"digest":"nope"}]}`, wantErr: "manifests[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := inventory.ParseManifest("sha256:x", tt.mt, []byte(tt.raw))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseManifest(%s) error = %v, want %q", tt.raw, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.IsIndex != tt.wantIndex || len(m.Children) != tt.wantChildren || len(m.Blobs) != tt.wantBlobs {
+				t.Errorf("ParseManifest(%s) = index %v, %d children, %d blobs; want %v, %d, %d", tt.raw, m.IsIndex, len(m.Children), len(m.Blobs), tt.wantIndex, tt.wantChildren, tt.wantBlobs)
+			}
+		})
+	}
+}
+
+func TestUnder(t *testing.T) {
+	tests := []struct {
+		name, prefix string
+		want         bool
+	}{
+		{"gcr.io/foo", "gcr.io/foo", true},
+		{"gcr.io/foo/bar", "gcr.io/foo", true},
+		{"gcr.io/foobar", "gcr.io/foo", false},
+		{"gcr.io/foo/bar", "gcr.io/foo/", true},
+		{"gcr.io", "gcr.io/foo", false},
+	}
+	for _, tt := range tests {
+		if got := inventory.Under(tt.name, tt.prefix); got != tt.want {
+			t.Errorf("Under(%q, %q) = %v, want %v", tt.name, tt.prefix, got, tt.want)
+		}
+	}
+}

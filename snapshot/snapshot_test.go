@@ -1,0 +1,114 @@
+package snapshot_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/manifest"
+	"github.com/cipdev/cip/snapshot"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func digest(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+
+func img(c byte) *inventory.Manifest {
+	return &inventory.Manifest{Digest: digest(c), MediaType: inventory.MediaTypeDockerManifest, Raw: []byte(`{"` + string(c) + `":1}`)}
+}
+
+// fixture: reg.example/prod/{app,tools/kit} and reg.example/prodx (outside).
+func fixture(t *testing.T) *inventory.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := inventory.Open(ctx, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	idx := &inventory.Manifest{Digest: digest('9'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{"i":1}`),
+		Children: []inventory.Child{{Digest: digest('1')}, {Digest: digest('2')}}}
+	writes := []inventory.RepositoryState{
+		{Name: "reg.example/prod/app", Tags: map[string]string{"v1.0": digest('a'), "latest": digest('9'), "v2.0": digest('9'), "arm": digest('2')},
+			New: []*inventory.Manifest{img('a'), idx, img('1'), img('2')}},
+		{Name: "reg.example/prod/tools/kit", Tags: map[string]string{"1.0": digest('b')}, Untagged: []string{digest('c')},
+			New: []*inventory.Manifest{img('b'), img('c')}},
+		{Name: "reg.example/prodx", Tags: map[string]string{"x": digest('a')}},
+	}
+	for _, w := range writes {
+		if _, err := db.WriteRepository(ctx, 0, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", name, diff)
+	}
+}
+
+func TestFromInventoryGolden(t *testing.T) {
+	db := fixture(t)
+	for _, tt := range []struct {
+		name    string
+		ref     string
+		minimal bool
+		format  snapshot.Format
+	}{
+		{"prod.yaml", "reg.example/prod", false, snapshot.YAML},
+		{"prod.csv", "reg.example/prod", false, snapshot.CSV},
+		{"prod-minimal.yaml", "reg.example/prod", true, snapshot.YAML},
+		{"app-exact.csv", "reg.example/prod/app", false, snapshot.CSV},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			images, err := snapshot.FromInventory(context.Background(), db, tt.ref, tt.minimal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			if err := snapshot.Write(&b, tt.format, images); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.name, b.Bytes())
+		})
+	}
+}
+
+func TestFromManifestsGolden(t *testing.T) {
+	set := &manifest.Set{Manifests: []manifest.Manifest{
+		{ImagesFile: "a/images.yaml", Registries: []manifest.Registry{{Name: "gcr.io/staging-a", Src: true}, {Name: "us.gcr.io/prod/a"}, {Name: "eu.gcr.io/prod/a"}},
+			Images: []manifest.Image{{Name: "app", Digests: []manifest.Digest{{Digest: digest('a'), Tags: []string{"v1"}}, {Digest: digest('b')}}}}},
+		{ImagesFile: "b/images.yaml", Registries: []manifest.Registry{{Name: "gcr.io/staging-b", Src: true}, {Name: "us.gcr.io/prod"}},
+			Images: []manifest.Image{{Name: "tool", Digests: []manifest.Digest{{Digest: digest('c'), Tags: []string{"2.0", "1.0"}}}}}},
+		{ImagesFile: "c/images.yaml", Registries: []manifest.Registry{{Name: "gcr.io/staging-c", Src: true}, {Name: "us.gcr.io/production"}},
+			Images: []manifest.Image{{Name: "not-below", Digests: []manifest.Digest{{Digest: digest('d')}}}}},
+	}}
+	var b bytes.Buffer
+	if err := snapshot.Write(&b, snapshot.YAML, snapshot.FromManifests(set, "us.gcr.io/prod")); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "manifest-based.yaml", b.Bytes())
+	b.Reset()
+	snapshot.Write(&b, snapshot.CSV, snapshot.FromManifests(set, "us.gcr.io/prod/"))
+	golden(t, "manifest-based.csv", b.Bytes())
+}
