@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sort"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -114,12 +115,10 @@ func ManifestTargets(set *manifest.Set) []cipsync.Target {
 	return out
 }
 
+// checkRef validates a REF argument: a registry host, or host/path.
 func checkRef(ref string) error {
-	if err := manifest.ValidateRegistryName(ref); err != nil {
-		// A bare host is a valid REF too.
-		if err2 := manifest.ValidateRegistryName(ref + "/x"); err2 != nil {
-			return usagef("invalid REF %q: %v", ref, err)
-		}
+	if err := manifest.ValidateRegistryName(strings.TrimSuffix(ref, "/")); err != nil {
+		return usagef("invalid REF %q: %v", ref, err)
 	}
 	return nil
 }
@@ -260,8 +259,18 @@ func versionCommand() *cli.Command {
 	}
 }
 
-// version reports the module version and VCS revision from the build info.
+// releaseVersion is set by release builds (scripts/dist.sh passes -ldflags
+// "-X github.com/cipdev/cip/cmd/app.releaseVersion=v0.1.0"). They are built
+// without VCS stamping so that an archive is byte-for-byte reproducible and
+// its sha256 in plugins.yaml can be checked by rebuilding.
+var releaseVersion string
+
+// version reports the release version, or else the module version and VCS
+// revision from the build info.
 func version() string {
+	if releaseVersion != "" {
+		return releaseVersion
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
