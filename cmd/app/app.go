@@ -38,6 +38,11 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(forma
 // exit code. name is how the program is invoked ("cip" or "kubectl cip").
 func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
 	app := newApp(name, stdout, stderr)
+	if n := len(args); n > 0 && args[n-1] == "--generate-bash-completion" {
+		// urfave/cli v2.27 panics completing a partial flag (`cip sync --j`)
+		// when short-option handling is on.
+		app.UseShortOptionHandling = false
+	}
 	notFound := false
 	app.CommandNotFound = func(c *cli.Context, cmd string) {
 		fmt.Fprintf(stderr, "%s: unknown command %q; see '%s --help'\n", name, cmd, name)
@@ -107,11 +112,14 @@ func newApp(name string, stdout, stderr io.Writer) *cli.App {
 			snapshotCommand(),
 			runCommand(),
 			versionCommand(),
+			completionCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error { return &usageError{err} },
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
+		// Examples name the program as it was invoked ("kubectl cip").
+		c.Description = strings.ReplaceAll(c.Description, "\n   cip ", "\n   "+name+" ")
 	}
 	return app
 }
@@ -188,7 +196,9 @@ func serviceAccounts(set *manifest.Set) map[string]string {
 // --output csv REF` (urfave/cli v2 stops at the first positional argument).
 // Everything after a literal "--" is left alone.
 func reorderArgs(app *cli.App, args []string) []string {
-	if len(args) < 2 {
+	// Shell completion reads a trailing --generate-bash-completion and the
+	// words before it in their order: leave them alone.
+	if len(args) < 2 || args[len(args)-1] == "--generate-bash-completion" {
 		return args
 	}
 	// Find the command (skipping global flags).
