@@ -1,8 +1,11 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -145,7 +148,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		t.count(r)
 		resp, err := t.base.RoundTrip(r)
+		mismatch := false
+		if err == nil {
+			resp, mismatch, err = readManifest(r, resp)
+		}
 		retry, wait := t.shouldRetry(resp, err)
+		retry = retry || mismatch
 		if !retry || attempt >= t.maxRetries || !replayable || ctx.Err() != nil {
 			return resp, err
 		}
@@ -162,6 +170,30 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// readManifest reads the body of a successful manifest GET inside the retry
+// loop, so that a connection dropped in the middle of the body is retried
+// like one dropped before the headers, and reports a body that does not
+// match the digest it was asked for (a corrupting proxy or a truncated
+// answer) so that it is fetched again. After the last retry the mismatching
+// body is handed on, and GetManifest reports the mismatch.
+func readManifest(r *http.Request, resp *http.Response) (*http.Response, bool, error) {
+	if r.Method != http.MethodGet || resp.StatusCode != http.StatusOK || requestKind(r) != "manifest" {
+		return resp, false, nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	resp.Body.Close()
+	if err != nil {
+		return nil, false, fmt.Errorf("read manifest body from %s: %w", r.URL.Host, err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	resp.ContentLength = int64(len(raw))
+	ref := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+	if !strings.HasPrefix(ref, "sha256:") || len(raw) > MaxManifestSize {
+		return resp, false, nil
+	}
+	return resp, fmt.Sprintf("sha256:%x", sha256.Sum256(raw)) != ref, nil
 }
 
 // shouldRetry says whether a response or error is worth retrying, and how
