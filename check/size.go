@@ -1,0 +1,82 @@
+package check
+
+import (
+	"context"
+	"fmt"
+)
+
+// DefaultMaxImageSize is 2 GiB. Release images of the Kubernetes project
+// are well below it (the largest, conformance, is a few hundred MB); an
+// image above it is more likely a build that swept in a cache or a dataset
+// than an image meant for every mirror.
+const DefaultMaxImageSize = 2 << 30
+
+// ImageSize refuses a new image whose manifest, config and layers sum above
+// Max bytes. For a manifest list or index, each platform's image is
+// measured (the largest is reported), not their sum. Sizes come from the
+// inventory (the manifest_sizes view), synced like SourcePresence; a digest
+// missing from the source is left to SourcePresence.
+type ImageSize struct {
+	Inventory *Inventory // nil: offline, the check does not apply
+	Max       int64
+}
+
+func (ImageSize) Name() string { return "image-size" }
+func (s ImageSize) Description() string {
+	return fmt.Sprintf("a new image is larger than %s (online)", humanBytes(s.max()))
+}
+func (s ImageSize) Applies(*Change) bool { return s.Inventory != nil }
+
+func (s ImageSize) max() int64 {
+	if s.Max > 0 {
+		return s.Max
+	}
+	return DefaultMaxImageSize
+}
+
+func (s ImageSize) Run(ctx context.Context, c *Change) ([]Finding, error) {
+	ds := newDigests(c)
+	present, err := s.Inventory.load(ctx, ds)
+	if err != nil {
+		return nil, err
+	}
+	var out []Finding
+	for _, d := range ds {
+		if !present[d.repoDigest] {
+			continue
+		}
+		// The largest image: the digest itself, or its largest child.
+		var size int64
+		var which string
+		err := s.Inventory.DB.SQL().QueryRowContext(ctx, `
+			SELECT s.digest, s.total_size FROM manifest_sizes s
+			WHERE s.digest = ? AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = s.digest AND m.is_index = 1)
+			   OR s.digest IN (SELECT child_digest FROM manifest_children WHERE parent_digest = ?)
+			ORDER BY s.total_size DESC, s.digest LIMIT 1`, d.digest, d.digest).Scan(&which, &size)
+		if err != nil {
+			continue // size unknown (no image manifests recorded)
+		}
+		if size > s.max() {
+			msg := fmt.Sprintf("image %q: digest %s is %s, over the limit of %s", d.image, d.digest, humanBytes(size), humanBytes(s.max()))
+			if which != d.digest {
+				msg = fmt.Sprintf("image %q: digest %s: platform image %s is %s, over the limit of %s", d.image, d.digest, which, humanBytes(size), humanBytes(s.max()))
+			}
+			out = append(out, Finding{Severity: Error, File: d.file, Line: d.line, Message: msg})
+		}
+	}
+	return out, nil
+}
+
+// humanBytes formats n in binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
