@@ -17,7 +17,7 @@ func TestFormatImages(t *testing.T) {
 	}{
 		{name: "canonical", in: canonical, want: canonical},
 		{name: "unsorted, unquoted, split entries, block tags",
-			in: "- name: web\n  dmap:\n    " + dC + ": []\n\n- name: app\n  dmap:\n    " + dB + ":\n    - v2.0\n    - v2\n- name: app\n  dmap:\n    \"" + dA + "\": [v1]\n",
+			in:   "- name: web\n  dmap:\n    " + dC + ": []\n\n- name: app\n  dmap:\n    " + dB + ":\n    - v2.0\n    - v2\n- name: app\n  dmap:\n    \"" + dA + "\": [v1]\n",
 			want: canonical},
 		{name: "leading comments kept, inner dropped",
 			in:   "# Owners: sig-release\n#   see README\n\n- name: web # the web\n  dmap:\n    # old\n    \"" + dC + "\": []\n- name: app\n  dmap:\n    \"" + dA + "\": [\"v1\"]\n    \"" + dB + "\": [\"v2.0\", \"v2\"]\n",
