@@ -110,6 +110,8 @@ func newApp(name string, stdout, stderr io.Writer) *cli.App {
 			validateCommand(),
 			syncCommand(),
 			snapshotCommand(),
+			promoteCommand(),
+			verifyCommand(),
 			runCommand(),
 			versionCommand(),
 			completionCommand(),

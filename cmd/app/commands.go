@@ -240,10 +240,11 @@ Examples:
 				fmt.Fprintln(c.App.Writer, "ok")
 				return nil
 			}
-			if _, err := loadManifests(c); err != nil {
+			set, err := loadManifests(c)
+			if err != nil {
 				return err
 			}
-			return fmt.Errorf("run: promotion is not built yet (see the promotion issue); use --parse-only, --snapshot or --manifest-based-snapshot-of")
+			return promotion(c, set, promotionFlags{output: "table", confirm: c.Bool("confirm")})
 		},
 	}
 }

@@ -2,7 +2,8 @@
 // in-process registries (go-containerregistry's pkg/registry), seeds a
 // staging registry with single-platform images and a multi-arch index,
 // writes a promoter manifest naming some of them, and runs cip against it:
-// validate, sync, snapshot, and the promotion steps that exist.
+// validate, sync, snapshot, plan, promote, verify, and a second plan that
+// finds nothing left to do.
 //
 //	go run ./cmd/cip-demo        (or: make demo)
 package main
@@ -72,6 +73,12 @@ func run(ctx context.Context, stdout, stderr io.Writer) error {
 		{"--db", db, "snapshot", src, "--offline"},
 		{"--db", db, "snapshot", src, "--offline", "--output", "csv", "--minimal"},
 		{"snapshot", "--manifest-based-snapshot-of", dst, "--manifest", mf},
+		{"--db", db, "promote", "--manifest", mf, "--plan"},
+		{"--db", db, "promote", "--manifest", mf, "--confirm", "--report", filepath.Join(dir, "report.json")},
+		{"--db", db, "verify", "--manifest", mf},
+		{"--db", db, "snapshot", dst, "--offline"},
+		// Nothing left to do: exit 0 (3 would mean pending work).
+		{"--db", db, "promote", "--manifest", mf, "--plan", "--exit-code"},
 	}
 	for _, s := range steps {
 		fmt.Fprintf(stdout, "\n$ cip %s\n", strings.Join(s, " "))

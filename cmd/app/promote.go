@@ -1,0 +1,267 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+	"github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/manifest"
+	"github.com/cipdev/cip/promote"
+	cipsync "github.com/cipdev/cip/sync"
+)
+
+// ExitPending is --exit-code's answer when the plan has work to do.
+const ExitPending = 3
+
+var (
+	planOutputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_OUTPUT"}, Value: "table",
+		Usage: "plan output `FORMAT`: table, json or yaml"}
+	confirmFlag = &cli.BoolFlag{Name: "confirm", EnvVars: []string{"CIP_CONFIRM"}, Usage: "really copy (the default is a dry run)"}
+)
+
+func promoteCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "promote",
+		Usage: "plan and (with --confirm) promote the images the manifests name",
+		Description: `Syncs the repositories the manifests touch (source and destinations,
+incrementally), loads the manifests into the inventory and prints the plan:
+one row per (destination, image, digest) with its action:
+   skip  the digest is in the destination with every wanted tag
+   tag   the digest is there; some wanted tags are missing (no blob traffic)
+   copy  in the source, not in the destination
+   lost  in neither (a warning)
+A wanted tag that a destination already has at another digest (a tag move)
+stops the run before any write, dry run included, with exit 2.
+
+Nothing is written without --confirm. With it, each (destination repository,
+digest) is copied once, server side and digest for digest (children before
+an index, blobs mounted when the destination registry has them elsewhere),
+tags after their digest; each finished copy is recorded in the inventory, so
+an interrupted run can be rerun; at the end every reference written is
+checked with a live HEAD.
+
+Exit codes: 0 done (or nothing to do), 1 runtime failure or verification
+mismatch, 2 invalid manifests or a tag move, 3 with --exit-code when the
+plan has copy or tag rows pending.
+
+Examples:
+   cip promote --manifest promoter-manifest.yaml --plan
+   cip promote --thin-manifest-dir ./registry.k8s.io --plan --exit-code -o json
+   cip promote --thin-manifest-dir ./registry.k8s.io --confirm --report run.json`,
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag, confirmFlag,
+			&cli.BoolFlag{Name: "plan", EnvVars: []string{"CIP_PLAN"}, Usage: "print the plan and exit (never writes)"},
+			&cli.BoolFlag{Name: "exit-code", EnvVars: []string{"CIP_EXIT_CODE"}, Usage: "without --confirm, exit 3 when the plan has pending copy or tag rows"},
+			&cli.StringFlag{Name: "report", EnvVars: []string{"CIP_REPORT"}, Usage: "write a JSON run report to `FILE`"},
+		}, registryFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.Bool("plan") && c.Bool("confirm") {
+				return usagef("give --plan or --confirm, not both")
+			}
+			if c.NArg() > 0 {
+				return usagef("promote takes no arguments (got %q)", c.Args().First())
+			}
+			set, err := loadManifests(c)
+			if err != nil {
+				return err
+			}
+			return promotion(c, set, promotionFlags{
+				output: c.String("output"), confirm: c.Bool("confirm"),
+				exitCode: c.Bool("exit-code"), report: c.String("report"),
+			})
+		},
+	}
+}
+
+type promotionFlags struct {
+	output   string // table, json, yaml
+	confirm  bool
+	exitCode bool
+	report   string
+}
+
+// promotion is `cip promote` and `cip run --manifest/--thin-manifest-dir`:
+// sync, plan, print, and with confirm copy, record and verify.
+func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
+	switch f.output {
+	case "table", "json", "yaml":
+	default:
+		return usagef("unknown output format %q (want table, json or yaml)", f.output)
+	}
+	db, err := openDB(c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	client := newClient(c, serviceAccounts(set))
+	w, live := progressWriter(c)
+	opts := promote.Options{Jobs: c.Int("jobs"), Progress: w, Live: live}
+	if _, err := cipsync.Run(c.Context, db, client, ManifestTargets(set), cipsync.Options{Jobs: opts.Jobs, Progress: w, Live: live}); err != nil {
+		return err
+	}
+	origin := c.String("manifest")
+	if origin == "" {
+		origin = c.String("thin-manifest-dir")
+	}
+	plan, err := promote.MakePlan(c.Context, db, client, set, origin, opts)
+	var tm *promote.TagMoveError
+	if errors.As(err, &tm) {
+		return &usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	stderr := c.App.ErrWriter
+	for _, r := range plan.Lost() {
+		fmt.Fprintf(stderr, "warning: lost: %s/%s@%s is in neither the source %s nor the destination (%s:%d)\n", r.Dst, r.Image, r.Digest, r.Src, r.File, r.Line)
+	}
+	if w != nil {
+		for _, s := range plan.Summaries() {
+			fmt.Fprintf(w, "plan %s: %d copy, %d tag, %d skip, %d lost\n", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost)
+		}
+	}
+	if err := writePlan(c.App.Writer, f.output, plan.Rows); err != nil {
+		return err
+	}
+	if !f.confirm {
+		if f.report != "" {
+			if err := writeReport(f.report, runReport{DryRun: true, Plan: plan.Summaries()}); err != nil {
+				return err
+			}
+		}
+		if w != nil && plan.Pending() > 0 {
+			fmt.Fprintf(w, "dry run: %d rows pending; nothing written (add --confirm to promote)\n", plan.Pending())
+		}
+		if f.exitCode && plan.Pending() > 0 {
+			return cli.Exit("", ExitPending)
+		}
+		return nil
+	}
+	rep, perr := promote.Promote(c.Context, db, client, plan, opts)
+	if f.report != "" && rep != nil {
+		if err := writeReport(f.report, runReport{Plan: plan.Summaries(), Report: rep}); err != nil {
+			return errors.Join(perr, err)
+		}
+	}
+	return perr
+}
+
+// runReport is the --report file.
+type runReport struct {
+	DryRun bool              `json:"dry_run"`
+	Plan   []promote.Summary `json:"plan"`
+	*promote.Report
+}
+
+func writeReport(path string, r runReport) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// planRow is a plan row as printed (json and yaml).
+type planRow struct {
+	Destination string   `json:"destination" yaml:"destination"`
+	Image       string   `json:"image" yaml:"image"`
+	Digest      string   `json:"digest" yaml:"digest"`
+	Action      string   `json:"action" yaml:"action"`
+	Source      string   `json:"source" yaml:"source"`
+	Tags        []string `json:"tags" yaml:"tags,flow"`
+	TagsMissing []string `json:"tags_missing" yaml:"tags_missing,flow"`
+	File        string   `json:"file" yaml:"file"`
+	Line        int      `json:"line" yaml:"line"`
+}
+
+func writePlan(w io.Writer, format string, rows []inventory.PlanRow) error {
+	out := make([]planRow, len(rows))
+	for i, r := range rows {
+		out[i] = planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: r.Action, Source: r.Src,
+			Tags: r.Tags, TagsMissing: r.Missing, File: r.File, Line: r.Line}
+	}
+	if format != "table" {
+		return writeData(w, format, out)
+	}
+	header := []string{"ACTION", "DESTINATION", "IMAGE", "DIGEST", "TAGS"}
+	var cells [][]string
+	for _, r := range out {
+		tags := strings.Join(r.Tags, ",")
+		if r.Action == inventory.ActionTag {
+			tags = "+" + strings.Join(r.TagsMissing, ",+")
+			if len(r.TagsMissing) < len(r.Tags) {
+				tags += " (of " + strings.Join(r.Tags, ",") + ")"
+			}
+		}
+		if tags == "" {
+			tags = "-"
+		}
+		cells = append(cells, []string{r.Action, r.Destination, r.Image, r.Digest, tags})
+	}
+	return writeTable(w, header, cells)
+}
+
+// writeData prints v as indented JSON or YAML.
+func writeData(w io.Writer, format string, v any) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// writeTable prints a plain, borderless table: columns aligned by two
+// spaces, no trailing blanks.
+func writeTable(w io.Writer, header []string, rows [][]string) error {
+	var buf bytes.Buffer
+	pad := tw.Padding{Left: "", Right: "  ", Overwrite: true}
+	t := tablewriter.NewTable(&buf,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
+			Borders: tw.BorderNone,
+			Symbols: tw.NewSymbols(tw.StyleNone),
+			Settings: tw.Settings{
+				Separators: tw.Separators{BetweenRows: tw.Off, BetweenColumns: tw.Off},
+				Lines:      tw.Lines{ShowHeaderLine: tw.Off},
+			},
+		})),
+		tablewriter.WithConfig(tablewriter.NewConfigBuilder().
+			WithHeaderGlobalPadding(pad).WithRowGlobalPadding(pad).
+			WithHeaderAutoFormat(tw.Off).WithHeaderAlignment(tw.AlignLeft).WithRowAlignment(tw.AlignLeft).
+			WithHeaderAutoWrap(tw.WrapNone).WithRowAutoWrap(tw.WrapNone).Build()),
+	)
+	t.Header(header)
+	if err := t.Bulk(rows); err != nil {
+		return err
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cipdev/cip/promote"
+)
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "check with live HEADs that destinations serve what the manifests promise",
+		Description: `For every (destination, image, digest) and (destination, image, tag) the
+manifests name, HEADs the destination and compares digests. Prints every
+mismatch (want, got: a digest, "absent" or an error) and exits 1 when there
+is any; prints nothing and exits 0 when all match. No sync is needed.
+
+Examples:
+   cip verify --manifest promoter-manifest.yaml
+   cip verify --thin-manifest-dir ./registry.k8s.io -o json`,
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag}, registryFlags()...),
+		Action: func(c *cli.Context) error {
+			format := c.String("output")
+			switch format {
+			case "table", "json", "yaml":
+			default:
+				return usagef("unknown output format %q (want table, json or yaml)", format)
+			}
+			set, err := loadManifests(c)
+			if err != nil {
+				return err
+			}
+			db, err := openDB(c)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			origin := c.String("manifest")
+			if origin == "" {
+				origin = c.String("thin-manifest-dir")
+			}
+			loadID, err := db.LoadWanted(c.Context, origin, promote.Wanted(set))
+			if err != nil {
+				return err
+			}
+			client := newClient(c, serviceAccounts(set))
+			checked, mismatches, err := promote.Verify(c.Context, db, client, loadID, promote.Options{Jobs: c.Int("jobs")})
+			if err != nil {
+				return err
+			}
+			if err := writeMismatches(c, format, mismatches); err != nil {
+				return err
+			}
+			if w, _ := progressWriter(c); w != nil {
+				fmt.Fprintf(w, "verify: %d references checked, %d mismatches\n", checked, len(mismatches))
+			}
+			if len(mismatches) > 0 {
+				return cli.Exit(fmt.Sprintf("verify: %d of %d references do not match the manifests", len(mismatches), checked), ExitRuntime)
+			}
+			return nil
+		},
+	}
+}
+
+func writeMismatches(c *cli.Context, format string, ms []promote.Mismatch) error {
+	w := c.App.Writer
+	switch format {
+	case "json", "yaml":
+		if ms == nil {
+			ms = []promote.Mismatch{}
+		}
+		return writeData(w, format, ms)
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	var rows [][]string
+	for _, m := range ms {
+		rows = append(rows, []string{m.Ref(), m.Want, m.Got, fmt.Sprintf("%s:%d", m.File, m.Line)})
+	}
+	return writeTable(w, []string{"REFERENCE", "WANT", "GOT", "MANIFEST"}, rows)
+}

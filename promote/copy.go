@@ -1,0 +1,535 @@
+package promote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/registry"
+)
+
+// Report is what Promote did, per destination registry.
+type Report struct {
+	Destinations    []DestinationReport `json:"destinations"` // sorted by destination
+	Requests        int64               `json:"requests"`     // every request of the run, token fetches and retries included
+	DurationSeconds float64             `json:"duration_seconds"`
+	Verified        int                 `json:"verified"` // references checked with a live HEAD at the end
+	Mismatches      []Mismatch          `json:"mismatches"`
+}
+
+// DestinationReport is one destination registry's part of a Report.
+type DestinationReport struct {
+	Destination     string   `json:"destination"`
+	Copied          int      `json:"copied"`        // plan rows copied (digests, with their tags)
+	Tagged          int      `json:"tagged"`        // tags put
+	Skipped         int      `json:"skipped"`       // plan rows already done
+	Lost            int      `json:"lost"`          // plan rows in neither source nor destination
+	ManifestsPut    int      `json:"manifests_put"` // manifests put by digest, index children included
+	BlobsSent       int      `json:"blobs_sent"`
+	BlobsMounted    int      `json:"blobs_mounted"`
+	BytesSent       int64    `json:"bytes_sent"`
+	BytesMounted    int64    `json:"bytes_mounted"`
+	Requests        int64    `json:"requests"` // registry API requests made for this destination (source reads included)
+	DurationSeconds float64  `json:"duration_seconds"`
+	Errors          []string `json:"errors"`
+}
+
+// destStats accumulates one destination's report while copies run.
+type destStats struct {
+	name                              string
+	copied, tagged, manifests         atomic.Int64
+	blobsSent, blobsMounted           atomic.Int64
+	bytesSent, bytesMounted, requests atomic.Int64
+	rowsAll, rowsDone                 atomic.Int64
+	skipped, lost                     int
+	mu                                gosync.Mutex
+	errors                            []string
+	finished                          time.Time
+}
+
+// call is one piece of work shared by everyone who needs it: a manifest
+// or blob placed in a repository, or a blob's first placement on a host.
+type call struct {
+	done chan struct{}
+	err  error
+	repo string // where the blob landed (host calls)
+}
+
+// engine copies plan rows. One engine per run: its maps make every
+// (repository, digest) a single writer's work.
+type engine struct {
+	db     *inventory.DB
+	client *registry.Client
+	runID  int64
+	jobs   int
+	sem    chan struct{} // bounds requests in flight
+
+	mu        gosync.Mutex
+	manifests map[string]*call // dstRepo@digest
+	blobs     map[string]*call // dstRepo@blob
+	hosts     map[string]*call // host blob: the blob's first placement on a host
+}
+
+// Promote carries out a plan's copy and tag rows, records each finished
+// copy and tag in the inventory in its own transaction, and verifies what
+// it wrote with live HEADs. It refuses a plan with tag moves. Rows that fail
+// do not stop the others; their errors are joined in the returned error,
+// with the report filled in.
+func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, plan *Plan, opts Options) (*Report, error) {
+	if len(plan.TagMoves) > 0 {
+		return nil, &TagMoveError{Moves: plan.TagMoves}
+	}
+	start := time.Now()
+	reqs0 := client.Transport().Requests()
+	runID, err := db.StartRun(ctx, []string{"promote", fmt.Sprintf("load:%d", plan.LoadID)})
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		db: db, client: client, runID: runID, jobs: opts.jobs(),
+		sem:       make(chan struct{}, opts.jobs()),
+		manifests: map[string]*call{}, blobs: map[string]*call{}, hosts: map[string]*call{},
+	}
+	dests := map[string]*destStats{}
+	var names []string
+	var work []inventory.PlanRow
+	for _, r := range plan.Rows {
+		st, ok := dests[r.Dst]
+		if !ok {
+			st = &destStats{name: r.Dst, finished: start}
+			dests[r.Dst] = st
+			names = append(names, r.Dst)
+		}
+		switch r.Action {
+		case inventory.ActionSkip:
+			st.skipped++
+		case inventory.ActionLost:
+			st.lost++
+		case inventory.ActionCopy, inventory.ActionTag:
+			st.rowsAll.Add(1)
+			work = append(work, r)
+		}
+	}
+	sort.Strings(names)
+	// Rows grouped by digest across destinations, so that one digest's
+	// copies to every destination run together (a later fan-out reads each
+	// source blob once for all of them).
+	sort.SliceStable(work, func(i, j int) bool {
+		if work[i].Digest != work[j].Digest {
+			return work[i].Digest < work[j].Digest
+		}
+		return work[i].Dst < work[j].Dst
+	})
+
+	prog := newProgress(opts.Progress, opts.Live, names, dests)
+	var mu gosync.Mutex
+	var errs []error
+	var done []inventory.PlanRow
+	var g errgroup.Group
+	g.SetLimit(e.jobs)
+	for _, r := range work {
+		st := dests[r.Dst]
+		g.Go(func() error {
+			err := e.row(ctx, st, r)
+			st.rowsDone.Add(1)
+			mu.Lock()
+			defer mu.Unlock()
+			st.finished = time.Now()
+			if err != nil {
+				if ctx.Err() == nil {
+					st.mu.Lock()
+					st.errors = append(st.errors, err.Error())
+					st.mu.Unlock()
+					errs = append(errs, err)
+				}
+				return nil
+			}
+			done = append(done, r)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	prog.stop()
+
+	rep := &Report{}
+	if ctx.Err() == nil {
+		var refs []inventory.WantedRef
+		for _, r := range done {
+			refs = append(refs, inventory.WantedRef{Dst: r.Dst, Image: r.Image, Digest: r.Digest, File: r.File, Line: r.Line})
+			for _, t := range r.Tags {
+				refs = append(refs, inventory.WantedRef{Dst: r.Dst, Image: r.Image, Tag: t, Digest: r.Digest, File: r.File, Line: r.Line})
+			}
+		}
+		sortRefs(refs)
+		rep.Verified = len(refs)
+		rep.Mismatches = verifyRefs(ctx, client, refs, e.jobs)
+		if len(rep.Mismatches) > 0 {
+			errs = append(errs, &VerifyError{Mismatches: rep.Mismatches})
+		}
+	}
+	for _, n := range names {
+		st := dests[n]
+		rep.Destinations = append(rep.Destinations, DestinationReport{
+			Destination: n, Copied: int(st.copied.Load()), Tagged: int(st.tagged.Load()),
+			Skipped: st.skipped, Lost: st.lost, ManifestsPut: int(st.manifests.Load()),
+			BlobsSent: int(st.blobsSent.Load()), BlobsMounted: int(st.blobsMounted.Load()),
+			BytesSent: st.bytesSent.Load(), BytesMounted: st.bytesMounted.Load(), Requests: st.requests.Load(),
+			DurationSeconds: st.finished.Sub(start).Seconds(), Errors: append([]string{}, st.errors...),
+		})
+	}
+	rep.Requests = client.Transport().Requests() - reqs0
+	rep.DurationSeconds = time.Since(start).Seconds()
+	if opts.Progress != nil {
+		for _, d := range rep.Destinations {
+			fmt.Fprintf(opts.Progress, "promoted %s: %d copied, %d tagged, %d skipped, %d lost, %s sent, %s mounted, %d requests in %s\n",
+				d.Destination, d.Copied, d.Tagged, d.Skipped, d.Lost, formatBytes(d.BytesSent), formatBytes(d.BytesMounted), d.Requests,
+				time.Duration(d.DurationSeconds*float64(time.Second)).Round(time.Millisecond))
+		}
+		fmt.Fprintf(opts.Progress, "promote: %d requests in %s, %d references verified\n", rep.Requests,
+			time.Since(start).Round(time.Millisecond), rep.Verified)
+	}
+	if ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	stats := inventory.RunStats{Requests: rep.Requests}
+	for _, err := range errs {
+		stats.Errors = append(stats.Errors, err.Error())
+	}
+	if err := db.FinishRun(context.WithoutCancel(ctx), runID, stats); err != nil {
+		errs = append(errs, err)
+	}
+	return rep, errors.Join(errs...)
+}
+
+// row does one copy or tag row: the digest first (children before an
+// index, blobs before an image), then each missing tag.
+func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) error {
+	if r.Action == inventory.ActionCopy {
+		if err := e.copyManifest(ctx, st, r.SrcRepo, r.DstRepo, r.Digest); err != nil {
+			return fmt.Errorf("copy %s@%s from %s: %w", r.DstRepo, r.Digest, r.SrcRepo, err)
+		}
+		st.copied.Add(1)
+	}
+	if len(r.Missing) == 0 {
+		return nil
+	}
+	m, err := e.db.Manifest(ctx, r.Digest)
+	if err != nil {
+		return err
+	}
+	dst, err := e.client.ParseRepository(r.DstRepo)
+	if err != nil {
+		return err
+	}
+	rt, err := e.client.RoundTripper(ctx, dst, transport.PushScope)
+	if err != nil {
+		return err
+	}
+	// Tags one after another: they share one (repository, digest).
+	for _, tag := range r.Missing {
+		if err := e.putManifest(ctx, st, dst, rt, tag, r.Digest, m.MediaType, m.Raw); err != nil {
+			return fmt.Errorf("tag %s:%s at %s: %w", r.DstRepo, tag, r.Digest, err)
+		}
+		if _, err := e.db.RecordTag(context.WithoutCancel(ctx), e.runID, r.DstRepo, tag, r.Digest); err != nil {
+			return err
+		}
+		st.tagged.Add(1)
+	}
+	return nil
+}
+
+// share runs f once per key among concurrent callers; later callers wait
+// for the first and get its result.
+func (e *engine) share(ctx context.Context, m map[string]*call, key string, f func(c *call) error) error {
+	e.mu.Lock()
+	c, ok := m[key]
+	if !ok {
+		c = &call{done: make(chan struct{})}
+		m[key] = c
+	}
+	e.mu.Unlock()
+	if ok {
+		select {
+		case <-c.done:
+			return c.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.err = f(c)
+	if c.err != nil {
+		// Let a later caller try again (e.g. after a transient failure).
+		e.mu.Lock()
+		delete(m, key)
+		e.mu.Unlock()
+	}
+	close(c.done)
+	return c.err
+}
+
+// copyManifest puts digest into dstRepo, complete: an index's children
+// first, an image's blobs first, then the manifest's exact bytes by digest.
+// Each (repository, digest) has one writer per run.
+func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRepo, digest string) error {
+	return e.share(ctx, e.manifests, dstRepo+"@"+digest, func(*call) error {
+		has, err := e.db.HasDigest(ctx, dstRepo, digest)
+		if err != nil || has {
+			return err
+		}
+		m, err := e.db.Manifest(ctx, digest)
+		if err != nil {
+			return err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(e.jobs)
+		if m.IsIndex {
+			for _, c := range m.Children {
+				g.Go(func() error { return e.copyManifest(gctx, st, srcRepo, dstRepo, c.Digest) })
+			}
+		} else {
+			for _, b := range m.Blobs {
+				g.Go(func() error { return e.copyBlob(gctx, st, srcRepo, dstRepo, b) })
+			}
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		dst, err := e.client.ParseRepository(dstRepo)
+		if err != nil {
+			return err
+		}
+		rt, err := e.client.RoundTripper(ctx, dst, transport.PushScope)
+		if err != nil {
+			return err
+		}
+		if err := e.putManifest(ctx, st, dst, rt, digest, digest, m.MediaType, m.Raw); err != nil {
+			return err
+		}
+		st.manifests.Add(1)
+		// The copy happened: record it even if the run is being cancelled.
+		return e.db.RecordDigest(context.WithoutCancel(ctx), dstRepo, digest)
+	})
+}
+
+// copyBlob makes blob present in dstRepo: nothing when a HEAD finds it, a
+// cross-repository mount when the destination host holds it elsewhere
+// (landed earlier in this run, or known to the inventory), else a stream
+// from the source.
+func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo string, b inventory.Blob) error {
+	return e.share(ctx, e.blobs, dstRepo+"@"+b.Digest, func(*call) error {
+		dst, err := e.client.ParseRepository(dstRepo)
+		if err != nil {
+			return err
+		}
+		rt, err := e.client.RoundTripper(ctx, dst, transport.PushScope)
+		if err != nil {
+			return err
+		}
+		if ok, err := e.headBlob(ctx, st, dst, rt, b.Digest); err != nil || ok {
+			return err
+		}
+		host := dst.RegistryStr()
+		key := host + " " + b.Digest
+		e.mu.Lock()
+		h, placed := e.hosts[key]
+		if !placed {
+			h = &call{done: make(chan struct{})}
+			e.hosts[key] = h
+		}
+		e.mu.Unlock()
+		if placed {
+			select {
+			case <-h.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			from := ""
+			if h.err == nil && h.repo != dstRepo {
+				from = h.repo
+			}
+			return e.place(ctx, st, srcRepo, dst, rt, b, from)
+		}
+		from, err := e.db.BlobRepository(ctx, host, st.name, b.Digest)
+		if err == nil {
+			if from == dstRepo {
+				from = ""
+			}
+			err = e.place(ctx, st, srcRepo, dst, rt, b, from)
+		}
+		h.err, h.repo = err, dstRepo
+		close(h.done)
+		return err
+	})
+}
+
+// slot takes one of the request slots; release it when done.
+func (e *engine) slot(ctx context.Context) (func(), error) {
+	select {
+	case e.sem <- struct{}{}:
+		return func() { <-e.sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (e *engine) do(st *destStats, rt http.RoundTripper, req *http.Request) (*http.Response, error) {
+	st.requests.Add(1)
+	return (&http.Client{Transport: rt}).Do(req)
+}
+
+func repoURL(r name.Repository, suffix string) *url.URL {
+	return &url.URL{Scheme: r.Scheme(), Host: r.RegistryStr(), Path: "/v2/" + r.RepositoryStr() + suffix}
+}
+
+func (e *engine) headBlob(ctx context.Context, st *destStats, dst name.Repository, rt http.RoundTripper, digest string) (bool, error) {
+	release, err := e.slot(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, repoURL(dst, "/blobs/"+digest).String(), nil)
+	resp, err := e.do(st, rt, req)
+	if err != nil {
+		return false, fmt.Errorf("head blob %s@%s: %w", dst.Name(), digest, err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("head blob %s@%s: %w", dst.Name(), digest, transport.CheckError(resp, http.StatusOK))
+}
+
+// place mounts blob from repository from (a full name on dst's host) when
+// from is set, and otherwise, or when the registry declines the mount,
+// streams it from the source: POST opens an upload, PUT ?digest= sends the
+// whole body (two requests; the registry checks the digest).
+func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst name.Repository, rt http.RoundTripper, b inventory.Blob, from string) error {
+	release, err := e.slot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	u := repoURL(dst, "/blobs/uploads/")
+	if from != "" {
+		_, fromPath := inventory.SplitRepository(from)
+		u.RawQuery = url.Values{"mount": {b.Digest}, "from": {fromPath}}.Encode()
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	resp, err := e.do(st, rt, req)
+	if err != nil {
+		return fmt.Errorf("start upload of %s to %s: %w", b.Digest, dst.Name(), err)
+	}
+	resp.Body.Close()
+	if from != "" && resp.StatusCode == http.StatusCreated {
+		st.blobsMounted.Add(1)
+		st.bytesMounted.Add(b.Size)
+		return nil
+	}
+	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
+		return fmt.Errorf("start upload of %s to %s: %w", b.Digest, dst.Name(), err)
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return fmt.Errorf("start upload of %s to %s: %w", b.Digest, dst.Name(), err)
+	}
+	q := loc.Query()
+	q.Set("digest", b.Digest)
+	loc.RawQuery = q.Encode()
+
+	src, err := e.client.ParseRepository(srcRepo)
+	if err != nil {
+		return err
+	}
+	srt, err := e.client.RoundTripper(ctx, src, transport.PullScope)
+	if err != nil {
+		return err
+	}
+	open := func() (io.ReadCloser, int64, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, repoURL(src, "/blobs/"+b.Digest).String(), nil)
+		resp, err := e.do(st, srt, req)
+		if err != nil {
+			return nil, 0, fmt.Errorf("get blob %s@%s: %w", src.Name(), b.Digest, err)
+		}
+		if err := transport.CheckError(resp, http.StatusOK); err != nil {
+			resp.Body.Close()
+			return nil, 0, fmt.Errorf("get blob %s@%s: %w", src.Name(), b.Digest, err)
+		}
+		return resp.Body, resp.ContentLength, nil
+	}
+	body, size, err := open()
+	if err != nil {
+		return err
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), body)
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	// The transport retries a failed PUT with a fresh stream from the source.
+	req.GetBody = func() (io.ReadCloser, error) {
+		rc, _, err := open()
+		return rc, err
+	}
+	resp, err = e.do(st, rt, req)
+	if err != nil {
+		return fmt.Errorf("upload blob %s to %s: %w", b.Digest, dst.Name(), err)
+	}
+	resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusCreated); err != nil {
+		return fmt.Errorf("upload blob %s to %s: %w", b.Digest, dst.Name(), err)
+	}
+	st.blobsSent.Add(1)
+	st.bytesSent.Add(size)
+	return nil
+}
+
+// putManifest puts raw (whose digest is digest) at dst:ref (a digest or a
+// tag) and checks that the registry kept the digest.
+func (e *engine) putManifest(ctx context.Context, st *destStats, dst name.Repository, rt http.RoundTripper, ref, digest, mediaType string, raw []byte) error {
+	release, err := e.slot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, repoURL(dst, "/manifests/"+ref).String(), bytes.NewReader(raw))
+	req.Header.Set("Content-Type", mediaType)
+	resp, err := e.do(st, rt, req)
+	if err != nil {
+		return fmt.Errorf("put manifest %s:%s: %w", dst.Name(), ref, err)
+	}
+	resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusCreated, http.StatusOK); err != nil {
+		return fmt.Errorf("put manifest %s:%s: %w", dst.Name(), ref, err)
+	}
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != digest {
+		return fmt.Errorf("put manifest %s:%s: registry stored digest %s, want %s", dst.Name(), ref, got, digest)
+	}
+	return nil
+}
+
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,280 @@
+// Package promote copies the digests promoter manifests name from their
+// source registry into every destination registry, preserving digests byte
+// for byte, and verifies the result.
+//
+// The plan is SQL: MakePlan loads the manifests into the inventory's M
+// tables (inventory.LoadWanted) and reads the plan view (see
+// migrations/0002_promotion.sql and docs/schema.md), one row per (destination
+// registry, image, digest) with an action: skip, tag, copy or lost. Tag
+// moves (a wanted tag that a destination has at another digest) refuse the
+// whole run before any write. Promote carries out the copy and tag rows;
+// Verify checks every promised reference with a live HEAD.
+//
+// The caller syncs the repositories the manifests touch first (source and
+// destinations), so that S and D are current.
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	gosync "sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/manifest"
+	"github.com/cipdev/cip/registry"
+)
+
+// DefaultJobs bounds requests in flight, as sync's default does.
+const DefaultJobs = 8
+
+// Options configures MakePlan, Promote and Verify.
+type Options struct {
+	// Jobs bounds registry requests in flight (copies of different images
+	// and destinations run in parallel within it); 0 means DefaultJobs.
+	Jobs int
+	// Progress receives one summary line per destination (stderr); nil
+	// means none.
+	Progress io.Writer
+	// Live redraws a status line while copying (for a terminal).
+	Live bool
+}
+
+func (o Options) jobs() int {
+	if o.Jobs <= 0 {
+		return DefaultJobs
+	}
+	return o.Jobs
+}
+
+// Plan is one load of manifests and the plan rows read from it.
+type Plan struct {
+	LoadID   int64
+	Rows     []inventory.PlanRow // by destination, image, digest
+	TagMoves []inventory.TagMove // by destination, image, tag
+}
+
+// Pending counts the rows that need writes (copy and tag).
+func (p *Plan) Pending() int {
+	n := 0
+	for _, r := range p.Rows {
+		if r.Action == inventory.ActionCopy || r.Action == inventory.ActionTag {
+			n++
+		}
+	}
+	return n
+}
+
+// Lost returns the rows in neither source nor destination.
+func (p *Plan) Lost() []inventory.PlanRow {
+	var out []inventory.PlanRow
+	for _, r := range p.Rows {
+		if r.Action == inventory.ActionLost {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Summary counts a plan's actions for one destination.
+type Summary struct {
+	Destination string `json:"destination"`
+	Copy        int    `json:"copy"`
+	Tag         int    `json:"tag"`
+	Skip        int    `json:"skip"`
+	Lost        int    `json:"lost"`
+}
+
+// Summaries counts actions per destination, sorted by destination.
+func (p *Plan) Summaries() []Summary {
+	by := map[string]*Summary{}
+	for _, r := range p.Rows {
+		s, ok := by[r.Dst]
+		if !ok {
+			s = &Summary{Destination: r.Dst}
+			by[r.Dst] = s
+		}
+		switch r.Action {
+		case inventory.ActionCopy:
+			s.Copy++
+		case inventory.ActionTag:
+			s.Tag++
+		case inventory.ActionSkip:
+			s.Skip++
+		case inventory.ActionLost:
+			s.Lost++
+		}
+	}
+	out := make([]Summary, 0, len(by))
+	for _, s := range by {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })
+	return out
+}
+
+// TagMoveError refuses a plan in which wanted tags exist in a destination
+// at another digest: cip never moves a tag.
+type TagMoveError struct {
+	Moves []inventory.TagMove
+}
+
+func (e *TagMoveError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d tag move(s) refused (a promoted tag never moves):", len(e.Moves))
+	for _, m := range e.Moves {
+		fmt.Fprintf(&b, "\n  %s:%d: %s/%s:%s is at %s, manifest wants %s", m.File, m.Line, m.Dst, m.Image, m.Tag, m.DigestNow, m.DigestWanted)
+	}
+	return b.String()
+}
+
+// Wanted flattens a manifest set into the inventory's M rows.
+func Wanted(set *manifest.Set) []inventory.Wanted {
+	ps := set.Promotions()
+	out := make([]inventory.Wanted, len(ps))
+	for i, p := range ps {
+		out[i] = inventory.Wanted{Src: p.Src, Dst: p.Dst, Image: p.Image, Digest: p.Digest, Tags: p.Tags, File: p.File, Line: p.Line}
+	}
+	return out
+}
+
+// MakePlan loads set into the inventory (origin names it: a file or
+// directory), settles digests a tag listing cannot show, and reads the
+// plan. When any wanted tag would move it returns the plan and a
+// *TagMoveError.
+//
+// A registry's tag listing does not show untagged manifests, so a tagless
+// promotion (or a copy cut off before its tags) would look absent after a
+// sync. For each copy or lost row whose destination repository exists,
+// MakePlan HEADs the digest there and records it when present: a few reads
+// that keep a rerun from writing again.
+func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, origin string, opts Options) (*Plan, error) {
+	loadID, err := db.LoadWanted(ctx, origin, Wanted(set))
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.Plan(ctx, loadID)
+	if err != nil {
+		return nil, err
+	}
+	found, err := probe(ctx, db, client, rows, opts)
+	if err != nil {
+		return nil, err
+	}
+	if found > 0 {
+		if rows, err = db.Plan(ctx, loadID); err != nil {
+			return nil, err
+		}
+	}
+	moves, err := db.TagMoves(ctx, loadID)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves}
+	if len(moves) > 0 {
+		return p, &TagMoveError{Moves: moves}
+	}
+	return p, nil
+}
+
+// probe HEADs, in existing destination repositories, the digests the plan
+// thinks absent, and records those that are there. It returns how many it
+// recorded.
+func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows []inventory.PlanRow, opts Options) (int, error) {
+	type key struct{ repo, digest string }
+	var todo []key
+	seen := map[key]bool{}
+	exists := map[string]bool{}
+	for _, r := range rows {
+		if r.Action != inventory.ActionCopy && r.Action != inventory.ActionLost {
+			continue
+		}
+		k := key{r.DstRepo, r.Digest}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		ok, known := exists[r.DstRepo]
+		if !known {
+			var err error
+			if ok, err = db.HasRepository(ctx, r.DstRepo); err != nil {
+				return 0, err
+			}
+			exists[r.DstRepo] = ok
+		}
+		if ok {
+			todo = append(todo, k)
+		}
+	}
+	var found int
+	var mu gosync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.jobs())
+	for _, k := range todo {
+		g.Go(func() error {
+			repo, err := client.ParseRepository(k.repo)
+			if err != nil {
+				return err
+			}
+			if _, err := client.Head(gctx, repo, k.digest); errors.Is(err, registry.ErrNotFound) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if err := learn(gctx, db, client, repo, k.digest); err != nil {
+				return err
+			}
+			if err := db.RecordDigest(gctx, k.repo, k.digest); err != nil {
+				return err
+			}
+			mu.Lock()
+			found++
+			mu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	return found, err
+}
+
+// learn makes sure the inventory knows the manifest digest (and its
+// children), fetching unknown ones from repo.
+func learn(ctx context.Context, db *inventory.DB, client *registry.Client, r name.Repository, digest string) error {
+	level := []string{digest}
+	for len(level) > 0 {
+		known, err := db.KnownDigests(ctx, level)
+		if err != nil {
+			return err
+		}
+		var fresh []*inventory.Manifest
+		var next []string
+		for _, dg := range level {
+			if known[dg] {
+				continue
+			}
+			raw, err := client.GetManifest(ctx, r, dg)
+			if err != nil {
+				return err
+			}
+			m, err := inventory.ParseManifest(dg, raw.MediaType, raw.Raw)
+			if err != nil {
+				return fmt.Errorf("%s@%s: %w", r.Name(), dg, err)
+			}
+			fresh = append(fresh, m)
+			for _, c := range m.Children {
+				next = append(next, c.Digest)
+			}
+		}
+		if err := db.InsertManifests(ctx, fresh); err != nil {
+			return err
+		}
+		level = next
+	}
+	return nil
+}

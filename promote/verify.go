@@ -1,0 +1,119 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	gosync "sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/registry"
+)
+
+// Mismatch is a promised reference that a destination does not serve as
+// promised.
+type Mismatch struct {
+	Destination string `json:"destination"`
+	Image       string `json:"image"`
+	Tag         string `json:"tag,omitempty"` // empty: the digest itself
+	Want        string `json:"want"`          // digest
+	Got         string `json:"got"`           // digest, "absent", or "error: ..."
+	File        string `json:"file"`
+	Line        int    `json:"line"`
+}
+
+// Ref is the reference checked: dst/image:tag or dst/image@digest.
+func (m Mismatch) Ref() string {
+	if m.Tag != "" {
+		return m.Destination + "/" + m.Image + ":" + m.Tag
+	}
+	return m.Destination + "/" + m.Image + "@" + m.Want
+}
+
+// VerifyError lists every mismatch a verification found.
+type VerifyError struct {
+	Mismatches []Mismatch
+}
+
+func (e *VerifyError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "verify: %d mismatch(es):", len(e.Mismatches))
+	for _, m := range e.Mismatches {
+		fmt.Fprintf(&b, "\n  %s: want %s, got %s", m.Ref(), m.Want, m.Got)
+	}
+	return b.String()
+}
+
+// Verify loads set into the inventory (as MakePlan does) and checks with a
+// live HEAD every (destination, image, digest) and (destination, image,
+// tag) it promises. It returns how many references it checked and every
+// mismatch, in reference order; the error is for failures to run at all.
+func Verify(ctx context.Context, db *inventory.DB, client *registry.Client, loadID int64, opts Options) (int, []Mismatch, error) {
+	refs, err := db.WantedRefs(ctx, loadID)
+	if err != nil {
+		return 0, nil, err
+	}
+	return len(refs), verifyRefs(ctx, client, refs, opts.jobs()), nil
+}
+
+func sortRefs(refs []inventory.WantedRef) {
+	sort.Slice(refs, func(i, j int) bool {
+		a, b := refs[i], refs[j]
+		if a.Dst != b.Dst {
+			return a.Dst < b.Dst
+		}
+		if a.Image != b.Image {
+			return a.Image < b.Image
+		}
+		if a.Digest != b.Digest {
+			return a.Digest < b.Digest
+		}
+		return a.Tag < b.Tag
+	})
+}
+
+// verifyRefs HEADs each reference (jobs at a time) and returns the
+// mismatches in the order of refs.
+func verifyRefs(ctx context.Context, client *registry.Client, refs []inventory.WantedRef, jobs int) []Mismatch {
+	got := make([]string, len(refs))
+	var g errgroup.Group
+	g.SetLimit(jobs)
+	var mu gosync.Mutex
+	for i, w := range refs {
+		g.Go(func() error {
+			ref := w.Digest
+			if w.Tag != "" {
+				ref = w.Tag
+			}
+			var s string
+			repo, err := client.ParseRepository(w.Dst + "/" + w.Image)
+			if err == nil {
+				var d registry.Descriptor
+				d, err = client.Head(ctx, repo, ref)
+				s = d.Digest
+			}
+			switch {
+			case errors.Is(err, registry.ErrNotFound):
+				s = "absent"
+			case err != nil:
+				s = "error: " + err.Error()
+			}
+			mu.Lock()
+			got[i] = s
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var out []Mismatch
+	for i, w := range refs {
+		if got[i] != w.Digest {
+			out = append(out, Mismatch{Destination: w.Dst, Image: w.Image, Tag: w.Tag, Want: w.Digest, Got: got[i], File: w.File, Line: w.Line})
+		}
+	}
+	return out
+}
