@@ -1,0 +1,120 @@
+package query
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/manifest"
+)
+
+// dg is a fixed fake digest named after s, so golden files are stable.
+func dg(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+func image(name string, layers ...string) *inventory.Manifest {
+	m := &inventory.Manifest{Digest: dg(name), MediaType: inventory.MediaTypeOCIManifest, Raw: []byte(`{"schemaVersion":2,"name":"` + name + `"}`),
+		ConfigDigest: dg(name + "-config")}
+	m.Blobs = append(m.Blobs, inventory.Blob{Digest: m.ConfigDigest, MediaType: "application/vnd.oci.image.config.v1+json", Kind: "config", Size: 100})
+	for i, l := range layers {
+		m.Blobs = append(m.Blobs, inventory.Blob{Digest: dg(l), MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Kind: "layer", Size: int64(1000 * (i + 1) * len(l))})
+	}
+	return m
+}
+
+func index(name string, children ...*inventory.Manifest) *inventory.Manifest {
+	m := &inventory.Manifest{Digest: dg(name), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{"schemaVersion":2,"index":"` + name + `"}`)}
+	plats := [][3]string{{"linux", "amd64", ""}, {"linux", "arm64", "v8"}, {"linux", "s390x", ""}}
+	for i, c := range children {
+		m.Children = append(m.Children, inventory.Child{Digest: c.Digest, MediaType: c.MediaType, Size: int64(len(c.Raw)), OS: plats[i][0], Architecture: plats[i][1], Variant: plats[i][2]})
+	}
+	return m
+}
+
+// Fixture content.
+var (
+	imgA   = image("imgA", "base", "app-a")
+	imgB   = image("imgB", "base", "app-b")
+	imgL1  = image("multi-amd64", "base", "multi-amd64-layer")
+	imgL2  = image("multi-arm64", "multi-arm64-layer")
+	idxM   = index("multi-index", imgL1, imgL2)
+	imgOld = image("imgOld", "old-layer")
+	imgNew = image("imgNew", "new-layer") // in the manifest, not yet promoted
+	allFix = []*inventory.Manifest{imgA, imgB, imgL1, imgL2, idxM, imgOld}
+)
+
+// fixtureTime is the fixed clock of the first sync; the second is a day
+// later.
+var fixtureTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// buildFixture writes the fixture inventory: two syncs of
+// registry.example (staging and prod), the second moving prod/app:latest
+// and adding prod/app:v2, a day apart.
+func buildFixture(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "inventory.db")
+	db, err := inventory.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := fixtureTime
+	db.Now = func() time.Time { return now }
+	write := func(st inventory.RepositoryState) {
+		t.Helper()
+		st.New = allFix
+		if _, err := db.WriteRepository(ctx, 0, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(inventory.RepositoryState{Name: "registry.example/staging/app", Tags: map[string]string{"v1": imgA.Digest, "v2": imgB.Digest}})
+	write(inventory.RepositoryState{Name: "registry.example/staging/multi", Tags: map[string]string{"v2": idxM.Digest}})
+	write(inventory.RepositoryState{Name: "registry.example/prod/app", Tags: map[string]string{"v1": imgA.Digest, "latest": imgA.Digest}})
+	write(inventory.RepositoryState{Name: "registry.example/prod/multi", Tags: map[string]string{"v2": idxM.Digest}})
+	write(inventory.RepositoryState{Name: "registry.example/prod/old", Tags: map[string]string{"v0": imgOld.Digest}, Untagged: []string{imgL2.Digest}})
+	write(inventory.RepositoryState{Name: "registry.example/prod_x/app", Tags: map[string]string{"v9": imgOld.Digest}}) // not under prod: '_' is no wildcard
+	now = fixtureTime.Add(24 * time.Hour)
+	write(inventory.RepositoryState{Name: "registry.example/prod/app", Tags: map[string]string{"v1": imgA.Digest, "latest": imgB.Digest, "v2": imgB.Digest}})
+	return path
+}
+
+// fixtureManifest writes a plain promoter manifest promoting staging into
+// registry.example/prod and mirror.example/prod (never synced).
+func fixtureManifest(t testing.TB) *manifest.Set {
+	t.Helper()
+	body := fmt.Sprintf(`registries:
+- name: registry.example/staging
+  src: true
+- name: registry.example/prod
+- name: mirror.example/prod
+images:
+- name: app
+  dmap:
+    "%s": ["v1", "latest"]
+    "%s": ["v2"]
+- name: multi
+  dmap:
+    "%s": ["v2"]
+- name: newimg
+  dmap:
+    "%s": ["v1"]
+`, imgA.Digest, imgB.Digest, idxM.Digest, imgNew.Digest)
+	p := filepath.Join(t.TempDir(), "promoter-manifest.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := manifest.Load(p, "", manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
