@@ -122,16 +122,21 @@ func readImages(path string, plain bool) ([]manifest.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read images %s: %w", path, err)
 	}
+	return parseImages(data, plain), nil
+}
+
+// parseImages is readImages on the file's content.
+func parseImages(data []byte, plain bool) []manifest.Image {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-		return nil, nil // reported by validation
+		return nil // reported by validation
 	}
 	list := doc.Content[0]
 	if plain {
 		list = mapValue(list, "images")
 	}
 	if list == nil || list.Kind != yaml.SequenceNode {
-		return nil, nil
+		return nil
 	}
 	var out []manifest.Image
 	for _, item := range list.Content {
@@ -159,7 +164,7 @@ func readImages(path string, plain bool) ([]manifest.Image, error) {
 		}
 		out = append(out, img)
 	}
-	return out, nil
+	return out
 }
 
 // mapValue returns the value of key in mapping n, or nil.

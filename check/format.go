@@ -21,7 +21,41 @@ import (
 // comment block; a plain manifest keeps everything outside its images field
 // verbatim (registries, comments) and gets the images field last. Comments
 // among the image entries are dropped.
+//
+// The result is read back before it is returned: if its entries differ from
+// images in anything but line numbers, FormatImages returns an error rather
+// than a file that would lose data.
 func FormatImages(data []byte, images []manifest.Image, plain bool) ([]byte, error) {
+	out, err := formatImages(data, images, plain)
+	if err != nil {
+		return nil, err
+	}
+	if !sameImages(manifest.Canonical(parseImages(out, plain)), manifest.Canonical(images)) {
+		return nil, fmt.Errorf("format images: the canonical form would not read back as the same images; file left alone")
+	}
+	return out, nil
+}
+
+// sameImages compares names, digests and tags, not lines.
+func sameImages(a, b []manifest.Image) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || len(a[i].Digests) != len(b[i].Digests) {
+			return false
+		}
+		for j, d := range a[i].Digests {
+			e := b[i].Digests[j]
+			if d.Digest != e.Digest || strings.Join(d.Tags, ",") != strings.Join(e.Tags, ",") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func formatImages(data []byte, images []manifest.Image, plain bool) ([]byte, error) {
 	var body bytes.Buffer
 	if err := manifest.WriteImages(&body, images); err != nil {
 		return nil, err
