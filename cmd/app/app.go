@@ -110,6 +110,7 @@ func newApp(name string, stdout, stderr io.Writer) *cli.App {
 			validateCommand(),
 			syncCommand(),
 			snapshotCommand(),
+			queryCommand(),
 			promoteCommand(),
 			verifyCommand(),
 			runCommand(),
