@@ -1,0 +1,99 @@
+package check
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cipdev/cip/internal/regtest"
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/registry"
+	"github.com/google/go-cmp/cmp"
+)
+
+// onlineFixture starts a registry with staging/app:v1 (an image of two
+// 1 KiB layers), staging/app@<untagged image> and staging/multi:v1 (an
+// index), and returns an Inventory for it and the thin-manifest registries.
+func onlineFixture(t *testing.T) (inv *Inventory, regsYAML string, tagged, untagged, index string, reg *regtest.Registry) {
+	t.Helper()
+	reg = regtest.New(t)
+	tagged = reg.Push(t, "staging/app", "v1", regtest.Image(t, 1024, 2, false)).String()
+	untagged = reg.Push(t, "staging/app", "", regtest.Image(t, 100, 1, true)).String()
+	index = reg.Push(t, "staging/multi", "v1", regtest.Index(t, regtest.Platforms, true)).String()
+	db, err := inventory.Open(context.Background(), filepath.Join(t.TempDir(), "inventory.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	inv = &Inventory{DB: db, Client: registry.New(registry.Options{})}
+	regsYAML = "registries:\n- name: " + reg.Host + "/staging\n  src: true\n- name: " + reg.Host + "/prod\n"
+	return inv, regsYAML, tagged, untagged, index, reg
+}
+
+func TestSourcePresence(t *testing.T) {
+	inv, r, tagged, untagged, _, reg := onlineFixture(t)
+	base := map[string]string{"foo": img("app", dig(dA, "v0"))} // dA is not in the registry: already promoted, not checked again
+	head := map[string]string{"foo": img("app", dig(dA, "v0"), dig(tagged, "v1"), dig(untagged, "v2"), dig(dB, "v3")) + img("gone", dig(dC, "v1"))}
+	rf := map[string]string{"foo": r}
+	got := runCheckMulti(t, SourcePresence{Inventory: inv}, base, head, rf, rf)
+	want := []brief{
+		{Error, 6, `image "app": digest ` + dB + ` is not in the source repository ` + reg.Host + `/staging/app`},
+		{Error, 9, `image "gone": digest ` + dC + ` is not in the source repository ` + reg.Host + `/staging/gone`},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("SourcePresence findings (-want +got):\n%s", diff)
+	}
+	// Only the source repositories of new digests were listed.
+	if n := reg.Count("GET tags"); n != 2 {
+		t.Errorf("GET tags requests = %d, want 2 (staging/app, staging/gone)", n)
+	}
+	if (SourcePresence{}).Applies(&Change{}) {
+		t.Error("SourcePresence applies offline")
+	}
+}
+
+func TestImageSize(t *testing.T) {
+	inv, r, tagged, untagged, index, _ := onlineFixture(t)
+	rf := map[string]string{"foo": r}
+	head := map[string]string{"foo": img("app", dig(tagged, "v1"), dig(untagged, "v2")) + img("multi", dig(index, "v1"))}
+	tests := []struct {
+		name string
+		max  int64
+		want []string // substrings, one per finding
+	}{
+		{name: "under the limit", max: 1 << 20},
+		{name: "only the large image", max: 3000, want: []string{`image "app": digest ` + tagged + ` is 3.`}},
+		{name: "index: its largest platform image", max: 1200, want: []string{
+			`image "app": digest ` + tagged + ` is`,
+			`image "multi": digest ` + index + `: platform image sha256:`,
+		}},
+		{name: "untagged digest fetched by digest", max: 500, want: []string{
+			`image "app": digest ` + tagged + ` is`,
+			`image "app": digest ` + untagged + ` is`,
+			`image "multi": digest ` + index + `: platform image sha256:`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := &Inventory{DB: inv.DB, Client: inv.Client}
+			got := runCheckMulti(t, ImageSize{Inventory: inv, Max: tc.max}, map[string]string{"foo": "-"}, head, nil, rf)
+			if len(got) != len(tc.want) {
+				t.Fatalf("ImageSize(max %d) = %v, want %d findings", tc.max, got, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i].Message, w) || got[i].Severity != Error {
+					t.Errorf("finding %d = %+v, want an error containing %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for n, want := range map[int64]string{512: "512 B", 2048: "2.0 KiB", 2 << 30: "2.0 GiB", 3 << 20: "3.0 MiB"} {
+		if got := humanBytes(n); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
