@@ -149,11 +149,13 @@ func Wanted(set *manifest.Set) []inventory.Wanted {
 // plan. When any wanted tag would move it returns the plan and a
 // *TagMoveError.
 //
-// A registry's tag listing does not show untagged manifests, so a tagless
-// promotion (or a copy cut off before its tags) would look absent after a
-// sync. For each copy or lost row whose destination repository exists,
-// MakePlan HEADs the digest there and records it when present: a few reads
-// that keep a rerun from writing again.
+// A registry's tag listing (outside GCR's extension) does not show untagged
+// manifests, so a tagless promotion (or a copy cut off before its tags)
+// would look absent after a sync. For each copy or lost row whose
+// destination repository exists, MakePlan HEADs the digest there, and for
+// each lost row it HEADs the source; it records what it finds (fetching
+// manifests the inventory lacks): a few reads that let tagless entries be
+// copied and keep a rerun from writing again.
 func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, origin string, opts Options) (*Plan, error) {
 	loadID, err := db.LoadWanted(ctx, origin, Wanted(set))
 	if err != nil {
@@ -184,8 +186,8 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 }
 
 // probe HEADs, in existing destination repositories, the digests the plan
-// thinks absent, and records those that are there. It returns how many it
-// recorded.
+// thinks absent, and in source repositories the digests it thinks lost,
+// and records those that are there. It returns how many it recorded.
 func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows []inventory.PlanRow, opts Options) (int, error) {
 	type key struct{ repo, digest string }
 	var todo []key
@@ -194,6 +196,12 @@ func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows 
 	for _, r := range rows {
 		if r.Action != inventory.ActionCopy && r.Action != inventory.ActionLost {
 			continue
+		}
+		// The source too, for lost rows: a source outside GCR lists no
+		// untagged digests either.
+		if k := (key{r.Src + "/" + r.Image, r.Digest}); r.Action == inventory.ActionLost && !seen[k] {
+			seen[k] = true
+			todo = append(todo, k)
 		}
 		k := key{r.DstRepo, r.Digest}
 		if seen[k] {

@@ -1,0 +1,513 @@
+package promote_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cipdev/cip/internal/regtest"
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/manifest"
+	"github.com/cipdev/cip/promote"
+	"github.com/cipdev/cip/registry"
+	cipsync "github.com/cipdev/cip/sync"
+)
+
+// env is a source registry, two destination registries and an inventory.
+type env struct {
+	t           testing.TB
+	db          *inventory.DB
+	client      *registry.Client
+	src, d1, d2 *regtest.Registry
+	dir         string
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	db, err := inventory.Open(context.Background(), filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &env{
+		t: t, db: db, client: newClient(),
+		src: regtest.New(t), d1: regtest.New(t), d2: regtest.New(t), dir: t.TempDir(),
+	}
+}
+
+func newClient() *registry.Client {
+	return registry.New(registry.Options{Transport: registry.NewTransport(registry.TransportOptions{Backoff: time.Millisecond})})
+}
+
+func (e *env) srcName() string { return e.src.Host + "/staging" }
+func (e *env) d1Name() string  { return e.d1.Host + "/prod" }
+func (e *env) d2Name() string  { return e.d2.Host + "/mirror/prod" }
+
+type entry struct {
+	image  string
+	digest v1.Hash
+	tags   []string
+}
+
+// manifestSet writes a plain manifest promoting entries from the source to
+// both destinations and loads it.
+func (e *env) manifestSet(entries ...entry) *manifest.Set {
+	e.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "registries:\n- name: %s\n  src: true\n- name: %s\n- name: %s\nimages:\n", e.srcName(), e.d1Name(), e.d2Name())
+	for _, en := range entries {
+		quoted := make([]string, len(en.tags))
+		for i, t := range en.tags {
+			quoted[i] = fmt.Sprintf("%q", t)
+		}
+		fmt.Fprintf(&b, "- name: %s\n  dmap:\n    %q: [%s]\n", en.image, en.digest.String(), strings.Join(quoted, ", "))
+	}
+	f := filepath.Join(e.dir, "promoter-manifest.yaml")
+	if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	set, err := manifest.Load(f, "", manifest.Options{})
+	if err != nil {
+		e.t.Fatalf("load manifest:\n%s\n%v", b.String(), err)
+	}
+	return set
+}
+
+// plan syncs what the set touches and plans.
+func (e *env) plan(ctx context.Context, set *manifest.Set) (*promote.Plan, error) {
+	e.t.Helper()
+	seen := map[string]bool{}
+	var targets []cipsync.Target
+	for _, p := range set.Promotions() {
+		for _, r := range []string{p.Src + "/" + p.Image, p.Dst + "/" + p.Image} {
+			if !seen[r] {
+				seen[r] = true
+				targets = append(targets, cipsync.Target{Ref: r, Exact: true})
+			}
+		}
+	}
+	if _, err := cipsync.Run(ctx, e.db, e.client, targets, cipsync.Options{Jobs: 4}); err != nil {
+		return nil, err
+	}
+	return promote.MakePlan(ctx, e.db, e.client, set, "test", promote.Options{Jobs: 4})
+}
+
+func (e *env) mustPlan(set *manifest.Set) *promote.Plan {
+	e.t.Helper()
+	p, err := e.plan(context.Background(), set)
+	if err != nil {
+		e.t.Fatalf("plan: %v", err)
+	}
+	return p
+}
+
+func (e *env) mustPromote(set *manifest.Set) *promote.Report {
+	e.t.Helper()
+	p := e.mustPlan(set)
+	rep, err := promote.Promote(context.Background(), e.db, e.client, p, promote.Options{Jobs: 4})
+	if err != nil {
+		e.t.Fatalf("promote: %v", err)
+	}
+	return rep
+}
+
+// writes counts requests that change a registry.
+func writes(r *regtest.Registry) int {
+	n := 0
+	for k, v := range r.Counts() {
+		if strings.HasPrefix(k, "PUT ") || strings.HasPrefix(k, "POST ") || strings.HasPrefix(k, "PATCH ") || strings.HasPrefix(k, "DELETE ") {
+			n += v
+		}
+	}
+	return n
+}
+
+// liveTags returns repo's tags and their digests as "tag digest" lines.
+func liveTags(t testing.TB, reg *regtest.Registry, repo string) []string {
+	t.Helper()
+	r, err := name.NewRepository(reg.Host + "/" + repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags, err := remote.List(r)
+	if err != nil {
+		t.Fatalf("list %s: %v", r, err)
+	}
+	var out []string
+	for _, tag := range tags {
+		d, err := remote.Head(r.Tag(tag))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tag+" "+d.Digest.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+type planLine struct{ Dst, Image, Action, Tags, Missing string }
+
+func planLines(p *promote.Plan) []planLine {
+	var out []planLine
+	for _, r := range p.Rows {
+		out = append(out, planLine{r.Dst, r.Image, r.Action, strings.Join(r.Tags, ","), strings.Join(r.Missing, ",")})
+	}
+	return out
+}
+
+func TestPlanCategories(t *testing.T) {
+	e := newEnv(t)
+	copyD := e.src.Push(t, "staging/copy", "v1", regtest.Image(t, 256, 1, true))
+	skipD := e.src.Push(t, "staging/skip", "v1", regtest.Image(t, 256, 1, false))
+	tagImg := regtest.Image(t, 256, 1, true)
+	tagD := e.src.Push(t, "staging/tag", "v1", tagImg)
+	lostD := regtest.Image(t, 64, 1, true)
+	lostDigest, _ := lostD.Digest()
+	// d1 already holds skip (all tags) and tag (one of two tags).
+	e.d1.Push(t, "prod/skip", "v1", mustImage(t, e.src, "staging/skip@"+skipD.String()))
+	e.d1.Push(t, "prod/tag", "v1", tagImg)
+
+	set := e.manifestSet(
+		entry{"copy", copyD, []string{"v1"}},
+		entry{"lost", lostDigest, []string{"v1"}},
+		entry{"skip", skipD, []string{"v1"}},
+		entry{"tag", tagD, []string{"v1", "v2"}},
+	)
+	e.d1.Reset()
+	e.d2.Reset()
+	p := e.mustPlan(set)
+	want := []planLine{
+		{e.d2Name(), "copy", "copy", "v1", "v1"},
+		{e.d2Name(), "lost", "lost", "v1", "v1"},
+		{e.d2Name(), "skip", "copy", "v1", "v1"},
+		{e.d2Name(), "tag", "copy", "v1,v2", "v1,v2"},
+		{e.d1Name(), "copy", "copy", "v1", "v1"},
+		{e.d1Name(), "lost", "lost", "v1", "v1"},
+		{e.d1Name(), "skip", "skip", "v1", ""},
+		{e.d1Name(), "tag", "tag", "v1,v2", "v2"},
+	}
+	sort.SliceStable(want, func(i, j int) bool { return want[i].Dst < want[j].Dst })
+	if diff := cmp.Diff(want, planLines(p)); diff != "" {
+		t.Errorf("plan (-want +got):\n%s", diff)
+	}
+	if got := p.Pending(); got != 5 {
+		t.Errorf("Pending() = %d, want 5", got)
+	}
+	if n := writes(e.d1) + writes(e.d2); n != 0 {
+		t.Errorf("planning wrote %d requests to destinations, want 0", n)
+	}
+
+	rep, err := promote.Promote(context.Background(), e.db, e.client, p, promote.Options{Jobs: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDst := map[string]promote.DestinationReport{}
+	for _, d := range rep.Destinations {
+		byDst[d.Destination] = d
+	}
+	if d := byDst[e.d1Name()]; d.Copied != 1 || d.Tagged != 2 || d.Skipped != 1 || d.Lost != 1 || d.BytesSent == 0 {
+		t.Errorf("d1 report = %+v, want 1 copied, 2 tagged (copy:v1, tag:v2), 1 skipped, 1 lost, bytes sent", d)
+	}
+	if d := byDst[e.d2Name()]; d.Copied != 3 || d.Tagged != 4 || d.Skipped != 0 || d.Lost != 1 {
+		t.Errorf("d2 report = %+v, want 3 copied, 4 tagged, 0 skipped, 1 lost", d)
+	}
+	if diff := cmp.Diff([]string{"v1 " + tagD.String(), "v2 " + tagD.String()}, liveTags(t, e.d1, "prod/tag")); diff != "" {
+		t.Errorf("d1 prod/tag tags (-want +got):\n%s", diff)
+	}
+	if len(rep.Mismatches) != 0 || rep.Verified == 0 {
+		t.Errorf("verify: %d checked, mismatches %v", rep.Verified, rep.Mismatches)
+	}
+	// Only the lost rows remain, and they are not pending.
+	p2 := e.mustPlan(set)
+	if p2.Pending() != 0 || len(p2.Lost()) != 2 {
+		t.Errorf("second plan: %d pending, %d lost; want 0, 2: %+v", p2.Pending(), len(p2.Lost()), planLines(p2))
+	}
+}
+
+func mustImage(t *testing.T, reg *regtest.Registry, ref string) v1.Image {
+	t.Helper()
+	img, err := remote.Image(reg.Ref(t, ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestTagMoveRefusedInDryRun(t *testing.T) {
+	e := newEnv(t)
+	want := e.src.Push(t, "staging/app", "v1", regtest.Image(t, 128, 1, true))
+	now := e.d1.Push(t, "prod/app", "v1", regtest.Image(t, 128, 1, true))
+	set := e.manifestSet(entry{"app", want, []string{"v1"}})
+	e.d1.Reset()
+	e.d2.Reset()
+	p, err := e.plan(context.Background(), set)
+	var tm *promote.TagMoveError
+	if !errors.As(err, &tm) {
+		t.Fatalf("plan: err = %v, want a *TagMoveError", err)
+	}
+	wantMoves := []inventory.TagMove{{Dst: e.d1Name(), Image: "app", Tag: "v1", DigestNow: now.String(), DigestWanted: want.String(),
+		File: filepath.Join(e.dir, "promoter-manifest.yaml"), Line: p.TagMoves[0].Line}}
+	if diff := cmp.Diff(wantMoves, tm.Moves); diff != "" {
+		t.Errorf("tag moves (-want +got):\n%s", diff)
+	}
+	for _, s := range []string{e.d1Name() + "/app:v1", now.String(), want.String()} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not name %s", err, s)
+		}
+	}
+	if _, err := promote.Promote(context.Background(), e.db, e.client, p, promote.Options{}); !errors.As(err, &tm) {
+		t.Errorf("Promote with tag moves: err = %v, want a *TagMoveError", err)
+	}
+	if n := writes(e.d1) + writes(e.d2); n != 0 {
+		t.Errorf("a refused plan wrote %d requests, want 0", n)
+	}
+}
+
+func TestConflictingManifests(t *testing.T) {
+	e := newEnv(t)
+	a := e.src.Push(t, "staging/app", "a", regtest.Image(t, 128, 1, true))
+	b := e.src.Push(t, "staging/app", "b", regtest.Image(t, 128, 1, true))
+	dir := filepath.Join(e.dir, "thin")
+	for i, d := range []v1.Hash{a, b} {
+		x := fmt.Sprintf("m%d", i)
+		mustWrite(t, filepath.Join(dir, "manifests", x, "promoter-manifest.yaml"),
+			fmt.Sprintf("registries:\n- name: %s\n  src: true\n- name: %s\n", e.srcName(), e.d1Name()))
+		mustWrite(t, filepath.Join(dir, "images", x, "images.yaml"),
+			fmt.Sprintf("- name: app\n  dmap:\n    %q: [\"latest\"]\n", d.String()))
+	}
+	_, err := manifest.Load("", dir, manifest.Options{})
+	var ve *manifest.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("load conflicting manifests: err = %v, want a *manifest.ValidationError", err)
+	}
+	// The inventory refuses them too, should validation ever let them by.
+	_, err = e.db.LoadWanted(context.Background(), "test", []inventory.Wanted{
+		{Src: e.srcName(), Dst: e.d1Name(), Image: "app", Digest: a.String(), Tags: []string{"latest"}, File: "x", Line: 1},
+		{Src: e.srcName(), Dst: e.d1Name(), Image: "app", Digest: b.String(), Tags: []string{"latest"}, File: "y", Line: 1},
+	})
+	if err == nil || !strings.Contains(err.Error(), "latest") {
+		t.Errorf("LoadWanted(conflict) = %v, want an error naming the tag", err)
+	}
+	if n := writes(e.d1); n != 0 {
+		t.Errorf("wrote %d requests, want 0", n)
+	}
+}
+
+func mustWrite(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// population pushes Docker and OCI images, Docker and OCI indexes, a nested
+// index, a digest with two tags and a tagless digest; it returns the
+// manifest entries naming them.
+func population(t testing.TB, src *regtest.Registry) []entry {
+	var out []entry
+	for i := range 4 {
+		oci := i%2 == 0
+		img := fmt.Sprintf("app%d", i)
+		d := src.Push(t, "staging/"+img, "v1", regtest.Image(t, 1024, 2, oci))
+		out = append(out, entry{img, d, []string{"latest", "v1"}})
+	}
+	out = append(out,
+		entry{"multi-oci", src.Push(t, "staging/multi-oci", "v2", regtest.Index(t, regtest.Platforms, true)), []string{"v2"}},
+		entry{"multi-docker", src.Push(t, "staging/multi-docker", "v2", regtest.Index(t, regtest.Platforms, false)), []string{"v2"}},
+		entry{"nested", src.Push(t, "staging/nested", "v3", regtest.Nest(t, regtest.Index(t, regtest.Platforms[:2], true))), []string{"v3"}},
+		entry{"tagless", src.Push(t, "staging/tagless", "", regtest.Image(t, 256, 1, true)), nil},
+	)
+	return out
+}
+
+// checkPromoted asserts that every entry is in both destinations, by digest
+// and by each tag.
+func checkPromoted(t *testing.T, e *env, entries []entry) {
+	t.Helper()
+	for _, reg := range []struct {
+		r    *regtest.Registry
+		path string
+	}{{e.d1, "prod"}, {e.d2, "mirror/prod"}} {
+		for _, en := range entries {
+			if _, err := remote.Head(reg.r.Ref(t, reg.path+"/"+en.image+"@"+en.digest.String())); err != nil {
+				t.Errorf("%s/%s@%s: %v", reg.r.Host, reg.path+"/"+en.image, en.digest, err)
+			}
+			for _, tag := range en.tags {
+				d, err := remote.Head(reg.r.Ref(t, reg.path+"/"+en.image+":"+tag))
+				if err != nil || d.Digest != en.digest {
+					t.Errorf("%s/%s:%s = %v (%v), want %s", reg.r.Host, reg.path+"/"+en.image, tag, d, err, en.digest)
+				}
+			}
+		}
+	}
+}
+
+func TestPromotePopulationThenNoWrites(t *testing.T) {
+	e := newEnv(t)
+	entries := population(t, e.src)
+	set := e.manifestSet(entries...)
+	e.src.Reset()
+	rep := e.mustPromote(set)
+	checkPromoted(t, e, entries)
+	for _, d := range rep.Destinations {
+		if d.Copied != len(entries) || d.Tagged != 11 {
+			t.Errorf("report %s: %d copied, %d tagged; want %d, 11", d.Destination, d.Copied, d.Tagged, len(entries))
+		}
+	}
+	if n := writes(e.src); n != 0 {
+		t.Errorf("wrote %d requests to the source, want 0", n)
+	}
+	// Each (repository, digest) was put once, by digest; each tag once.
+	// 4 images + 2 indexes × (1 + 3 children) + nested (1 + 1 + 2) + tagless = 17 manifests and 11 tags per destination.
+	if got := e.d1.Count("PUT manifest"); got != 17+11 {
+		t.Errorf("d1 PUT manifest = %d, want 28", got)
+	}
+
+	e.src.Reset()
+	e.d1.Reset()
+	e.d2.Reset()
+	rep2 := e.mustPromote(set)
+	if n := writes(e.d1) + writes(e.d2) + writes(e.src); n != 0 {
+		t.Errorf("second run wrote %d requests (d1 %v, d2 %v), want 0", n, e.d1.Counts(), e.d2.Counts())
+	}
+	for _, d := range rep2.Destinations {
+		if d.Copied+d.Tagged != 0 || d.Skipped != len(entries) {
+			t.Errorf("second report %s = %+v, want all %d skipped", d.Destination, d, len(entries))
+		}
+	}
+}
+
+func TestPromoteCancelledThenRerun(t *testing.T) {
+	e := newEnv(t)
+	entries := population(t, e.src)
+	set := e.manifestSet(entries...)
+	p := e.mustPlan(set)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var puts atomic.Int64
+	e.d1.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && regtest.Kind(r.URL.Path) == "manifest" && puts.Add(1) == 6 {
+			cancel()
+		}
+		return false
+	})
+	_, err := promote.Promote(ctx, e.db, e.client, p, promote.Options{Jobs: 2})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled promote: err = %v, want context.Canceled", err)
+	}
+	e.d1.SetFault(nil)
+	first := e.d1.Count("PUT manifest") + e.d2.Count("PUT manifest")
+	if first == 0 || first >= 2*(17+11) {
+		t.Fatalf("cancelled run put %d manifests, want some but not all", first)
+	}
+
+	e.d1.Reset()
+	e.d2.Reset()
+	rep := e.mustPromote(set)
+	rest := e.d1.Count("PUT manifest") + e.d2.Count("PUT manifest")
+	if rest >= 2*(17+11) {
+		t.Errorf("rerun put %d manifests, want fewer than a cold run's %d", rest, 2*(17+11))
+	}
+	if len(rep.Mismatches) != 0 {
+		t.Errorf("rerun mismatches: %v", rep.Mismatches)
+	}
+	checkPromoted(t, e, entries)
+	e.d1.Reset()
+	e.d2.Reset()
+	e.mustPromote(set)
+	if n := writes(e.d1) + writes(e.d2); n != 0 {
+		t.Errorf("third run wrote %d requests, want 0", n)
+	}
+}
+
+func TestPromoteRetriesFaults(t *testing.T) {
+	e := newEnv(t)
+	entries := population(t, e.src)
+	set := e.manifestSet(entries...)
+	// Every distinct request fails once (alternately 429 with Retry-After
+	// and 503), then succeeds: every kind of request is retried, streamed
+	// blob uploads included.
+	var mu gosync.Mutex
+	failed := map[string]bool{}
+	var n atomic.Int64
+	fault := func(w http.ResponseWriter, r *http.Request) bool {
+		key := r.Host + " " + r.Method + " " + r.URL.String()
+		mu.Lock()
+		defer mu.Unlock()
+		if failed[key] {
+			return false
+		}
+		failed[key] = true
+		if n.Add(1)%2 == 0 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+		} else {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		return true
+	}
+	e.src.SetFault(fault)
+	e.d1.SetFault(fault)
+	e.d2.SetFault(fault)
+	rep := e.mustPromote(set)
+	e.src.SetFault(nil)
+	e.d1.SetFault(nil)
+	e.d2.SetFault(nil)
+	if len(rep.Mismatches) != 0 {
+		t.Errorf("mismatches: %v", rep.Mismatches)
+	}
+	checkPromoted(t, e, entries)
+	if n.Load() == 0 {
+		t.Error("no faults injected")
+	}
+}
+
+func TestVerifyFindsMismatches(t *testing.T) {
+	e := newEnv(t)
+	entries := population(t, e.src)[:2]
+	set := e.manifestSet(entries...)
+	e.mustPromote(set)
+	// Break d2: delete a tag and move another.
+	e.d2.Delete(t, "mirror/prod/app0:latest")
+	other := e.d2.Push(t, "mirror/prod/app1", "v1", regtest.Image(t, 64, 1, true))
+	loadID, err := e.db.LoadWanted(context.Background(), "test", promote.Wanted(set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, ms, err := promote.Verify(context.Background(), e.db, e.client, loadID, promote.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked != 2*2*3 {
+		t.Errorf("checked %d references, want 12", checked)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Ref()+" "+m.Got)
+	}
+	want := []string{
+		e.d2Name() + "/app0:latest absent",
+		e.d2Name() + "/app1:v1 " + other.String(),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("mismatches (-want +got):\n%s", diff)
+	}
+}
