@@ -1,0 +1,310 @@
+// Command bench measures cip against its peers on real registries: it
+// starts docker-registry servers (in-memory storage, loopback) behind
+// counting reverse proxies, seeds deterministic workloads, and runs, in
+// alternating rounds, `cip promote --confirm`, `crane copy` of each tag (8
+// processes at once), `regsync once` (parallel 8) and a plain push of the
+// same content from memory, each cold (fresh empty destination) and warm (a
+// no-op rerun); and `cip sync` against a `crane ls` + `crane digest` loop
+// for the crawl. It writes medians, ratios, request counts, bytes and peak
+// RSS to a Markdown report.
+//
+// Usage (make bench-compare runs bench/run.sh, which builds the pinned
+// peers into bench/.bin first):
+//
+//	go run ./bench -bin bench/.bin -out bench/RESULTS.md
+//	go run ./bench -bin bench/.bin -workloads W200 -rounds 3 -tools cip,regsync
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// Config is one bench invocation.
+type Config struct {
+	Bin       string
+	Out       string
+	Rounds    int
+	Workloads []string
+	Tools     []string
+	Work      string
+	Log       io.Writer
+}
+
+func run(ctx context.Context, args []string, log io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	cfg := Config{Log: log}
+	fs.StringVar(&cfg.Bin, "bin", "bench/.bin", "directory holding the cip, crane and regsync binaries")
+	fs.StringVar(&cfg.Out, "out", "", "write the Markdown report to `FILE` (default: stdout)")
+	fs.IntVar(&cfg.Rounds, "rounds", 3, "alternating rounds per workload (medians are over rounds)")
+	workloads := fs.String("workloads", "W200,W200x3,W2000,Wbig", "comma-separated workloads: W200, W200x3, W2000 (crawl), Wbig")
+	tools := fs.String("tools", "cip,regsync,crane,push", "comma-separated promoters to compare (crawl uses cip and crane)")
+	fs.StringVar(&cfg.Work, "work", "", "scratch `DIR` (default: a new temporary directory, removed after)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Workloads = strings.Split(*workloads, ",")
+	cfg.Tools = strings.Split(*tools, ",")
+	for _, w := range cfg.Workloads {
+		if _, ok := shapes[w]; !ok {
+			return fmt.Errorf("unknown workload %q", w)
+		}
+	}
+	if cfg.Rounds < 1 {
+		return fmt.Errorf("-rounds must be at least 1")
+	}
+	if cfg.Work == "" {
+		dir, err := os.MkdirTemp("", "cip-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.Work = dir
+	}
+	bin, err := filepath.Abs(cfg.Bin)
+	if err != nil {
+		return err
+	}
+	cfg.Bin = bin
+	rep, err := Bench(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var out io.Writer = os.Stdout
+	if cfg.Out != "" {
+		f, err := os.Create(cfg.Out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	return rep.Write(out)
+}
+
+// Bench runs the configured workloads and returns the report.
+func Bench(ctx context.Context, cfg Config) (*Report, error) {
+	e, err := newToolEnv(cfg.Bin, cfg.Work)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Started: time.Now(), Rounds: cfg.Rounds, Machine: machine(), Versions: versions(ctx, e)}
+	tools := cfg.Tools
+	if hasTool(tools, "cip") && !cipCanPromote(ctx, e) {
+		rep.Notes = append(rep.Notes, "`cip promote` is not available in this build: cip was left out of the promotion workloads.")
+		tools = without(tools, "cip")
+	}
+	for _, name := range cfg.Workloads {
+		w, err := Generate(shapes[name])
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(cfg.Log, "bench: %s: %d repositories, %d tags\n", name, len(w.Repos()), w.Tags())
+		var rs []Result
+		if name == "W2000" {
+			rs, err = benchCrawl(ctx, cfg, e, w)
+		} else {
+			rs, err = benchPromote(ctx, cfg, e, w, tools)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		rep.Workloads = append(rep.Workloads, WorkloadResult{Workload: w, Results: rs})
+	}
+	rep.Finished = time.Now()
+	rep.LoadEnd = loadavg()
+	return rep, nil
+}
+
+func hasTool(tools []string, t string) bool {
+	for _, x := range tools {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+func without(tools []string, t string) []string {
+	var out []string
+	for _, x := range tools {
+		if x != t {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func cipCanPromote(ctx context.Context, e *toolEnv) bool {
+	return e.run(ctx, &procStats{}, "cip", "promote", "--help") == nil
+}
+
+// Result is one timed tool run.
+type Result struct {
+	Tool, Phase string
+	Round       int
+	Wall        time.Duration
+	MaxRSSKiB   int64
+	Procs       int
+	Src, Dst    Counts
+}
+
+func newPromoter(name string, e *toolEnv) (promoter, error) {
+	switch name {
+	case "cip":
+		return &cipTool{e: e}, nil
+	case "regsync":
+		return &regsyncTool{e: e}, nil
+	case "crane":
+		return &craneTool{e: e}, nil
+	case "push":
+		return &pushTool{}, nil
+	}
+	return nil, fmt.Errorf("unknown tool %q", name)
+}
+
+// benchPromote seeds the source once, then per round and tool starts fresh
+// destinations, runs the tool cold and warm, checks the destinations, and
+// stops them.
+func benchPromote(ctx context.Context, cfg Config, e *toolEnv, w *Workload, tools []string) ([]Result, error) {
+	src, err := startRegistry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Stop()
+	var out []Result
+	d, err := timed(func() error { return Push(ctx, w, src.Host(), "staging", parallel, pushTransport()) })
+	if err != nil {
+		return nil, fmt.Errorf("seed source: %w", err)
+	}
+	c := src.Proxy.Take()
+	out = append(out, Result{Tool: "seed", Phase: "source", Wall: d, Dst: c})
+	fmt.Fprintf(cfg.Log, "bench: %s: seeded source in %s\n", w.Shape.Name, d.Round(time.Millisecond))
+	srcName := src.Host() + "/staging"
+	for round := range cfg.Rounds {
+		for _, name := range tools {
+			rs, err := promoteOnce(ctx, cfg, e, w, name, round, src, srcName)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rs...)
+		}
+	}
+	return out, nil
+}
+
+func promoteOnce(ctx context.Context, cfg Config, e *toolEnv, w *Workload, name string, round int, src *Registry, srcName string) ([]Result, error) {
+	tool, err := newPromoter(name, e)
+	if err != nil {
+		return nil, err
+	}
+	var dsts []*Registry
+	defer func() {
+		for _, d := range dsts {
+			d.Stop()
+		}
+	}()
+	var dstNames []string
+	for range w.Shape.Dests {
+		d, err := startRegistry(ctx)
+		if err != nil {
+			return nil, err
+		}
+		dsts = append(dsts, d)
+		dstNames = append(dstNames, d.Host()+"/prod")
+	}
+	dir := filepath.Join(cfg.Work, w.Shape.Name, fmt.Sprintf("%s-%d", name, round))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := tool.Prepare(dir, w, srcName, dstNames); err != nil {
+		return nil, err
+	}
+	phases := []string{"cold", "warm"}
+	if name == "push" {
+		phases = phases[:1]
+	}
+	var out []Result
+	for _, phase := range phases {
+		src.Proxy.Take()
+		for _, d := range dsts {
+			d.Proxy.Take()
+		}
+		st := &procStats{}
+		wall, err := timed(func() error { return tool.Run(ctx, st) })
+		if err != nil {
+			return nil, fmt.Errorf("%s %s round %d: %w", name, phase, round, err)
+		}
+		r := Result{Tool: name, Phase: phase, Round: round, Wall: wall, MaxRSSKiB: st.maxRSS, Procs: st.procs, Src: src.Proxy.Take(), Dst: Counts{}}
+		for _, d := range dsts {
+			r.Dst = r.Dst.Add(d.Proxy.Take())
+		}
+		for _, d := range dsts {
+			if err := verify(ctx, w, d.Direct()+"/prod"); err != nil {
+				return nil, fmt.Errorf("%s %s round %d: %w", name, phase, round, err)
+			}
+		}
+		fmt.Fprintf(cfg.Log, "bench: %s round %d: %-8s %-4s %8s  %5d requests\n", w.Shape.Name, round, name, phase, wall.Round(time.Millisecond), r.Src.Total()+r.Dst.Total())
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// benchCrawl seeds the source, then per round runs cip sync (fresh
+// inventory, then incremental) and the crane loop (twice).
+func benchCrawl(ctx context.Context, cfg Config, e *toolEnv, w *Workload) ([]Result, error) {
+	src, err := startRegistry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Stop()
+	d, err := timed(func() error { return Push(ctx, w, src.Host(), "staging", parallel, pushTransport()) })
+	if err != nil {
+		return nil, fmt.Errorf("seed source: %w", err)
+	}
+	out := []Result{{Tool: "seed", Phase: "source", Wall: d, Dst: src.Proxy.Take()}}
+	fmt.Fprintf(cfg.Log, "bench: %s: seeded source in %s\n", w.Shape.Name, d.Round(time.Millisecond))
+	var repos []string
+	for _, r := range w.Repos() {
+		repos = append(repos, src.Host()+"/staging/"+r)
+	}
+	for round := range cfg.Rounds {
+		dir := filepath.Join(cfg.Work, w.Shape.Name, fmt.Sprintf("crawl-%d", round))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		for _, c := range []crawler{
+			&cipCrawl{e: e, db: filepath.Join(dir, "inventory.db"), target: src.Host() + "/staging"},
+			&craneCrawl{e: e, repos: repos},
+		} {
+			for _, phase := range []string{"crawl", "recrawl"} {
+				src.Proxy.Take()
+				st := &procStats{}
+				wall, err := timed(func() error { return c.Run(ctx, st) })
+				if err != nil {
+					return nil, fmt.Errorf("%s %s round %d: %w", c.Name(), phase, round, err)
+				}
+				r := Result{Tool: c.Name(), Phase: phase, Round: round, Wall: wall, MaxRSSKiB: st.maxRSS, Procs: st.procs, Src: src.Proxy.Take()}
+				fmt.Fprintf(cfg.Log, "bench: %s round %d: %-8s %-7s %8s  %5d requests\n", w.Shape.Name, round, c.Name(), phase, wall.Round(time.Millisecond), r.Src.Total())
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,17 @@
+#!/bin/sh
+# make bench-compare: build the peers at pinned versions and cip from this
+# tree into bench/.bin, then run the harness (bench/main.go), which writes
+# bench/RESULTS.md. Extra arguments go to the harness, e.g.
+#   bench/run.sh -workloads W200 -rounds 3 -out /tmp/r.md
+set -eu
+cd "$(dirname "$0")/.."
+BIN="$PWD/bench/.bin"
+CRANE_VERSION=v0.22.1   # github.com/google/go-containerregistry
+REGSYNC_VERSION=v0.11.7 # github.com/regclient/regclient
+mkdir -p "$BIN"
+# go install rebuilds nothing when the pinned version is already there.
+GOBIN="$BIN" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+GOBIN="$BIN" go install "github.com/regclient/regclient/cmd/regsync@$REGSYNC_VERSION"
+go build -trimpath -o "$BIN/cip" ./cmd/cip
+if [ "$#" -eq 0 ]; then set -- -out bench/RESULTS.md; fi
+exec go run ./bench -bin "$BIN" "$@"
