@@ -2,7 +2,12 @@ package registry
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,5 +65,64 @@ func TestGetManifestThroughFaults(t *testing.T) {
 				t.Errorf("faults injected = %d, retry waits = %d, want %d each", got, waits, tt.per)
 			}
 		})
+	}
+}
+
+// failingBody yields some bytes, then the error promote saw when a blob
+// streamed from the source had its connection reset mid-way.
+type failingBody struct{ n int }
+
+func (f *failingBody) Read(p []byte) (int, error) {
+	if f.n == 0 {
+		return 0, errors.New("http: read on closed response body")
+	}
+	k := min(f.n, len(p))
+	for i := range k {
+		p[i] = 'x'
+	}
+	f.n -= k
+	return k, nil
+}
+
+func (f *failingBody) Close() error { return nil }
+
+// roundTripFunc is an http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestStreamedBodyFailureRetried: a PUT whose streamed body fails mid-way
+// is retried with a fresh body from GetBody, even when the HTTP transport
+// hands back the body's own error rather than a network error (as
+// net/http does when the server answers while the body is being sent).
+func TestStreamedBodyFailureRetried(t *testing.T) {
+	var sent []int
+	var mu sync.Mutex
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		n, err := io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		mu.Lock()
+		sent = append(sent, int(n))
+		mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return &http.Response{StatusCode: http.StatusCreated, Body: http.NoBody, Request: r}, nil
+	})
+	tr := NewTransport(TransportOptions{Base: base, Sleep: func(context.Context, time.Duration) error { return nil }})
+	opens := 0
+	req, _ := http.NewRequest(http.MethodPut, "http://registry.test/v2/a/blobs/uploads/x?digest=sha256:0", &failingBody{n: 50000})
+	req.ContentLength = 100000
+	req.GetBody = func() (io.ReadCloser, error) {
+		opens++
+		return io.NopCloser(strings.NewReader(strings.Repeat("x", 100000))), nil
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("PUT with a failing streamed body = %v, want a retry to succeed", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || opens != 1 || fmt.Sprint(sent) != "[50000 100000]" {
+		t.Errorf("status %d after %d fresh bodies, bytes sent %v; want 201 after 1, [50000 100000]", resp.StatusCode, opens, sent)
 	}
 }

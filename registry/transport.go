@@ -146,6 +146,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r = req.Clone(ctx)
 			r.Body = body
 		}
+		var rec *bodyRecorder
+		if req.GetBody != nil && r.Body != nil && r.Body != http.NoBody {
+			// A body streamed from elsewhere (a blob read from the source
+			// registry) can fail mid-way; the request is then retried with
+			// a fresh body, whatever error the failure surfaced as.
+			rec = &bodyRecorder{rc: r.Body}
+			r = r.Clone(ctx)
+			r.Body = rec
+		}
 		t.count(r)
 		resp, err := t.base.RoundTrip(r)
 		mismatch := false
@@ -153,7 +162,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp, mismatch, err = readManifest(r, resp)
 		}
 		retry, wait := t.shouldRetry(resp, err)
-		retry = retry || mismatch
+		retry = retry || mismatch || (err != nil && rec != nil && rec.failed())
 		if !retry || attempt >= t.maxRetries || !replayable || ctx.Err() != nil {
 			return resp, err
 		}
@@ -171,6 +180,24 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+// bodyRecorder remembers whether reading a request body failed.
+type bodyRecorder struct {
+	rc  io.ReadCloser
+	bad atomic.Bool
+}
+
+func (b *bodyRecorder) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.bad.Store(true)
+	}
+	return n, err
+}
+
+func (b *bodyRecorder) Close() error { return b.rc.Close() }
+
+func (b *bodyRecorder) failed() bool { return b.bad.Load() }
 
 // readManifest reads the body of a successful manifest GET inside the retry
 // loop, so that a connection dropped in the middle of the body is retried
