@@ -152,10 +152,10 @@ func Wanted(set *manifest.Set) []inventory.Wanted {
 // A registry's tag listing (outside GCR's extension) does not show untagged
 // manifests, so a tagless promotion (or a copy cut off before its tags)
 // would look absent after a sync. For each copy or lost row whose
-// destination repository exists, MakePlan HEADs the digest there, and for
-// each lost row it HEADs the source; it records what it finds (fetching
-// manifests the inventory lacks): a few reads that let tagless entries be
-// copied and keep a rerun from writing again.
+// destination repository exists (or that wants no tag), MakePlan HEADs the
+// digest there, and for each lost row it HEADs the source; it records what
+// it finds (fetching manifests the inventory lacks): a few reads that let
+// tagless entries be copied and keep a rerun from writing again.
 func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, origin string, opts Options) (*Plan, error) {
 	loadID, err := db.LoadWanted(ctx, origin, Wanted(set))
 	if err != nil {
@@ -216,7 +216,9 @@ func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows 
 			}
 			exists[r.DstRepo] = ok
 		}
-		if ok {
+		// A repository holding only untagged manifests is not found by a
+		// tag listing at all (docker-registry answers NAME_UNKNOWN).
+		if ok || len(r.Tags) == 0 {
 			todo = append(todo, k)
 		}
 	}
