@@ -34,6 +34,7 @@ type env struct {
 	client      *registry.Client
 	src, d1, d2 *regtest.Registry
 	dir         string
+	oneDst      bool // manifests name d1 only
 }
 
 func newEnv(t testing.TB) *env {
@@ -64,11 +65,15 @@ type entry struct {
 }
 
 // manifestSet writes a plain manifest promoting entries from the source to
-// both destinations and loads it.
+// both destinations (d1 only with oneDst) and loads it.
 func (e *env) manifestSet(entries ...entry) *manifest.Set {
 	e.t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "registries:\n- name: %s\n  src: true\n- name: %s\n- name: %s\nimages:\n", e.srcName(), e.d1Name(), e.d2Name())
+	fmt.Fprintf(&b, "registries:\n- name: %s\n  src: true\n- name: %s\n", e.srcName(), e.d1Name())
+	if !e.oneDst {
+		fmt.Fprintf(&b, "- name: %s\n", e.d2Name())
+	}
+	b.WriteString("images:\n")
 	for _, en := range entries {
 		quoted := make([]string, len(en.tags))
 		for i, t := range en.tags {
