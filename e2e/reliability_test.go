@@ -3,15 +3,21 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 
+	_ "modernc.org/sqlite"
+
+	"github.com/cipdev/cip/internal/faultproxy"
 	"github.com/cipdev/cip/internal/regtest"
 )
 
@@ -285,4 +291,259 @@ func TestHostileManifests(t *testing.T) {
 	if _, err := os.Stat(missingDB); !os.IsNotExist(err) {
 		t.Errorf("inventory %s created by commands that exited 2 (stat: %v)", missingDB, err)
 	}
+}
+
+// thinDirFor writes a thin-manifest dir promoting everything src/staging
+// holds (as a direct, fault-free snapshot sees it) from srcName/staging to
+// dstName/prod.
+func thinDirFor(t *testing.T, src, srcName, dstName string) string {
+	t.Helper()
+	images, _ := Cip(t, 0, "--db", filepath.Join(t.TempDir(), "snap.db"), "--quiet", "snapshot", src+"/staging")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "images", "p", "images.yaml"), images)
+	writeFile(t, filepath.Join(dir, "manifests", "p", "promoter-manifest.yaml"),
+		fmt.Sprintf("registries:\n- name: %s/staging\n  src: true\n- name: %s/prod\n", srcName, dstName))
+	return dir
+}
+
+// snapshotCSV is cip's offline CSV snapshot of ref, sorted.
+func snapshotCSV(t *testing.T, db, ref string) string {
+	t.Helper()
+	out, _ := Cip(t, 0, "--db", db, "snapshot", "--offline", "-o", "csv", ref)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestFaultsConverge syncs and promotes through fault-injecting proxies in
+// front of both registries (10% of requests: 5xx, 429 with Retry-After in
+// seconds and as a date, slow answers; connections reset mid-body for sync
+// and, separately, for promote): each run converges thanks to retries, and
+// cip verify passes.
+func TestFaultsConverge(t *testing.T) {
+	src := StartRegistry(t)
+	seed(t, src.Host)
+	pSrc := faultproxy.New(t, src.Host, faultproxy.Options{Seed: 7, Max: 40})
+
+	// Sync: the inventory seen through faults equals the one seen directly.
+	direct, faulty := filepath.Join(t.TempDir(), "direct.db"), filepath.Join(t.TempDir(), "faulty.db")
+	Cip(t, 0, "--db", direct, "sync", src.Host+"/staging")
+	_, stderr := Cip(t, 0, "--db", faulty, "sync", pSrc.Host+"/staging")
+	if got, want := snapshotCSV(t, faulty, pSrc.Host+"/staging"), snapshotCSV(t, direct, src.Host+"/staging"); got != want {
+		t.Errorf("snapshot through faults differs:\n%s\nwant\n%s", got, want)
+	}
+	t.Logf("sync through faults: %s; cip: %s", pSrc, lastLine(stderr))
+	if pSrc.Total() < 3 {
+		t.Errorf("only %d faults injected into sync (%s): the test proves little", pSrc.Total(), pSrc)
+	}
+
+	tests := []struct {
+		name   string
+		faults []faultproxy.Fault
+		runs   int // promote runs allowed to converge
+	}{
+		{"answers", []faultproxy.Fault{faultproxy.ServerError, faultproxy.RetryAfterSeconds, faultproxy.RetryAfterDate, faultproxy.Slow}, 1},
+		// A blob streamed from the source and cut mid-way leaves the
+		// destination's upload session unusable (BLOB_UPLOAD_INVALID on
+		// the retried PUT): the run fails cleanly and a rerun completes.
+		// One run would need promote to restart the upload with a new
+		// POST; until then reruns are the guarantee.
+		{"resets mid-body", []faultproxy.Fault{faultproxy.Reset}, 3},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := StartRegistry(t)
+			// 12 faults a side: each 429 costs a real second or two.
+			pSrc := faultproxy.New(t, src.Host, faultproxy.Options{Seed: uint64(10 + i), Max: 12, Faults: tt.faults})
+			pDst := faultproxy.New(t, dst.Host, faultproxy.Options{Seed: uint64(20 + i), Max: 12, Faults: tt.faults})
+			dir := thinDirFor(t, src.Host, pSrc.Host, pDst.Host)
+			db := filepath.Join(t.TempDir(), "inv.db")
+			runs := 0
+			for runs < tt.runs {
+				runs++
+				code, stderr := cipCode(t, "--db", db, "promote", "--thin-manifest-dir", dir, "--confirm")
+				t.Logf("promote run %d through faults: exit %d; %s", runs, code, lastLine(stderr))
+				if code == 0 {
+					break
+				}
+				if code != 1 || runs == tt.runs {
+					t.Fatalf("promote run %d: exit %d:\n%s", runs, code, stderr)
+				}
+			}
+			t.Logf("promote converged in %d run(s); faults: source %s; destination %s", runs, pSrc, pDst)
+			Cip(t, 0, "--db", db, "verify", "--thin-manifest-dir", dir)
+			if pSrc.Total()+pDst.Total() < 5 {
+				t.Errorf("only %d faults injected (%s / %s): the test proves little", pSrc.Total()+pDst.Total(), pSrc, pDst)
+			}
+			// The destination, read directly, holds what the source holds.
+			checkSameTags(t, src.Host+"/staging", dst.Host+"/prod")
+		})
+	}
+}
+
+// cipCode runs cip and returns its exit code and stderr.
+func cipCode(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(cipBin, args...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), errb.String()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, errb.String()
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+// checkSameTags compares every tag of every repository below src with dst,
+// with crane.
+func checkSameTags(t *testing.T, src, dst string) {
+	t.Helper()
+	srcHost, srcPrefix, _ := strings.Cut(src, "/")
+	dstHost, dstPrefix, _ := strings.Cut(dst, "/")
+	n := 0
+	for _, repo := range strings.Fields(Crane(t, "catalog", srcHost)) {
+		img, ok := strings.CutPrefix(repo, srcPrefix+"/")
+		if !ok {
+			continue
+		}
+		for _, tag := range strings.Fields(Crane(t, "ls", srcHost+"/"+repo)) {
+			want := Crane(t, "digest", srcHost+"/"+repo+":"+tag)
+			got := Crane(t, "digest", dstHost+"/"+dstPrefix+"/"+img+":"+tag)
+			if got != want {
+				t.Errorf("%s/%s:%s = %s, want %s", dst, img, tag, got, want)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Errorf("no tags under %s", src)
+	}
+}
+
+// TestWrongDigestNeverRecorded serves a wrong Docker-Content-Digest for
+// every tag of one repository: sync reports that repository and records
+// nothing of it, and nothing whose bytes do not hash to its digest; promote
+// never tags anything at a wrong digest; without the fault a rerun
+// converges.
+func TestWrongDigestNeverRecorded(t *testing.T) {
+	src, dst := StartRegistry(t), StartRegistry(t)
+	seed(t, src.Host)
+	bad := "/v2/staging/app0/manifests/"
+	p := faultproxy.New(t, src.Host, faultproxy.Options{Seed: 1, Rate: 1, Max: 1000, MaxPerRequest: 1000,
+		Faults: []faultproxy.Fault{faultproxy.WrongDigest},
+		Match:  func(r *http.Request) bool { return r.Method == http.MethodHead && strings.HasPrefix(r.URL.Path, bad) }})
+
+	db := filepath.Join(t.TempDir(), "inv.db")
+	_, stderr := Cip(t, 1, "--db", db, "sync", p.Host+"/staging")
+	if !strings.Contains(stderr, p.Host+"/staging/app0") {
+		t.Errorf("sync stderr = %q, want the repository staging/app0 named", stderr)
+	}
+	if p.Injected()[faultproxy.WrongDigest] == 0 {
+		t.Fatal("no wrong digest served")
+	}
+	checkInventoryDigests(t, db)
+	if n := queryInt(t, db, "SELECT count(*) FROM tags JOIN repositories r ON r.id = tags.repository_id WHERE r.name = ?", p.Host+"/staging/app0"); n != 0 {
+		t.Errorf("%d tags of staging/app0 recorded from wrong digests, want 0", n)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM tags"); n == 0 {
+		t.Errorf("no tags recorded for the other repositories")
+	}
+
+	// Promote through the same fault: nothing is tagged at a wrong digest.
+	dir := thinDirFor(t, src.Host, p.Host, dst.Host)
+	_, stderr = Cip(t, 1, "--db", db, "promote", "--thin-manifest-dir", dir, "--confirm")
+	t.Logf("promote with wrong digests: %s", lastLine(stderr))
+	checkInventoryDigests(t, db)
+	checkTagsSubset(t, src.Host+"/staging", dst.Host+"/prod")
+
+	// Without the fault, a rerun converges.
+	p.SetEnabled(false)
+	Cip(t, 0, "--db", db, "promote", "--thin-manifest-dir", dir, "--confirm")
+	Cip(t, 0, "--db", db, "verify", "--thin-manifest-dir", dir)
+	checkSameTags(t, src.Host+"/staging", dst.Host+"/prod")
+}
+
+// checkTagsSubset checks that every tag below dst (read directly) points
+// at the digest the same tag has below src.
+func checkTagsSubset(t *testing.T, src, dst string) {
+	t.Helper()
+	dstHost, dstPrefix, _ := strings.Cut(dst, "/")
+	for _, repo := range strings.Fields(Crane(t, "catalog", dstHost)) {
+		img, ok := strings.CutPrefix(repo, dstPrefix+"/")
+		if !ok {
+			continue
+		}
+		for _, tag := range strings.Fields(Crane(t, "ls", dstHost+"/"+repo)) {
+			got := Crane(t, "digest", dstHost+"/"+repo+":"+tag)
+			if want := Crane(t, "digest", src+"/"+img+":"+tag); got != want {
+				t.Errorf("%s:%s = %s, want %s (the source's)", repo, tag, got, want)
+			}
+		}
+	}
+}
+
+func openSQL(t *testing.T, db string) *sql.DB {
+	t.Helper()
+	d, err := sql.Open("sqlite", "file:"+db+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func queryInt(t *testing.T, db, q string, args ...any) int {
+	t.Helper()
+	var n int
+	d := openSQL(t, db)
+	if err := d.QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	d.Close()
+	return n
+}
+
+// checkInventoryDigests checks that every manifest in the inventory hashes
+// to its digest, and that every tag names a manifest the inventory holds.
+func checkInventoryDigests(t *testing.T, db string) {
+	t.Helper()
+	d := openSQL(t, db)
+	rows, err := d.Query("SELECT digest, raw FROM manifests ORDER BY digest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var dg string
+		var raw []byte
+		if err := rows.Scan(&dg, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("sha256:%x", sha256.Sum256(raw)); got != dg {
+			t.Errorf("inventory manifest %s has bytes hashing to %s", dg, got)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Error("no manifests in the inventory")
+	}
+	var orphans int
+	if err := d.QueryRow("SELECT count(*) FROM tags WHERE digest NOT IN (SELECT digest FROM manifests)").Scan(&orphans); err != nil {
+		t.Fatal(err)
+	}
+	if orphans != 0 {
+		t.Errorf("%d tags name a digest the inventory does not hold", orphans)
+	}
+	d.Close()
 }

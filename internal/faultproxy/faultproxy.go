@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -124,7 +125,8 @@ func New(tb testing.TB, upstream string, opts Options) *Proxy {
 		requests:   map[string]int{},
 	}
 	p.rp = httputil.NewSingleHostReverseProxy(target)
-	p.rp.ErrorLog = nil
+	// Resets are deliberate; the proxy's own complaints about them are noise.
+	p.rp.ErrorLog = log.New(io.Discard, "", 0)
 	p.server = httptest.NewServer(http.HandlerFunc(p.serve))
 	tb.Cleanup(p.server.Close)
 	p.Host = strings.TrimPrefix(p.server.URL, "http://")
