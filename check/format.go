@@ -13,24 +13,26 @@ import (
 	"github.com/cipdev/cip/manifest"
 )
 
-// FormatImages returns data, an images file (plain: a plain manifest) whose
-// valid entries are images, in canonical form: images sorted by name with
-// one entry per name, digests sorted and quoted, tags as a sorted flow list
-// (manifest.WriteImages). Comments survive only where they can without
-// guessing which entry they belong to: a thin images file keeps its leading
-// comment block; a plain manifest keeps everything outside its images field
-// verbatim (registries, comments) and gets the images field last. Comments
-// among the image entries are dropped.
+// FormatImages returns data, an images file (plain: a plain manifest), in
+// canonical form: images sorted by name with one entry per name, digests
+// sorted and quoted, tags as a sorted flow list (manifest.WriteImages).
+// Comments survive only where they can without guessing which entry they
+// belong to: a thin images file keeps its leading comment block; a plain
+// manifest keeps everything outside its images field verbatim (registries,
+// comments) and gets the images field last. Comments among the image
+// entries are dropped.
 //
-// The result is read back before it is returned: if its entries differ from
-// images in anything but line numbers, FormatImages returns an error rather
-// than a file that would lose data.
-func FormatImages(data []byte, images []manifest.Image, plain bool) ([]byte, error) {
+// Callers format valid files only (validation first). The entries are read
+// from data itself, and the result is read back before it is returned: if
+// its entries differ from data's in anything but order and line numbers,
+// FormatImages returns an error rather than a file that would lose data.
+func FormatImages(data []byte, plain bool) ([]byte, error) {
+	images := manifest.Canonical(parseImages(data, plain))
 	out, err := formatImages(data, images, plain)
 	if err != nil {
 		return nil, err
 	}
-	if !sameImages(manifest.Canonical(parseImages(out, plain)), manifest.Canonical(images)) {
+	if !sameImages(manifest.Canonical(parseImages(out, plain)), images) {
 		return nil, fmt.Errorf("format images: the canonical form would not read back as the same images; file left alone")
 	}
 	return out, nil
@@ -177,7 +179,7 @@ func (Format) Run(_ context.Context, c *Change) ([]Finding, error) {
 				continue
 			}
 		}
-		want, err := FormatImages(data, m.Images, !c.Head.Thin)
+		want, err := FormatImages(data, !c.Head.Thin)
 		if err != nil {
 			return nil, err
 		}

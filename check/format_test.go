@@ -3,7 +3,6 @@ package check
 import (
 	"testing"
 
-	"github.com/cipdev/cip/manifest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -31,11 +30,7 @@ func TestFormatImages(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			imgs, err := readImages(writeTemp(t, tc.in), tc.plain)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := FormatImages([]byte(tc.in), manifest.Canonical(imgs), tc.plain)
+			got, err := FormatImages([]byte(tc.in), tc.plain)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -43,19 +38,12 @@ func TestFormatImages(t *testing.T) {
 				t.Errorf("FormatImages (-want +got):\n%s", diff)
 			}
 			// Idempotent.
-			again, err := FormatImages(got, manifest.Canonical(imgs), tc.plain)
+			again, err := FormatImages(got, tc.plain)
 			if err != nil || string(again) != string(got) {
 				t.Errorf("FormatImages twice = %q, %v; want %q", again, err, got)
 			}
 		})
 	}
-}
-
-func writeTemp(t *testing.T, data string) string {
-	t.Helper()
-	p := t.TempDir() + "/images.yaml"
-	write(t, p, data)
-	return p
 }
 
 func TestFormatCheck(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cipdev/cip/check"
+	"github.com/cipdev/cip/manifest"
 )
 
 func fmtCommand() *cli.Command {
@@ -22,7 +23,8 @@ A thin images file keeps its leading comment block; a plain manifest keeps
 everything outside its images field, which moves last. Comments among the
 image entries are dropped.
 
-An invalid manifest is refused (exit 2) and nothing is written. Each file is
+A file with a validation problem (see cip validate) is refused and left as it
+is; the others are formatted, and the exit code is 2. Each file is
 written to a temporary file beside it and renamed over it, so an interrupted
 run leaves the old file or the new one. The files rewritten are listed on
 stdout. With --check nothing is written: the files that are not canonical are
@@ -37,15 +39,28 @@ Examples:
 			if c.NArg() > 0 {
 				return usagef("fmt: unexpected argument %q", c.Args().First())
 			}
-			set, err := loadManifests(c) // strict: an invalid file is refused
+			file, dir := c.String("manifest"), c.String("thin-manifest-dir")
+			if (file == "") == (dir == "") {
+				return usagef("fmt: give exactly one of --manifest or --thin-manifest-dir")
+			}
+			// Load leniently to learn which files are invalid; those are
+			// refused, the others formatted.
+			set, err := manifest.Load(file, dir, manifest.Options{SkipInvalid: true})
 			if err != nil {
-				return err
+				return &usageError{err}
+			}
+			invalid := map[string]bool{}
+			for _, w := range set.Warnings {
+				if !invalid[w.File] {
+					fmt.Fprintf(c.App.ErrWriter, "fmt: refusing to format an invalid file: %s\n", w)
+				}
+				invalid[w.File] = true
 			}
 			done := map[string]bool{}
 			var changed []string
 			for _, m := range set.Manifests {
 				f := m.ImagesFile
-				if done[f] {
+				if done[f] || invalid[f] {
 					continue
 				}
 				done[f] = true
@@ -53,7 +68,7 @@ Examples:
 				if err != nil {
 					return fmt.Errorf("format %s: %w", f, err)
 				}
-				want, err := check.FormatImages(data, m.Images, f == m.File)
+				want, err := check.FormatImages(data, f == m.File)
 				if err != nil {
 					return fmt.Errorf("format %s: %w", f, err)
 				}
@@ -67,6 +82,9 @@ Examples:
 					}
 				}
 				fmt.Fprintln(c.App.Writer, f)
+			}
+			if len(invalid) > 0 {
+				return usagef("fmt: %d invalid file(s) left as they are; see cip validate", len(invalid))
 			}
 			if c.Bool("check") && len(changed) > 0 {
 				return cli.Exit(fmt.Sprintf("fmt: %d file(s) not in canonical form; run cip fmt", len(changed)), ExitRuntime)
