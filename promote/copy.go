@@ -76,6 +76,10 @@ type engine struct {
 	runID  int64
 	jobs   int
 	sem    chan struct{} // bounds requests in flight
+	// wmu queues this run's inventory writes in Go: SQLite takes one writer
+	// at a time, and writers that collide wait in its busy handler, which
+	// sleeps in steps of milliseconds.
+	wmu gosync.Mutex
 
 	mu        gosync.Mutex
 	manifests map[string]*call // dstRepo@digest
@@ -243,7 +247,10 @@ func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) er
 		if err := e.putManifest(ctx, st, dst, rt, tag, r.Digest, m.MediaType, m.Raw); err != nil {
 			return fmt.Errorf("tag %s:%s at %s: %w", r.DstRepo, tag, r.Digest, err)
 		}
-		if _, err := e.db.RecordTag(context.WithoutCancel(ctx), e.runID, r.DstRepo, tag, r.Digest); err != nil {
+		e.wmu.Lock()
+		_, err := e.db.RecordTag(context.WithoutCancel(ctx), e.runID, r.DstRepo, tag, r.Digest)
+		e.wmu.Unlock()
+		if err != nil {
 			return err
 		}
 		st.tagged.Add(1)
@@ -320,6 +327,8 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 		}
 		st.manifests.Add(1)
 		// The copy happened: record it even if the run is being cancelled.
+		e.wmu.Lock()
+		defer e.wmu.Unlock()
 		return e.db.RecordDigest(context.WithoutCancel(ctx), dstRepo, digest)
 	})
 }

@@ -79,6 +79,8 @@ func run(ctx context.Context, stdout, stderr io.Writer) error {
 		{"--db", db, "snapshot", dst, "--offline"},
 		// Nothing left to do: exit 0 (3 would mean pending work).
 		{"--db", db, "promote", "--manifest", mf, "--plan", "--exit-code"},
+		// The seed's form is the same promotion (a dry run without --confirm).
+		{"--db", db, "run", "--manifest", mf},
 	}
 	for _, s := range steps {
 		fmt.Fprintf(stdout, "\n$ cip %s\n", strings.Join(s, " "))
