@@ -448,7 +448,7 @@ func TestWrongDigestNeverRecorded(t *testing.T) {
 	if p.Injected()[faultproxy.WrongDigest] == 0 {
 		t.Fatal("no wrong digest served")
 	}
-	checkInventoryDigests(t, db)
+	checkInventoryDigests(t, db, false)
 	if n := queryInt(t, db, "SELECT count(*) FROM tags JOIN repositories r ON r.id = tags.repository_id WHERE r.name = ?", p.Host+"/staging/app0"); n != 0 {
 		t.Errorf("%d tags of staging/app0 recorded from wrong digests, want 0", n)
 	}
@@ -460,7 +460,7 @@ func TestWrongDigestNeverRecorded(t *testing.T) {
 	dir := thinDirFor(t, src.Host, p.Host, dst.Host)
 	_, stderr = Cip(t, 1, "--db", db, "promote", "--thin-manifest-dir", dir, "--confirm")
 	t.Logf("promote with wrong digests: %s", lastLine(stderr))
-	checkInventoryDigests(t, db)
+	checkInventoryDigests(t, db, false)
 	checkTagsSubset(t, src.Host+"/staging", dst.Host+"/prod")
 
 	// Without the fault, a rerun converges.
@@ -489,9 +489,15 @@ func checkTagsSubset(t *testing.T, src, dst string) {
 	}
 }
 
+// sqlOpen opens an inventory read-write (so that a WAL left by a killed
+// process is recovered), with a busy timeout.
+func sqlOpen(db string) (*sql.DB, error) {
+	return sql.Open("sqlite", "file:"+db+"?_pragma=busy_timeout(10000)")
+}
+
 func openSQL(t *testing.T, db string) *sql.DB {
 	t.Helper()
-	d, err := sql.Open("sqlite", "file:"+db+"?mode=ro&_pragma=busy_timeout(5000)")
+	d, err := sqlOpen(db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,10 +518,14 @@ func queryInt(t *testing.T, db, q string, args ...any) int {
 
 // checkInventoryDigests checks that every manifest in the inventory hashes
 // to its digest, and that every tag names a manifest the inventory holds.
-func checkInventoryDigests(t *testing.T, db string) {
+// Unless mayBeEmpty, the inventory must hold some manifest.
+func checkInventoryDigests(t *testing.T, db string, mayBeEmpty bool) {
 	t.Helper()
 	d := openSQL(t, db)
 	rows, err := d.Query("SELECT digest, raw FROM manifests ORDER BY digest")
+	if err != nil && mayBeEmpty && strings.Contains(err.Error(), "no such table") {
+		return // killed before the first migration committed
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,7 +545,7 @@ func checkInventoryDigests(t *testing.T, db string) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if n == 0 {
+	if n == 0 && !mayBeEmpty {
 		t.Error("no manifests in the inventory")
 	}
 	var orphans int
