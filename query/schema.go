@@ -145,9 +145,9 @@ func Schema(ctx context.Context, path string) (*Result, error) {
 
 // List returns every question form with its wording and an example.
 func List() *Result {
-	res := &Result{Columns: []string{"form", "question", "example", "answers"}}
+	res := &Result{Columns: []string{"form", "question", "example"}}
 	for _, f := range forms {
-		res.Rows = append(res.Rows, []any{f.Name, strings.Join(f.Templates, " | "), f.Example, f.Doc})
+		res.Rows = append(res.Rows, []any{f.Name, f.Templates[0], f.Example})
 	}
 	return res
 }

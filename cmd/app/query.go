@@ -37,9 +37,9 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_QUERY_OUTPUT"}, Value: "table",
 				Usage: "output `FORMAT`: table, csv, json or yaml"},
-			&cli.BoolFlag{Name: "show-sql", Usage: "print the SQL and its parameters on stderr"},
-			&cli.BoolFlag{Name: "schema", Usage: "print the inventory's tables and columns with their meanings"},
-			&cli.BoolFlag{Name: "list", Usage: "print every question form with an example"},
+			&cli.BoolFlag{Name: "show-sql", EnvVars: []string{"CIP_SHOW_SQL"}, Usage: "print the SQL and its parameters on stderr"},
+			&cli.BoolFlag{Name: "schema", EnvVars: []string{"CIP_QUERY_SCHEMA"}, Usage: "print the inventory's tables and columns with their meanings"},
+			&cli.BoolFlag{Name: "list", EnvVars: []string{"CIP_QUERY_LIST"}, Usage: "print every question form with an example"},
 			manifestFlag, thinDirFlag, skipInvalidFlag,
 		},
 		Action: runQuery,
