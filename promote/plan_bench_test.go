@@ -1,0 +1,204 @@
+package promote_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/manifest"
+	"github.com/cipdev/cip/promote"
+	"github.com/cipdev/cip/registry"
+)
+
+// k8sManifests is the real registry.k8s.io thin-manifest directory, next to
+// the repository (a user's clone does not have it).
+var k8sManifests = filepath.Join("..", "..", "shared", "realdata", "k8s.io", "registry.k8s.io")
+
+// keepPercent of the wanted (destination, image, digest) entries are in
+// each destination: a steady state with a few new promotions pending.
+const keepPercent = 95
+
+func keep(dst, image, digest string) bool {
+	h := sha256.Sum256([]byte(dst + "\x00" + image + "\x00" + digest))
+	return binary.BigEndian.Uint32(h[:4])%100 < keepPercent
+}
+
+// seedK8sInventory writes a synthetic inventory for the wanted rows: every
+// source repository holds all its wanted digests and tags, every
+// destination repository keepPercent of them. It returns the number of
+// (repository, digest) edges.
+func seedK8sInventory(b *testing.B, db *inventory.DB, wanted []inventory.Wanted) int {
+	b.Helper()
+	ctx := context.Background()
+	type repoState struct {
+		tags     map[string]string
+		untagged map[string]bool
+	}
+	repos := map[string]*repoState{}
+	add := func(repo, digest string, tags []string) {
+		st, ok := repos[repo]
+		if !ok {
+			st = &repoState{tags: map[string]string{}, untagged: map[string]bool{}}
+			repos[repo] = st
+		}
+		if len(tags) == 0 {
+			st.untagged[digest] = true
+		}
+		for _, t := range tags {
+			st.tags[t] = digest
+		}
+	}
+	digests := map[string]bool{}
+	for _, w := range wanted {
+		digests[w.Digest] = true
+		add(w.Src+"/"+w.Image, w.Digest, w.Tags)
+		if keep(w.Dst, w.Image, w.Digest) {
+			add(w.Dst+"/"+w.Image, w.Digest, w.Tags)
+		}
+	}
+	ms := make([]*inventory.Manifest, 0, len(digests))
+	for d := range digests {
+		ms = append(ms, &inventory.Manifest{Digest: d, MediaType: inventory.MediaTypeOCIManifest, Raw: []byte(`{"schemaVersion":2}`)})
+	}
+	if err := db.InsertManifests(ctx, ms); err != nil {
+		b.Fatal(err)
+	}
+	edges := 0
+	for name, st := range repos {
+		rs := inventory.RepositoryState{Name: name, Tags: st.tags}
+		for d := range st.untagged {
+			tagged := false
+			for _, td := range st.tags {
+				if td == d {
+					tagged = true
+					break
+				}
+			}
+			if !tagged {
+				rs.Untagged = append(rs.Untagged, d)
+			}
+		}
+		if _, err := db.WriteRepository(ctx, 0, rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM repository_manifests`).Scan(&edges); err != nil {
+		b.Fatal(err)
+	}
+	return edges
+}
+
+// offlineTransport answers like a registry that has none of the digests
+// the plan probes for, without a network: /v2/ is open, everything else is
+// 404.
+type offlineTransport struct{ heads atomic.Int64 }
+
+func (o *offlineTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	status := http.StatusNotFound
+	if req.URL.Path == "/v2/" {
+		status = http.StatusOK
+	}
+	if req.Method == http.MethodHead {
+		o.heads.Add(1)
+	}
+	return &http.Response{StatusCode: status, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: req}, nil
+}
+
+// peakRSS reads the process's peak resident set (VmHWM) in bytes.
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// resetPeakRSS frees what it can and resets VmHWM (Linux: writing 5 to
+// clear_refs), so that peakRSS afterwards measures what follows.
+func resetPeakRSS() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// BenchmarkPlanK8s plans the full real registry.k8s.io manifests (loaded
+// with --skip-invalid) against a synthetic inventory in which every
+// destination holds 95% of the wanted entries: the plan of a steady-state
+// promoter run. MakePlan includes loading the M tables, the plan SQL, the
+// probes of the 5% pending rows (answered 404 in-process), and the tag-move
+// check. Target (issue 6): ≤ 2 s and ≤ 200 MB peak RSS.
+func BenchmarkPlanK8s(b *testing.B) {
+	if _, err := os.Stat(k8sManifests); err != nil {
+		b.Skipf("real registry.k8s.io manifests not present at %s (only in the shared workspace): %v", k8sManifests, err)
+	}
+	ctx := context.Background()
+	set, err := manifest.Load("", k8sManifests, manifest.Options{SkipInvalid: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	wanted := promote.Wanted(set)
+	db, err := inventory.Open(ctx, filepath.Join(b.TempDir(), "inventory.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	edges := seedK8sInventory(b, db, wanted)
+	b.Logf("%d wanted (destination, image, digest) rows, %d (repository, digest) edges in the inventory", len(wanted), edges)
+
+	b.Run("LoadManifests", func(b *testing.B) {
+		b.ReportAllocs()
+		resetPeakRSS()
+		for b.Loop() {
+			if _, err := manifest.Load("", k8sManifests, manifest.Options{SkipInvalid: true}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MB")
+	})
+	b.Run("MakePlan", func(b *testing.B) {
+		tr := &offlineTransport{}
+		client := registry.New(registry.Options{
+			Transport: registry.NewTransport(registry.TransportOptions{Base: tr, MaxRetries: -1}),
+			Keychain:  authn.NewMultiKeychain(),
+		})
+		b.ReportAllocs()
+		resetPeakRSS()
+		var rows, pending int
+		for b.Loop() {
+			p, err := promote.MakePlan(ctx, db, client, set, k8sManifests, promote.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows, pending = len(p.Rows), p.Pending()
+		}
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MB")
+		b.ReportMetric(float64(rows), "rows")
+		b.ReportMetric(float64(pending), "pending")
+		b.ReportMetric(float64(tr.heads.Load())/float64(b.N), "probe-HEADs/op")
+		if pending == 0 || pending > rows/10 {
+			b.Fatalf("plan has %d pending rows of %d, want about %d%%", pending, rows, 100-keepPercent)
+		}
+	})
+}
