@@ -557,3 +557,120 @@ func checkInventoryDigests(t *testing.T, db string, mayBeEmpty bool) {
 	}
 	d.Close()
 }
+
+// TestInventoryConcurrency: cip query reads while cip sync writes (counts
+// only grow: each repository lands in one transaction); cip query cannot
+// change the inventory, which is 0600; two cip promote --confirm on one
+// inventory at once each finish or fail clearly, and neither corrupts it.
+func TestInventoryConcurrency(t *testing.T) {
+	src, dst := StartRegistry(t), StartRegistry(t)
+	seedCrash(t, src.Host)
+	db := filepath.Join(t.TempDir(), "inv.db")
+	Cip(t, 0, "--db", db, "--quiet", "sync", src.Host+"/staging/svc00")
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("inventory created with mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+
+	// Queries while a sync writes.
+	syncDone := make(chan error, 1)
+	go func() {
+		_, err := exec.Command(cipBin, "--db", db, "--quiet", "sync", src.Host+"/staging").CombinedOutput()
+		syncDone <- err
+	}()
+	queries, last := 0, -1
+	for done := false; !done; {
+		select {
+		case err := <-syncDone:
+			if err != nil {
+				t.Fatalf("sync beside queries: %v", err)
+			}
+			done = true
+		default:
+		}
+		out, _ := Cip(t, 0, "--db", db, "query", "-o", "csv", "SELECT count(*) AS n FROM tags")
+		n, err := strconv.Atoi(lastLine(out))
+		if err != nil {
+			t.Fatalf("query output %q", out)
+		}
+		if n < last {
+			t.Errorf("tag count went from %d to %d during a sync", last, n)
+		}
+		last = n
+		queries++
+	}
+	t.Logf("%d queries answered while sync wrote; final tag count %d", queries, last)
+	if queries < 2 {
+		t.Errorf("only %d queries ran during the sync", queries)
+	}
+
+	// Writes through cip query are refused, and the file does not change.
+	sum := fileSum(t, db)
+	for _, q := range []string{
+		"DELETE FROM tags",
+		"UPDATE manifests SET raw = x'00'",
+		"DROP TABLE tags",
+		"PRAGMA journal_mode = DELETE",
+		"VACUUM",
+		"ATTACH DATABASE '" + db + "-other' AS x",
+		"SELECT 1; DELETE FROM tags",
+		"WITH x AS (SELECT 1) DELETE FROM tags",
+	} {
+		_, stderr := Cip(t, 2, "--db", db, "query", q)
+		if stderr == "" {
+			t.Errorf("cip query %q: refused without a message", q)
+		}
+	}
+	if got := fileSum(t, db); got != sum {
+		t.Error("inventory bytes changed by refused queries")
+	}
+	if _, err := os.Stat(db + "-other"); !os.IsNotExist(err) {
+		t.Errorf("ATTACH created %s-other", db)
+	}
+
+	// Two promotions at once on one inventory.
+	dir := thinDirFor(t, src.Host, src.Host, dst.Host)
+	type result struct {
+		code   int
+		stderr string
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			cmd := exec.Command(cipBin, "--db", db, "promote", "--thin-manifest-dir", dir, "--confirm")
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			results <- result{code, errb.String()}
+		}()
+	}
+	ok := 0
+	for range 2 {
+		r := <-results
+		t.Logf("concurrent promote: exit %d: %s", r.code, lastLine(r.stderr))
+		switch r.code {
+		case 0:
+			ok++
+		case 1:
+			if !strings.HasPrefix(lastLine(r.stderr), "cip: ") && !strings.Contains(r.stderr, "cip: ") {
+				t.Errorf("concurrent promote failed without a clear error:\n%s", r.stderr)
+			}
+		default:
+			t.Errorf("concurrent promote: exit %d:\n%s", r.code, r.stderr)
+		}
+	}
+	if ok == 0 {
+		t.Error("neither concurrent promote succeeded")
+	}
+	checkIntegrity(t, db)
+	checkInventoryDigests(t, db, false)
+	checkNoBrokenIndex(t, dst.Host, "prod")
+	Cip(t, 0, "--db", db, "--quiet", "promote", "--thin-manifest-dir", dir, "--confirm")
+	Cip(t, 0, "--db", db, "verify", "--thin-manifest-dir", dir)
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("inventory mode after all commands = %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+}
