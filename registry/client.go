@@ -69,7 +69,15 @@ type Client struct {
 	accounts map[string]string
 
 	mu    sync.Mutex
-	repos map[string]*repoTransport // key: scope + " " + repository
+	repos map[string]*repoTransport // key: scope + " " + repository, or "registry " + host + " " + account
+	pings map[string]*pingCall      // key: registry host
+}
+
+// pingCall is one run's ping of a registry: its authentication challenge.
+type pingCall struct {
+	once sync.Once
+	ch   *transport.Challenge
+	err  error
 }
 
 type repoTransport struct {
@@ -88,7 +96,8 @@ func New(opts Options) *Client {
 	if kc == nil {
 		kc = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain)
 	}
-	c := &Client{tr: tr, keychain: kc, insecure: map[string]bool{}, accounts: opts.ServiceAccounts, repos: map[string]*repoTransport{}}
+	c := &Client{tr: tr, keychain: kc, insecure: map[string]bool{}, accounts: opts.ServiceAccounts,
+		repos: map[string]*repoTransport{}, pings: map[string]*pingCall{}}
 	for _, h := range opts.Insecure {
 		c.insecure[h] = true
 	}
@@ -159,10 +168,43 @@ func (c *Client) serviceAccount(repo string) string {
 	return sa
 }
 
+// challenge pings reg once per run (go-containerregistry's
+// transport.NewWithContext pings on every call) and returns its
+// authentication challenge. Failures are not kept: the caller falls back
+// to NewWithContext, which reports them.
+func (c *Client) challenge(ctx context.Context, reg name.Registry) (*transport.Challenge, error) {
+	key := reg.RegistryStr()
+	c.mu.Lock()
+	p, ok := c.pings[key]
+	if !ok {
+		p = &pingCall{}
+		c.pings[key] = p
+	}
+	c.mu.Unlock()
+	p.once.Do(func() { p.ch, p.err = transport.Ping(ctx, reg, c.tr) })
+	if p.err != nil {
+		c.mu.Lock()
+		if c.pings[key] == p {
+			delete(c.pings, key)
+		}
+		c.mu.Unlock()
+	}
+	return p.ch, p.err
+}
+
 // RoundTripper returns an authenticated transport for repo with the given
 // scope (transport.PullScope or transport.PushScope), built once per run.
+// Registries that hand out bearer tokens get one transport per repository
+// and scope (a token is scoped to both); registries that ask for no token
+// (anonymous or basic auth) get one transport for all their repositories,
+// so that a run pings them once instead of once per repository.
 func (c *Client) RoundTripper(ctx context.Context, repo name.Repository, scope string) (http.RoundTripper, error) {
 	key := scope + " " + repo.Name()
+	if ch, err := c.challenge(ctx, repo.Registry); err == nil && !strings.EqualFold(ch.Scheme, "bearer") {
+		// Credentials differ only by service account (the keychain
+		// resolves by registry host).
+		key = "registry " + repo.RegistryStr() + " " + c.serviceAccount(repo.Name())
+	}
 	c.mu.Lock()
 	rt, ok := c.repos[key]
 	if !ok {

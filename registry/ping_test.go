@@ -1,0 +1,95 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/cipdev/cip/internal/regtest"
+	"github.com/cipdev/cip/registry"
+)
+
+func anonymousClient() *registry.Client {
+	return registry.New(registry.Options{Keychain: authn.NewMultiKeychain()})
+}
+
+// A registry that asks for no token is pinged once per run, not once per
+// repository and scope.
+func TestRoundTripperPingsOpenRegistryOnce(t *testing.T) {
+	reg := regtest.New(t)
+	for i := range 5 {
+		reg.Push(t, fmt.Sprintf("p/r%d", i), "v1", regtest.Image(t, 64, 1, true))
+	}
+	reg.Reset()
+	c := anonymousClient()
+	ctx := context.Background()
+	for i := range 5 {
+		repo, err := c.ParseRepository(fmt.Sprintf("%s/p/r%d", reg.Host, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Tags(ctx, repo); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Head(ctx, repo, "v1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One ping for the challenge, one inside go-containerregistry's
+	// handshake; before, one per repository (5).
+	if got := reg.Count("GET ping"); got > 2 {
+		t.Errorf("GET ping = %d for 5 repositories, want at most 2", got)
+	}
+	if got := reg.Count("GET tags"); got != 5 {
+		t.Errorf("GET tags = %d, want 5", got)
+	}
+}
+
+// A bearer registry still gets a token per repository: a token for one
+// repository must not be sent for another.
+func TestRoundTripperBearerTokenPerRepository(t *testing.T) {
+	var tokens atomic.Int64
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/token":
+			tokens.Add(1)
+			json.NewEncoder(w).Encode(map[string]string{"token": "tok " + r.URL.Query().Get("scope")})
+			return
+		case strings.HasSuffix(r.URL.Path, "/tags/list"):
+			repo := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v2/"), "/tags/list")
+			if r.Header.Get("Authorization") == "Bearer tok repository:"+repo+":pull" {
+				json.NewEncoder(w).Encode(map[string]any{"name": repo, "tags": []string{"v1"}})
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, srv.URL))
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c := anonymousClient()
+	for _, name := range []string{"a/one", "b/two"} {
+		repo, err := c.ParseRepository(host + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl, err := c.Tags(context.Background(), repo)
+		if err != nil {
+			t.Fatalf("Tags(%s): %v", name, err)
+		}
+		if len(tl.Tags) != 1 {
+			t.Errorf("Tags(%s) = %v, want [v1]", name, tl.Tags)
+		}
+	}
+	if got := tokens.Load(); got != 2 {
+		t.Errorf("token requests = %d, want 2 (one per repository)", got)
+	}
+}
