@@ -123,7 +123,7 @@ func checkRef(ref string) error {
 	return nil
 }
 
-var outputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_OUTPUT"}, Value: "yaml",
+var outputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_SNAPSHOT_OUTPUT"}, Value: "yaml",
 	Usage: "output `FORMAT`: yaml (thin images.yaml) or csv"}
 
 func snapshotCommand() *cli.Command {
@@ -217,11 +217,11 @@ Examples:
    cip run --snapshot gcr.io/foo --output csv --minimal-snapshot
    cip run --thin-manifest-dir ./registry.k8s.io --confirm`,
 		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, outputFlag,
-			&cli.StringFlag{Name: "snapshot", Usage: "snapshot registry `REF`"},
-			&cli.BoolFlag{Name: "minimal-snapshot", Usage: "drop untagged children of manifest lists from snapshots"},
-			&cli.StringFlag{Name: "manifest-based-snapshot-of", Usage: "snapshot what the manifests promote into `REG`"},
-			&cli.BoolFlag{Name: "parse-only", Usage: "only parse and validate the manifests"},
-			&cli.BoolFlag{Name: "confirm", Usage: "really copy (the default is a dry run)"},
+			&cli.StringFlag{Name: "snapshot", EnvVars: []string{"CIP_SNAPSHOT"}, Usage: "snapshot registry `REF`"},
+			&cli.BoolFlag{Name: "minimal-snapshot", EnvVars: []string{"CIP_MINIMAL_SNAPSHOT"}, Usage: "drop untagged children of manifest lists from snapshots"},
+			&cli.StringFlag{Name: "manifest-based-snapshot-of", EnvVars: []string{"CIP_MANIFEST_BASED_SNAPSHOT_OF"}, Usage: "snapshot what the manifests promote into `REG`"},
+			&cli.BoolFlag{Name: "parse-only", EnvVars: []string{"CIP_PARSE_ONLY"}, Usage: "only parse and validate the manifests"},
+			confirmFlag,
 		}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			format, err := snapshot.ParseFormat(c.String("output"))
@@ -253,6 +253,13 @@ func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print the version and VCS revision",
+		Description: `Prints the release version, or the module version and VCS revision from the
+build info ("(devel)" for a plain go build without VCS stamping). The same
+as --version.
+
+Examples:
+   cip version
+   cip --version`,
 		Action: func(c *cli.Context) error {
 			fmt.Fprintf(c.App.Writer, "%s %s\n", c.App.Name, version())
 			return nil

@@ -34,7 +34,7 @@ Examples:
    cip fmt --thin-manifest-dir ./registry.k8s.io
    cip fmt --check --manifest promoter-manifest.yaml`,
 		Flags: []cli.Flag{manifestFlag, thinDirFlag,
-			&cli.BoolFlag{Name: "check", EnvVars: []string{"CIP_CHECK"}, Usage: "write nothing; list files not in canonical form and exit 1 if any"}},
+			&cli.BoolFlag{Name: "check", EnvVars: []string{"CIP_FMT_CHECK"}, Usage: "write nothing; list files not in canonical form and exit 1 if any"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("fmt: unexpected argument %q", c.Args().First())

@@ -25,7 +25,7 @@ import (
 const ExitPending = 3
 
 var (
-	planOutputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_OUTPUT"}, Value: "table",
+	planOutputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_PLAN_OUTPUT"}, Value: "table",
 		Usage: "plan output `FORMAT`: table, json or yaml"}
 	confirmFlag = &cli.BoolFlag{Name: "confirm", EnvVars: []string{"CIP_CONFIRM"}, Usage: "really copy (the default is a dry run)"}
 )
