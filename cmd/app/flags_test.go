@@ -117,3 +117,21 @@ func TestEveryCommandHasExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestSameMeaning(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b cli.Flag
+		want bool
+	}{
+		{"one shared flag", outputFlag, outputFlag, true},
+		{"outputs with other defaults", outputFlag, &cli.StringFlag{Name: "output", Value: "table", Usage: outputFlag.Usage}, false},
+		{"outputs with other usage", outputFlag, &cli.StringFlag{Name: "output", Value: "yaml", Usage: "table or json"}, false},
+		{"booleans with other usage", &cli.BoolFlag{Name: "offline", Usage: "a"}, &cli.BoolFlag{Name: "offline", Usage: "b"}, true},
+		{"bool and string", &cli.BoolFlag{Name: "x"}, &cli.StringFlag{Name: "x"}, false},
+	} {
+		if got := sameMeaning(tc.a, tc.b); got != tc.want {
+			t.Errorf("%s: sameMeaning = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
