@@ -448,6 +448,7 @@ func TestWrongDigestNeverRecorded(t *testing.T) {
 	if p.Injected()[faultproxy.WrongDigest] == 0 {
 		t.Fatal("no wrong digest served")
 	}
+	t.Logf("sync with wrong digests: %s; %s", p, lastLine(stderr))
 	checkInventoryDigests(t, db, false)
 	if n := queryInt(t, db, "SELECT count(*) FROM tags JOIN repositories r ON r.id = tags.repository_id WHERE r.name = ?", p.Host+"/staging/app0"); n != 0 {
 		t.Errorf("%d tags of staging/app0 recorded from wrong digests, want 0", n)
