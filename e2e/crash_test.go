@@ -47,11 +47,12 @@ func seedCrash(t *testing.T, host string) {
 }
 
 // startKilled starts cip, kills it with SIGKILL after delay, and reports
-// whether it had already finished.
-func startKilled(t *testing.T, delay time.Duration, args ...string) (finished bool) {
+// whether it had already finished, and how long it took if so.
+func startKilled(t *testing.T, delay time.Duration, args ...string) (finished bool, took time.Duration) {
 	t.Helper()
 	cmd := exec.Command(cipBin, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -59,12 +60,12 @@ func startKilled(t *testing.T, delay time.Duration, args ...string) (finished bo
 	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-		return true
+		return true, time.Since(start)
 	case <-time.After(delay):
 	}
 	cmd.Process.Kill()
 	<-done
-	return false
+	return false, 0
 }
 
 // checkIntegrity runs SQLite's integrity and foreign key checks on db
@@ -170,7 +171,9 @@ func TestCrash(t *testing.T) {
 	// At least this many kills land mid-run for each command (a run that
 	// finishes before its kill is retried with another delay, up to
 	// maxRuns).
-	const kills, maxRuns = 10, 20
+	// The delays are drawn below the duration of an uninterrupted run,
+	// shrunk to any faster run seen, as the machine's load varies.
+	const kills, maxRuns = 10, 30
 	src, dst := StartRegistry(t), StartRegistry(t)
 	seedCrash(t, src.Host)
 	rng := rand.New(rand.NewPCG(crashSeed, 1))
@@ -189,8 +192,10 @@ func TestCrash(t *testing.T) {
 		for ; killed < kills && i < maxRuns; i++ {
 			db := filepath.Join(work, fmt.Sprintf("sync%d.db", i))
 			delay := time.Duration(rng.Int64N(int64(syncTime * 9 / 10)))
-			if !startKilled(t, delay, "--db", db, "--quiet", "sync", src.Host+"/staging") {
+			if finished, took := startKilled(t, delay, "--db", db, "--quiet", "sync", src.Host+"/staging"); !finished {
 				killed++
+			} else {
+				syncTime = min(syncTime, took)
 			}
 			if _, err := os.Stat(db); err == nil {
 				checkIntegrity(t, db)
@@ -244,8 +249,13 @@ func TestCrash(t *testing.T) {
 			db := filepath.Join(work, fmt.Sprintf("promote%d.db", i))
 			copyFile(t, ref, db)
 			delay := from + time.Duration(rng.Int64N(int64(promoteTime*9/10-from)))
-			if !startKilled(t, delay, "--db", db, "--quiet", "promote", "--thin-manifest-dir", dir, "--confirm") {
+			if finished, took := startKilled(t, delay, "--db", db, "--quiet", "promote", "--thin-manifest-dir", dir, "--confirm"); !finished {
 				killed++
+			} else if took < promoteTime {
+				promoteTime = took
+				if from >= promoteTime*9/10 {
+					from = 0
+				}
 			}
 			checkIntegrity(t, db)
 			checkInventoryDigests(t, db, true)

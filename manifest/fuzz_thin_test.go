@@ -11,9 +11,11 @@ import (
 // FuzzLoadThinDir builds a thin-manifest directory from the fuzz input —
 // two manifest folders a and b sharing one promoter-manifest.yaml (whose
 // imagesPath the fuzzer may set), each with its own images.yaml — and loads
-// it: the loader must not panic, must fail only with a *ValidationError
-// whose problems name files inside the directory, must never fail with
-// SkipInvalid, and must return only valid, sorted entries.
+// it. The directory is made once per fuzzing process and its four files
+// rewritten for each input (a fresh t.TempDir per input costs more than the
+// load). The loader must not panic, must fail only with a
+// *ValidationError whose problems name files inside the directory, must
+// never fail with SkipInvalid, and must return only valid, sorted entries.
 func FuzzLoadThinDir(f *testing.F) {
 	good := filepath.Join(testdata, "good", "thin")
 	for _, name := range []string{"a", "b", "c"} {
@@ -28,8 +30,8 @@ func FuzzLoadThinDir(f *testing.F) {
 		b, _ := os.ReadFile(filepath.Join(dir, "images", "b", "images.yaml"))
 		f.Add(m, a, b)
 	}
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, manifestYAML, imagesA, imagesB []byte) {
-		dir := t.TempDir()
 		for _, x := range []struct {
 			path string
 			data []byte
