@@ -13,5 +13,7 @@ mkdir -p "$BIN"
 GOBIN="$BIN" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 GOBIN="$BIN" go install "github.com/regclient/regclient/cmd/regsync@$REGSYNC_VERSION"
 go build -trimpath -o "$BIN/cip" ./cmd/cip
-if [ "$#" -eq 0 ]; then set -- -out bench/RESULTS.md; fi
+# Default: the workloads with targets, 3 rounds (about 10 minutes on 2
+# busy cores); Wbig (960 MiB) only on request: -workloads W200,W200x3,W2000,Wbig.
+if [ "$#" -eq 0 ]; then set -- -workloads W200,W200x3,W2000 -rounds 3 -out bench/RESULTS.md; fi
 exec go run ./bench -bin "$BIN" "$@"
