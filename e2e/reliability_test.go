@@ -109,6 +109,17 @@ var hostileCases = []hostileCase{
 		symlink(t, "promoter-manifest.yaml", filepath.Join(dir, "manifests", "a", "promoter-manifest.yaml"))
 		writeFile(t, filepath.Join(dir, "images", "a", "images.yaml"), liveImages)
 	}},
+	{path: "thin-images-symlink-escape", file: "images/a/images.yaml", msg: "outside the thin manifest directory", gen: func(t *testing.T, dir string) {
+		writeFile(t, filepath.Join(dir, "manifests", "a", "promoter-manifest.yaml"), liveRegs)
+		outside := filepath.Join(filepath.Dir(dir), filepath.Base(dir)+"-outside.yaml")
+		writeFile(t, outside, liveImages)
+		mkdir(t, filepath.Join(dir, "images", "a"))
+		symlink(t, outside, filepath.Join(dir, "images", "a", "images.yaml"))
+	}},
+	{path: "thin-empty-manifests", file: "manifests", msg: "no promoter manifests", gen: func(t *testing.T, dir string) {
+		mkdir(t, filepath.Join(dir, "manifests"))
+		writeFile(t, filepath.Join(dir, "images", "README"), "nothing here\n")
+	}},
 }
 
 const (

@@ -56,7 +56,7 @@ func (c *fileCheck) decodeRegistries(n *yaml.Node, keyLine int) []Registry {
 			continue
 		}
 		if err := ValidateRegistryName(name); err != nil {
-			c.fail(nf.val.Line, "registry %q: %v", name, err)
+			c.fail(nf.val.Line, "registry %q: %v", RedactCredentials(name), err)
 			continue
 		}
 		r := Registry{Name: name, Line: e.Line}

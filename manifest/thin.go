@@ -78,6 +78,10 @@ func LoadThinDir(dir string, opts Options) (*Set, error) {
 			t.errs = append(t.errs, &Error{File: p, Msg: fmt.Sprintf("no promoter manifest for these images: want %s", filepath.Join(mdir, name, manifestFile))})
 		}
 	}
+	if len(manifests) == 0 && len(t.errs) == 0 {
+		// Most likely the wrong folder: say so rather than validate nothing.
+		return nil, fmt.Errorf("load thin manifests: no promoter manifests in %s: want %s/<name>/%s", dir, mdir, manifestFile)
+	}
 	return t.finish()
 }
 
@@ -229,9 +233,29 @@ func (t *thinDir) scanImagesDir() []string {
 	return out
 }
 
+// escapes reports (recording the problem on c) whether p resolves through
+// a symbolic link to somewhere outside the thin directory: a thin dir is
+// reviewed as a tree, so what it promotes must live in it.
+func (t *thinDir) escapes(c *fileCheck, p string) bool {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return false // a missing or unreadable file is reported where it is read
+	}
+	root, err := filepath.EvalSymlinks(t.root)
+	if err != nil || inside(root, real) {
+		return false
+	}
+	t.errs = append(t.errs, &Error{File: p, Msg: fmt.Sprintf("resolves through a symbolic link to %s, outside the thin manifest directory %s", real, t.root)})
+	c.fatal = true
+	return true
+}
+
 // loadPair loads one thin manifest and its images file.
 func (t *thinDir) loadPair(mfile string) {
 	c := &fileCheck{file: mfile}
+	if t.escapes(c, mfile) {
+		return
+	}
 	m, parsed, imagesPath, ipLine := t.decodeThinManifest(c)
 	name := filepath.Base(filepath.Dir(mfile))
 	ifile := filepath.Join(t.root, imagesDir, name, imagesFile)
@@ -242,6 +266,10 @@ func (t *thinDir) loadPair(mfile string) {
 			// a manifest: that would repeat the problem.
 			t.claimed[def] = true
 		}
+	}
+	if ifile != "" && t.escapes(c, ifile) {
+		t.claimed[ifile] = true
+		ifile, m = "", nil
 	}
 	if ifile != "" {
 		t.claimed[ifile] = true

@@ -80,6 +80,19 @@ func ValidateRegistryName(name string) error {
 	return nil
 }
 
+// RedactCredentials hides what stands before an @ in a registry name's host
+// part (user:password@host), so that error messages never carry it.
+func RedactCredentials(name string) string {
+	hostport, rest, hasPath := strings.Cut(name, "/")
+	if i := strings.LastIndexByte(hostport, '@'); i >= 0 {
+		hostport = "REDACTED@" + hostport[i+1:]
+	}
+	if hasPath {
+		return hostport + "/" + rest
+	}
+	return hostport
+}
+
 func validateRegistryName(name string) error {
 	if name == "" {
 		return errors.New("empty")
@@ -88,6 +101,10 @@ func validateRegistryName(name string) error {
 		return errors.New("want host[:port]/path without a scheme")
 	}
 	hostport, path, hasPath := strings.Cut(name, "/")
+	if strings.Contains(hostport, "@") {
+		// Never echo what stands before the @: it is likely a password.
+		return errors.New("credentials in a registry name are not allowed (put them in the docker config)")
+	}
 	host, port := hostport, ""
 	if strings.HasPrefix(hostport, "[") {
 		end := strings.IndexByte(hostport, ']')

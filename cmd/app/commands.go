@@ -118,7 +118,7 @@ func ManifestTargets(set *manifest.Set) []cipsync.Target {
 // checkRef validates a REF argument: a registry host, or host/path.
 func checkRef(ref string) error {
 	if err := manifest.ValidateRegistryName(strings.TrimSuffix(ref, "/")); err != nil {
-		return usagef("invalid REF %q: %v", ref, err)
+		return usagef("invalid REF %q: %v", manifest.RedactCredentials(ref), err)
 	}
 	return nil
 }
