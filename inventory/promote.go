@@ -29,18 +29,77 @@ func (d *DB) HasDigest(ctx context.Context, repo, digest string) (bool, error) {
 
 // RecordDigest records, in one transaction, that repo holds digest (a
 // manifest the inventory knows) and, for an index, every child reachable
-// from it that the inventory knows. Promotion calls it after each complete
-// copy, and after a live HEAD finds a digest that a tag listing cannot show.
+// from it that the inventory knows. Promotion calls it after a live HEAD
+// finds a digest that a tag listing cannot show.
 func (d *DB) RecordDigest(ctx context.Context, repo, digest string) error {
+	_, err := d.RecordCopies(ctx, 0, []Copy{{Repository: repo, Digest: digest}})
+	return err
+}
+
+// RecordTag records, in one transaction, that repo's tag now points at
+// digest (which repo holds), with its tag history under run runID (0: none).
+func (d *DB) RecordTag(ctx context.Context, runID int64, repo, tag, digest string) (TagChange, error) {
+	changes, err := d.RecordCopies(ctx, runID, []Copy{{Repository: repo, Digest: digest, Tag: tag}})
+	if err != nil || len(changes) == 0 {
+		return TagChange{}, err
+	}
+	return changes[0], nil
+}
+
+// Copy is one finished write of a promotion: Repository holds Digest
+// (complete, with its children and blobs), and, when Tag is set, Tag points
+// at it.
+type Copy struct {
+	Repository, Digest, Tag string
+}
+
+// RecordCopies records finished copies and tags in order, in one
+// transaction: a digest as RecordDigest does, a tag as RecordTag does. It
+// returns the tag changes. Promotion batches what its copies finish into
+// one call every few milliseconds: SQLite takes one writer at a time, and a
+// transaction per record made copies queue on the write lock. A copy is
+// recorded after it happened, so a batch lost to a crash only means a
+// rerun redoes (idempotently) what it held.
+func (d *DB) RecordCopies(ctx context.Context, runID int64, cs []Copy) ([]TagChange, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("record %s@%s: %w", repo, digest, err)
+		return nil, fmt.Errorf("record %s@%s: %w", cs[0].Repository, cs[0].Digest, err)
 	}
 	defer tx.Rollback()
-	repoID, err := upsertRepository(ctx, tx, repo)
-	if err != nil {
-		return fmt.Errorf("record %s@%s: %w", repo, digest, err)
+	ids := map[string]int64{}
+	now := d.now()
+	var changes []TagChange
+	for _, c := range cs {
+		repoID, ok := ids[c.Repository]
+		if !ok {
+			if repoID, err = upsertRepository(ctx, tx, c.Repository); err != nil {
+				return nil, fmt.Errorf("record %s@%s: %w", c.Repository, c.Digest, err)
+			}
+			ids[c.Repository] = repoID
+		}
+		if c.Tag == "" {
+			err = recordDigest(ctx, tx, repoID, c)
+		} else {
+			var tc TagChange
+			tc, err = recordTag(ctx, tx, runID, repoID, c, now)
+			if tc.Change != "" {
+				changes = append(changes, tc)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("record %s@%s: %w", cs[0].Repository, cs[0].Digest, err)
+	}
+	return changes, nil
+}
+
+func recordDigest(ctx context.Context, tx *sql.Tx, repoID int64, c Copy) error {
 	if _, err := tx.ExecContext(ctx, `
 		WITH RECURSIVE reach(digest) AS (
 			SELECT ?2
@@ -48,52 +107,34 @@ func (d *DB) RecordDigest(ctx context.Context, repo, digest string) error {
 			SELECT c.child_digest FROM manifest_children c JOIN reach r ON c.parent_digest = r.digest
 		)
 		INSERT OR IGNORE INTO repository_manifests(repository_id, digest)
-		SELECT ?1, r.digest FROM reach r JOIN manifests m ON m.digest = r.digest`, repoID, digest); err != nil {
-		return fmt.Errorf("record %s@%s: %w", repo, digest, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record %s@%s: %w", repo, digest, err)
+		SELECT ?1, r.digest FROM reach r JOIN manifests m ON m.digest = r.digest`, repoID, c.Digest); err != nil {
+		return fmt.Errorf("record %s@%s: %w", c.Repository, c.Digest, err)
 	}
 	return nil
 }
 
-// RecordTag records, in one transaction, that repo's tag now points at
-// digest (which repo holds), with its tag history under run runID (0: none).
-func (d *DB) RecordTag(ctx context.Context, runID int64, repo, tag, digest string) (TagChange, error) {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return TagChange{}, fmt.Errorf("record tag %s:%s: %w", repo, tag, err)
-	}
-	defer tx.Rollback()
-	repoID, err := upsertRepository(ctx, tx, repo)
-	if err != nil {
-		return TagChange{}, fmt.Errorf("record tag %s:%s: %w", repo, tag, err)
-	}
+func recordTag(ctx context.Context, tx *sql.Tx, runID, repoID int64, c Copy, now string) (TagChange, error) {
 	var old string
-	err = tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repository_id = ? AND tag = ?`, repoID, tag).Scan(&old)
+	err := tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repository_id = ? AND tag = ?`, repoID, c.Tag).Scan(&old)
 	if err != nil && err != sql.ErrNoRows {
-		return TagChange{}, fmt.Errorf("record tag %s:%s: %w", repo, tag, err)
+		return TagChange{}, fmt.Errorf("record tag %s:%s: %w", c.Repository, c.Tag, err)
 	}
-	c := TagChange{Repository: repo, Tag: tag, Old: old, New: digest, Change: "added"}
-	if old == digest {
-		return TagChange{}, tx.Commit()
+	if old == c.Digest {
+		return TagChange{}, nil
 	}
+	tc := TagChange{Repository: c.Repository, Tag: c.Tag, Old: old, New: c.Digest, Change: "added"}
 	if old != "" {
-		c.Change = "moved"
+		tc.Change = "moved"
 	}
-	now := d.now()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO tags(repository_id, tag, digest, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT(repository_id, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-		repoID, tag, digest, now); err != nil {
-		return TagChange{}, fmt.Errorf("record tag %s:%s: %w", repo, tag, err)
+		repoID, c.Tag, c.Digest, now); err != nil {
+		return TagChange{}, fmt.Errorf("record tag %s:%s: %w", c.Repository, c.Tag, err)
 	}
-	if err := insertHistory(ctx, tx, runID, c, now); err != nil {
+	if err := insertHistory(ctx, tx, runID, tc, now); err != nil {
 		return TagChange{}, err
 	}
-	if err := tx.Commit(); err != nil {
-		return TagChange{}, fmt.Errorf("record tag %s:%s: %w", repo, tag, err)
-	}
-	return c, nil
+	return tc, nil
 }
 
 // BlobRepository names a repository of registry host that holds blob, as

@@ -76,15 +76,21 @@ type engine struct {
 	runID  int64
 	jobs   int
 	sem    chan struct{} // bounds requests in flight
-	// wmu queues this run's inventory writes in Go: SQLite takes one writer
-	// at a time, and writers that collide wait in its busy handler, which
-	// sleeps in steps of milliseconds.
-	wmu gosync.Mutex
+	rec    *recorder     // this run's inventory writes, batched
+	fan    *fanout       // source blobs read once for several destination registries
+	// absent holds the destination repositories the inventory does not
+	// know (the sync found them absent): nothing is there but what this run
+	// puts, which the maps below track, so their blobs need no HEAD.
+	absent map[string]bool
+	// knownHosts holds the destination registries the inventory knows any
+	// repository of (mount sources); others need no look-up.
+	knownHosts map[string]bool
 
 	mu        gosync.Mutex
 	manifests map[string]*call // dstRepo@digest
 	blobs     map[string]*call // dstRepo@blob
 	hosts     map[string]*call // host blob: the blob's first placement on a host
+	read      map[string]*inventory.Manifest
 }
 
 // Promote carries out a plan's copy and tag rows, records each finished
@@ -104,8 +110,10 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	}
 	e := &engine{
 		db: db, client: client, runID: runID, jobs: opts.jobs(),
-		sem:       make(chan struct{}, opts.jobs()),
+		sem: make(chan struct{}, opts.jobs()), fan: newFanout(),
+		absent: map[string]bool{}, knownHosts: map[string]bool{},
 		manifests: map[string]*call{}, blobs: map[string]*call{}, hosts: map[string]*call{},
+		read: map[string]*inventory.Manifest{},
 	}
 	dests := map[string]*destStats{}
 	var names []string
@@ -138,12 +146,20 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		return work[i].Dst < work[j].Dst
 	})
 
+	if err := e.prepare(ctx, work); err != nil {
+		return nil, errors.Join(err, db.FinishRun(context.WithoutCancel(ctx), runID, inventory.RunStats{Errors: []string{err.Error()}}))
+	}
+	e.rec = newRecorder(db, runID)
+
 	prog := newProgress(opts.Progress, opts.Live, names, dests)
 	var mu gosync.Mutex
 	var errs []error
 	var done []inventory.PlanRow
+	// More rows in progress than request slots: a row spends much of its
+	// time between requests (its blobs before its manifest, its manifest
+	// before its tags), and the slots (sem) still bound what is in flight.
 	var g errgroup.Group
-	g.SetLimit(e.jobs)
+	g.SetLimit(rowsPerJob * e.jobs)
 	for _, r := range work {
 		st := dests[r.Dst]
 		g.Go(func() error {
@@ -167,13 +183,21 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	}
 	_ = g.Wait()
 	prog.stop()
+	if err := e.rec.close(); err != nil {
+		errs = append(errs, err)
+	}
 
 	rep := &Report{}
 	if ctx.Err() == nil {
+		// What this run wrote, once: each tag it put (a tag answering with
+		// the digest proves the digest complete there too), or the digest
+		// when it put no tag.
 		var refs []inventory.WantedRef
 		for _, r := range done {
-			refs = append(refs, inventory.WantedRef{Dst: r.Dst, Image: r.Image, Digest: r.Digest, File: r.File, Line: r.Line})
-			for _, t := range r.Tags {
+			if len(r.Missing) == 0 {
+				refs = append(refs, inventory.WantedRef{Dst: r.Dst, Image: r.Image, Digest: r.Digest, File: r.File, Line: r.Line})
+			}
+			for _, t := range r.Missing {
 				refs = append(refs, inventory.WantedRef{Dst: r.Dst, Image: r.Image, Tag: t, Digest: r.Digest, File: r.File, Line: r.Line})
 			}
 		}
@@ -221,16 +245,28 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 // row does one copy or tag row: the digest first (children before an
 // index, blobs before an image), then each missing tag.
 func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) error {
+	missing := r.Missing
 	if r.Action == inventory.ActionCopy {
-		if err := e.copyManifest(ctx, st, r.SrcRepo, r.DstRepo, r.Digest); err != nil {
+		// The manifest goes up by its first missing tag: one PUT makes the
+		// digest and the tag, once its children and blobs are complete.
+		first := ""
+		if len(missing) > 0 {
+			first = missing[0]
+		}
+		tagged, err := e.copyManifest(ctx, st, r.SrcRepo, r.DstRepo, r.Digest, first)
+		if err != nil {
 			return fmt.Errorf("copy %s@%s from %s: %w", r.DstRepo, r.Digest, r.SrcRepo, err)
 		}
 		st.copied.Add(1)
+		if tagged {
+			st.tagged.Add(1)
+			missing = missing[1:]
+		}
 	}
-	if len(r.Missing) == 0 {
+	if len(missing) == 0 {
 		return nil
 	}
-	m, err := e.db.Manifest(ctx, r.Digest)
+	m, err := e.manifest(ctx, r.Digest)
 	if err != nil {
 		return err
 	}
@@ -243,20 +279,106 @@ func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) er
 		return err
 	}
 	// Tags one after another: they share one (repository, digest).
-	for _, tag := range r.Missing {
+	for _, tag := range missing {
 		if err := e.putManifest(ctx, st, dst, rt, tag, r.Digest, m.MediaType, m.Raw); err != nil {
 			return fmt.Errorf("tag %s:%s at %s: %w", r.DstRepo, tag, r.Digest, err)
 		}
-		e.wmu.Lock()
-		_, err := e.db.RecordTag(context.WithoutCancel(ctx), e.runID, r.DstRepo, tag, r.Digest)
-		e.wmu.Unlock()
-		if err != nil {
-			return err
-		}
+		e.rec.add(r.DstRepo, r.Digest, tag)
 		st.tagged.Add(1)
 	}
 	return nil
 }
+
+// prepare reads, before any copy, what the inventory says about the
+// destinations (which repositories and registries it knows), and which
+// blobs more than one destination registry needs (read once, fanned out).
+func (e *engine) prepare(ctx context.Context, work []inventory.PlanRow) error {
+	hostsOf := map[string]map[string]bool{} // digest -> destination hosts copying it
+	for _, r := range work {
+		host, _ := inventory.SplitRepository(r.DstRepo)
+		if _, ok := e.knownHosts[host]; !ok {
+			known, err := e.db.Repositories(ctx, host)
+			if err != nil {
+				return err
+			}
+			e.knownHosts[host] = len(known) > 0
+		}
+		if _, ok := e.absent[r.DstRepo]; !ok {
+			has, err := e.db.HasRepository(ctx, r.DstRepo)
+			if err != nil {
+				return err
+			}
+			e.absent[r.DstRepo] = !has
+		}
+		if r.Action != inventory.ActionCopy {
+			continue
+		}
+		if hostsOf[r.Digest] == nil {
+			hostsOf[r.Digest] = map[string]bool{}
+		}
+		hostsOf[r.Digest][host] = true
+	}
+	for digest, hosts := range hostsOf {
+		if len(hosts) < 2 {
+			continue
+		}
+		blobs, err := e.blobsOf(ctx, digest)
+		if err != nil {
+			return err
+		}
+		for _, b := range blobs {
+			for h := range hosts {
+				e.fan.need(b, h)
+			}
+		}
+	}
+	return nil
+}
+
+// blobsOf lists the blobs of digest and of its children, however nested.
+func (e *engine) blobsOf(ctx context.Context, digest string) ([]string, error) {
+	m, err := e.manifest(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, b := range m.Blobs {
+		out = append(out, b.Digest)
+	}
+	for _, c := range m.Children {
+		bs, err := e.blobsOf(ctx, c.Digest)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bs...)
+	}
+	return out, nil
+}
+
+// manifest reads a manifest from the inventory once per run.
+func (e *engine) manifest(ctx context.Context, digest string) (*inventory.Manifest, error) {
+	e.mu.Lock()
+	m, ok := e.read[digest]
+	e.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	m, err := e.db.Manifest(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if len(e.read) >= manifestCache {
+		clear(e.read)
+	}
+	e.read[digest] = m
+	e.mu.Unlock()
+	return m, nil
+}
+
+// manifestCache bounds the manifests a run keeps read (a few KiB each):
+// enough for one digest's copies to every destination to share one read.
+const manifestCache = 4096
 
 // share runs f once per key among concurrent callers; later callers wait
 // for the first and get its result.
@@ -288,15 +410,20 @@ func (e *engine) share(ctx context.Context, m map[string]*call, key string, f fu
 }
 
 // copyManifest puts digest into dstRepo, complete: an index's children
-// first, an image's blobs first, then the manifest's exact bytes by digest.
-// Each (repository, digest) has one writer per run.
-func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRepo, digest string) error {
-	return e.share(ctx, e.manifests, dstRepo+"@"+digest, func(*call) error {
-		has, err := e.db.HasDigest(ctx, dstRepo, digest)
-		if err != nil || has {
-			return err
+// first, an image's blobs first, then the manifest's exact bytes, by tag
+// when tag is set (one PUT makes the digest and the tag), else by digest.
+// Each (repository, digest) has one writer per run; tagged says this call
+// put the tag (a caller that found the digest done or in progress puts
+// its tags itself).
+func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRepo, digest, tag string) (tagged bool, err error) {
+	err = e.share(ctx, e.manifests, dstRepo+"@"+digest, func(*call) error {
+		if !e.absent[dstRepo] {
+			has, err := e.db.HasDigest(ctx, dstRepo, digest)
+			if err != nil || has {
+				return err
+			}
 		}
-		m, err := e.db.Manifest(ctx, digest)
+		m, err := e.manifest(ctx, digest)
 		if err != nil {
 			return err
 		}
@@ -304,7 +431,10 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 		g.SetLimit(e.jobs)
 		if m.IsIndex {
 			for _, c := range m.Children {
-				g.Go(func() error { return e.copyManifest(gctx, st, srcRepo, dstRepo, c.Digest) })
+				g.Go(func() error {
+					_, err := e.copyManifest(gctx, st, srcRepo, dstRepo, c.Digest, "")
+					return err
+				})
 			}
 		} else {
 			for _, b := range m.Blobs {
@@ -322,21 +452,28 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 		if err != nil {
 			return err
 		}
-		if err := e.putManifest(ctx, st, dst, rt, digest, digest, m.MediaType, m.Raw); err != nil {
+		ref := digest
+		if tag != "" {
+			ref = tag
+		}
+		if err := e.putManifest(ctx, st, dst, rt, ref, digest, m.MediaType, m.Raw); err != nil {
 			return err
 		}
 		st.manifests.Add(1)
-		// The copy happened: record it even if the run is being cancelled.
-		e.wmu.Lock()
-		defer e.wmu.Unlock()
-		return e.db.RecordDigest(context.WithoutCancel(ctx), dstRepo, digest)
+		e.rec.add(dstRepo, digest, "")
+		if tag != "" {
+			e.rec.add(dstRepo, digest, tag)
+			tagged = true
+		}
+		return nil
 	})
+	return tagged, err
 }
 
 // copyBlob makes blob present in dstRepo: nothing when a HEAD finds it, a
 // cross-repository mount when the destination host holds it elsewhere
 // (landed earlier in this run, or known to the inventory), else a stream
-// from the source.
+// from the source. A repository the sync found absent gets no HEAD.
 func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo string, b inventory.Blob) error {
 	return e.share(ctx, e.blobs, dstRepo+"@"+b.Digest, func(*call) error {
 		dst, err := e.client.ParseRepository(dstRepo)
@@ -347,10 +484,15 @@ func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo s
 		if err != nil {
 			return err
 		}
-		if ok, err := e.headBlob(ctx, st, dst, rt, b.Digest); err != nil || ok {
-			return err
-		}
 		host := dst.RegistryStr()
+		if !e.absent[dstRepo] {
+			if ok, err := e.headBlob(ctx, st, dst, rt, b.Digest); err != nil || ok {
+				if ok {
+					e.fan.placed(b.Digest, host)
+				}
+				return err
+			}
+		}
 		key := host + " " + b.Digest
 		e.mu.Lock()
 		h, placed := e.hosts[key]
@@ -371,18 +513,27 @@ func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo s
 			}
 			return e.place(ctx, st, srcRepo, dst, rt, b, from)
 		}
-		from, err := e.db.BlobRepository(ctx, host, st.name, b.Digest)
+		var from string
+		if e.knownHosts[host] {
+			from, err = e.db.BlobRepository(ctx, host, st.name, b.Digest)
+		}
 		if err == nil {
 			if from == dstRepo {
 				from = ""
 			}
 			err = e.place(ctx, st, srcRepo, dst, rt, b, from)
 		}
+		e.fan.placed(b.Digest, host)
 		h.err, h.repo = err, dstRepo
 		close(h.done)
 		return err
 	})
 }
+
+// rowsPerJob is how many plan rows run per request slot: enough that every
+// slot has a request ready when one finishes (a row waits on one request at
+// a time for most of its life).
+const rowsPerJob = 4
 
 // slot takes one of the request slots; release it when done.
 func (e *engine) slot(ctx context.Context) (func(), error) {
@@ -469,7 +620,7 @@ func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst n
 	if err != nil {
 		return err
 	}
-	open := func() (io.ReadCloser, int64, error) {
+	fetch := func(ctx context.Context) (io.ReadCloser, int64, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, repoURL(src, "/blobs/"+b.Digest).String(), nil)
 		resp, err := e.do(st, srt, req)
 		if err != nil {
@@ -480,6 +631,20 @@ func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst n
 			return nil, 0, fmt.Errorf("get blob %s@%s: %w", src.Name(), b.Digest, err)
 		}
 		return resp.Body, resp.ContentLength, nil
+	}
+	open := func() (io.ReadCloser, int64, error) { return fetch(ctx) }
+	// Held for several destination registries: one verified read serves all.
+	held, ok, err := e.fan.get(ctx, b.Digest, b.Size, func(ctx context.Context) (io.ReadCloser, error) {
+		rc, _, err := fetch(ctx)
+		return rc, err
+	})
+	if err != nil {
+		return err
+	}
+	if ok {
+		open = func() (io.ReadCloser, int64, error) {
+			return io.NopCloser(bytes.NewReader(held)), int64(len(held)), nil
+		}
 	}
 	body, size, err := open()
 	if err != nil {
