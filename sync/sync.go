@@ -34,6 +34,10 @@ import (
 // latency, and 8 keeps a local run from crowding two cores.
 const DefaultJobs = 8
 
+// reposPerJob is how many repositories are crawled per request slot:
+// enough that a slot freed by one repository finds another's request ready.
+const reposPerJob = 4
+
 // Target is something to crawl: a registry host, a path prefix, or (Exact)
 // one repository that is crawled without consulting the catalog.
 type Target struct {
@@ -109,8 +113,12 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 	var errs []error
 	errs = append(errs, derr...)
 
+	// More repositories in progress than request slots: a repository waits
+	// on one request at a time for part of its crawl (its tag listing, its
+	// index children, its write), and the slots (sem) still bound what is
+	// in flight.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Jobs)
+	g.SetLimit(reposPerJob * opts.Jobs)
 	var mu gosync.Mutex
 	for _, repo := range repos {
 		g.Go(func() error {
