@@ -85,3 +85,25 @@ func BenchmarkSync2000(b *testing.B) {
 		b.ReportMetric(float64(reg.Count("GET manifest"))/float64(b.N), "manifestGETs/op")
 	})
 }
+
+// BenchmarkSyncJobs compares --jobs values on the 2,000-image registry
+// (incremental crawl: HEAD-bound, the common case), to choose DefaultJobs.
+func BenchmarkSyncJobs(b *testing.B) {
+	reg := seed2000(b)
+	for _, jobs := range []int{1, 2, 4, 8, 16, 32} {
+		b.Run(fmt.Sprintf("jobs=%d", jobs), func(b *testing.B) {
+			db, err := inventory.Open(context.Background(), filepath.Join(b.TempDir(), "inv.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			benchSync(b, db, reg)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := cipsync.Run(context.Background(), db, client(), []cipsync.Target{{Ref: reg.Host + "/bench"}}, cipsync.Options{Jobs: jobs}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
