@@ -110,8 +110,23 @@ func (d *DB) Repositories(ctx context.Context, prefix string) ([]string, error) 
 }
 
 // WriteRepository records one crawl of a repository in one transaction:
-// new manifests, the repository's digests and tags, and tag history.
+// new manifests, the repository's digests and tags, and tag history. A
+// crawl that found the repository as the inventory has it (same tags, no
+// new manifest, the digests it holds exactly those its tags reach) only
+// updates synced_at: one statement instead of rewriting the repository.
 func (d *DB) WriteRepository(ctx context.Context, runID int64, st RepositoryState) ([]TagChange, error) {
+	if len(st.New) == 0 && len(st.Untagged) == 0 {
+		id, same, err := d.unchanged(ctx, st)
+		if err != nil {
+			return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+		}
+		if same {
+			if _, err := d.db.ExecContext(ctx, `UPDATE repositories SET synced_at = ? WHERE id = ?`, d.now(), id); err != nil {
+				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+			}
+			return nil, nil
+		}
+	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
@@ -125,6 +140,48 @@ func (d *DB) WriteRepository(ctx context.Context, runID int64, st RepositoryStat
 		return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
 	}
 	return changes, nil
+}
+
+// unchanged reports (reading only, outside any write transaction) whether
+// the inventory already holds repository st.Name exactly as a full write of
+// st (which has no new manifest and no untagged digest) would leave it.
+func (d *DB) unchanged(ctx context.Context, st RepositoryState) (int64, bool, error) {
+	var id int64
+	err := d.db.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, st.Name).Scan(&id)
+	if err == sql.ErrNoRows {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	old, err := queryTags(ctx, d.db, st.Name)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(old) != len(st.Tags) {
+		return id, false, nil
+	}
+	for t, dg := range st.Tags {
+		if old[t] != dg {
+			return id, false, nil
+		}
+	}
+	// The digests held are exactly those the tags reach (as the full write
+	// would record them): nothing untagged left over from before.
+	var same bool
+	err = d.db.QueryRowContext(ctx, `
+		WITH RECURSIVE reach(digest) AS (
+			SELECT digest FROM tags WHERE repository_id = ?1
+			UNION
+			SELECT c.child_digest FROM manifest_children c JOIN reach r ON c.parent_digest = r.digest
+		), want AS (SELECT r.digest FROM reach r JOIN manifests m ON m.digest = r.digest)
+		SELECT (SELECT COUNT(*) FROM want) = (SELECT COUNT(*) FROM repository_manifests WHERE repository_id = ?1)
+			AND NOT EXISTS (SELECT 1 FROM want w WHERE NOT EXISTS (
+				SELECT 1 FROM repository_manifests rm WHERE rm.repository_id = ?1 AND rm.digest = w.digest))`, id).Scan(&same)
+	if err != nil {
+		return 0, false, err
+	}
+	return id, same, nil
 }
 
 func (d *DB) writeRepository(ctx context.Context, tx *sql.Tx, runID int64, st RepositoryState) ([]TagChange, error) {

@@ -1,0 +1,77 @@
+package inventory_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cipdev/cip/inventory"
+)
+
+func contentDigests(t *testing.T, db *inventory.DB, repo string) []string {
+	t.Helper()
+	cs, err := db.Contents(context.Background(), repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Digest)
+	}
+	return out
+}
+
+// A crawl that finds a repository unchanged touches only synced_at; one
+// that finds it unchanged but the inventory holding an untagged digest the
+// listing no longer shows rewrites it, as before.
+func TestWriteRepositoryUnchanged(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	idx := &inventory.Manifest{Digest: digest('i'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+		Children: []inventory.Child{{Digest: digest('a')}}}
+	const repo = "r.example/p/app"
+	st := inventory.RepositoryState{Name: repo, Tags: map[string]string{"v1": digest('i')},
+		New: []*inventory.Manifest{idx, image('a'), image('d')}}
+	if _, err := db.WriteRepository(ctx, 0, st); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{digest('a'), digest('i')}
+	if diff := cmp.Diff(want, contentDigests(t, db, repo)); diff != "" {
+		t.Fatalf("contents after first write (-want +got):\n%s", diff)
+	}
+	syncedAt := func() string {
+		var s string
+		if err := db.SQL().QueryRow(`SELECT synced_at FROM repositories WHERE name = ?`, repo).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := syncedAt()
+
+	db.Now = func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+	again := inventory.RepositoryState{Name: repo, Tags: map[string]string{"v1": digest('i')}}
+	changes, err := db.WriteRepository(ctx, 0, again)
+	if err != nil || len(changes) != 0 {
+		t.Fatalf("unchanged write: changes %v, err %v", changes, err)
+	}
+	if after := syncedAt(); after == before {
+		t.Errorf("synced_at = %s after an unchanged crawl, want updated", after)
+	}
+	if diff := cmp.Diff(want, contentDigests(t, db, repo)); diff != "" {
+		t.Errorf("contents after unchanged write (-want +got):\n%s", diff)
+	}
+
+	// An untagged digest recorded since (a promotion) that the crawl no
+	// longer shows is dropped, as a full write always did.
+	if err := db.RecordDigest(ctx, repo, digest('d')); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.WriteRepository(ctx, 0, again); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, contentDigests(t, db, repo)); diff != "" {
+		t.Errorf("contents after a crawl without the untagged digest (-want +got):\n%s", diff)
+	}
+}
