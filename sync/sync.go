@@ -374,6 +374,7 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 	}
 
 	state := inventory.RepositoryState{Name: repoName, Tags: map[string]string{}}
+	tagGets := 0 // manifests fetched by tag
 	if tl.Manifests != nil {
 		// GCR extension: digests and their tags without a HEAD per tag.
 		for dg, m := range tl.Manifests {
@@ -385,8 +386,23 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 			}
 		}
 		sort.Strings(state.Untagged)
-	} else if err := s.headTags(ctx, repo, tl.Tags, state.Tags); err != nil {
-		return err
+	} else {
+		// A repository new to the inventory has (nearly) every manifest to
+		// fetch: GET each tag's manifest at once (its digest is the body's),
+		// one request instead of a HEAD and a GET. Known repositories HEAD
+		// their tags and GET only new digests.
+		known, err := s.db.HasRepository(ctx, repoName)
+		if err != nil {
+			return err
+		}
+		if known {
+			err = s.headTags(ctx, repo, tl.Tags, state.Tags)
+		} else {
+			tagGets, err = s.getTags(ctx, repo, tl.Tags, state.Tags)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	s.tagsSeen.Add(int64(len(state.Tags)))
 
@@ -404,7 +420,7 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 	if err != nil {
 		return err
 	}
-	s.record(repoName, len(state.Tags), nfetched, changes, true)
+	s.record(repoName, len(state.Tags), tagGets+nfetched, changes, true)
 	return nil
 }
 
@@ -461,6 +477,51 @@ func (s *syncer) headTags(ctx context.Context, repo name.Repository, tags []stri
 		})
 	}
 	return g.Wait()
+}
+
+// getTags learns each tag's digest with a GET of its manifest, in
+// parallel, and keeps the manifests for fetchNew (the run's fetched map).
+// It returns how many digests new to the run it fetched.
+func (s *syncer) getTags(ctx context.Context, repo name.Repository, tags []string, out map[string]string) (int, error) {
+	var mu gosync.Mutex
+	var fresh atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.Jobs)
+	for _, tag := range tags {
+		g.Go(func() error {
+			var raw registry.Manifest
+			err := s.request(gctx, func() error {
+				var err error
+				raw, err = s.client.GetManifest(gctx, repo, tag)
+				return err
+			})
+			if errors.Is(err, registry.ErrNotFound) {
+				return nil // deleted between listing and GET
+			}
+			if err != nil {
+				return err
+			}
+			m, err := inventory.ParseManifest(raw.Digest, raw.MediaType, raw.Raw)
+			if err != nil {
+				return fmt.Errorf("%s:%s: %w", repo.Name(), tag, err)
+			}
+			s.mu.Lock()
+			if _, ok := s.fetched[raw.Digest]; !ok {
+				c := &fetchCall{done: make(chan struct{}), m: m}
+				close(c.done)
+				s.fetched[raw.Digest] = c
+				s.gets.Add(1)
+				fresh.Add(1)
+			}
+			s.mu.Unlock()
+			mu.Lock()
+			out[tag] = raw.Digest
+			mu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	return int(fresh.Load()), err
 }
 
 // fetchNew GETs every manifest reachable from roots that the inventory does

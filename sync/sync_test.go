@@ -340,7 +340,8 @@ func TestRetryAfter429(t *testing.T) {
 	var mu gosync.Mutex
 	throttled := 0
 	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
+		// A first crawl GETs tags' manifests, a later one HEADs them.
+		if (r.Method == http.MethodHead || r.Method == http.MethodGet) && strings.Contains(r.URL.Path, "/manifests/") {
 			mu.Lock()
 			defer mu.Unlock()
 			if throttled < 2 {
