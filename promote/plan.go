@@ -3,9 +3,10 @@
 // for byte, and verifies the result.
 //
 // The plan is SQL: MakePlan loads the manifests into the inventory's M
-// tables (inventory.LoadWanted) and reads the plan view (see
-// migrations/0002_promotion.sql and docs/schema.md), one row per (destination
-// registry, image, digest) with an action: skip, tag, copy or lost. Tag
+// tables (inventory.LoadRoutes) and reads the plan view (see
+// migrations/0003_plan_normalised.sql and docs/schema.md), one row per
+// (destination registry, image, digest) with an action: skip, tag, copy or
+// lost; skip rows are counted per destination and listed only when few. Tag
 // moves (a wanted tag that a destination has at another digest) refuse the
 // whole run before any write. Promote carries out the copy and tag rows;
 // Verify checks every promised reference with a live HEAD.
@@ -55,10 +56,21 @@ func (o Options) jobs() int {
 
 // Plan is one load of manifests and the plan rows read from it.
 type Plan struct {
-	LoadID   int64
-	Rows     []inventory.PlanRow // by destination, image, digest
+	LoadID int64
+	// Rows are the copy, tag and lost rows, and the skip rows when there
+	// are at most MaxSkipRows of them; by destination, image, digest.
+	Rows     []inventory.PlanRow
 	TagMoves []inventory.TagMove // by destination, image, tag
+	// Counts holds every destination's action counts (skip rows included,
+	// listed or not), by destination.
+	Counts []Summary
 }
+
+// MaxSkipRows is how many skip rows a plan lists in detail: a small plan
+// shows everything; a steady-state plan of a large manifest set (hundreds
+// of thousands of rows, nearly all skip) lists its pending rows and counts
+// the rest per destination. The plan view in the inventory has them all.
+const MaxSkipRows = 1000
 
 // Pending counts the rows that need writes (copy and tag).
 func (p *Plan) Pending() int {
@@ -93,6 +105,9 @@ type Summary struct {
 
 // Summaries counts actions per destination, sorted by destination.
 func (p *Plan) Summaries() []Summary {
+	if p.Counts != nil {
+		return append([]Summary(nil), p.Counts...)
+	}
 	by := map[string]*Summary{}
 	for _, r := range p.Rows {
 		s, ok := by[r.Dst]
@@ -134,6 +149,28 @@ func (e *TagMoveError) Error() string {
 	return b.String()
 }
 
+// Routes turns a manifest set into the inventory's M routes: one per
+// manifest, unflattened.
+func Routes(set *manifest.Set) []inventory.Route {
+	out := make([]inventory.Route, 0, len(set.Manifests))
+	for i := range set.Manifests {
+		m := &set.Manifests[i]
+		r := inventory.Route{Src: m.Source().Name, File: m.ImagesFile, Images: make([]inventory.WantedImage, len(m.Images))}
+		for _, d := range m.Destinations() {
+			r.Dsts = append(r.Dsts, d.Name)
+		}
+		for j, img := range m.Images {
+			wi := inventory.WantedImage{Name: img.Name, Digests: make([]inventory.WantedDigest, len(img.Digests))}
+			for k, d := range img.Digests {
+				wi.Digests[k] = inventory.WantedDigest{Digest: d.Digest, Tags: d.Tags, Line: d.Line}
+			}
+			r.Images[j] = wi
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // Wanted flattens a manifest set into the inventory's M rows.
 func Wanted(set *manifest.Set) []inventory.Wanted {
 	ps := set.Promotions()
@@ -157,11 +194,11 @@ func Wanted(set *manifest.Set) []inventory.Wanted {
 // it finds (fetching manifests the inventory lacks): a few reads that let
 // tagless entries be copied and keep a rerun from writing again.
 func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, origin string, opts Options) (*Plan, error) {
-	loadID, err := db.LoadWanted(ctx, origin, Wanted(set))
+	loadID, err := db.LoadRoutes(ctx, origin, Routes(set))
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.Plan(ctx, loadID)
+	rows, counts, err := db.Plan(ctx, loadID, MaxSkipRows)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +207,7 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 		return nil, err
 	}
 	if found > 0 {
-		if rows, err = db.Plan(ctx, loadID); err != nil {
+		if rows, counts, err = db.Plan(ctx, loadID, MaxSkipRows); err != nil {
 			return nil, err
 		}
 	}
@@ -178,7 +215,10 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves}
+	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves, Counts: make([]Summary, len(counts))}
+	for i, c := range counts {
+		p.Counts[i] = Summary{Destination: c.Dst, Copy: c.Copy, Tag: c.Tag, Skip: c.Skip, Lost: c.Lost}
+	}
 	if len(moves) > 0 {
 		return p, &TagMoveError{Moves: moves}
 	}

@@ -36,7 +36,9 @@ func promoteCommand() *cli.Command {
 		Usage: "plan and (with --confirm) promote the images the manifests name",
 		Description: `Syncs the repositories the manifests touch (source and destinations,
 incrementally), loads the manifests into the inventory and prints the plan:
-one row per (destination, image, digest) with its action:
+one row per (destination, image, digest) with its action (skip rows are
+listed when the plan has at most 1000 of them, otherwise counted: one
+"skip DESTINATION * (N digests not listed)" line each):
    skip  the digest is in the destination with every wanted tag
    tag   the digest is there; some wanted tags are missing (no blob traffic)
    copy  in the source, not in the destination
@@ -130,7 +132,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 			fmt.Fprintf(w, "plan %s: %d copy, %d tag, %d skip, %d lost\n", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost)
 		}
 	}
-	if err := writePlan(c.App.Writer, f.output, plan.Rows); err != nil {
+	if err := writePlan(c.App.Writer, f.output, plan); err != nil {
 		return err
 	}
 	if !f.confirm {
@@ -187,7 +189,12 @@ type planRow struct {
 	Line        int      `json:"line" yaml:"line"`
 }
 
-func writePlan(w io.Writer, format string, rows []inventory.PlanRow) error {
+// writePlan prints the plan's rows: copy, tag and lost rows, and skip rows
+// when the plan lists them (promote.MaxSkipRows). The table ends with one
+// line per destination whose skip rows are counted but not listed; json and
+// yaml carry the listed rows only (--report has every count).
+func writePlan(w io.Writer, format string, plan *promote.Plan) error {
+	rows := plan.Rows
 	out := make([]planRow, len(rows))
 	for i, r := range rows {
 		out[i] = planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: r.Action, Source: r.Src,
@@ -210,6 +217,17 @@ func writePlan(w io.Writer, format string, rows []inventory.PlanRow) error {
 			tags = "-"
 		}
 		cells = append(cells, []string{r.Action, r.Destination, r.Image, r.Digest, tags})
+	}
+	listed := map[string]int{}
+	for _, r := range rows {
+		if r.Action == inventory.ActionSkip {
+			listed[r.Dst]++
+		}
+	}
+	for _, s := range plan.Summaries() {
+		if n := s.Skip - listed[s.Destination]; n > 0 {
+			cells = append(cells, []string{inventory.ActionSkip, s.Destination, "*", fmt.Sprintf("(%d digests not listed)", n), "-"})
+		}
 	}
 	return writeTable(w, header, cells)
 }
