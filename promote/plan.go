@@ -11,8 +11,9 @@
 // whole run before any write. Promote carries out the copy and tag rows;
 // Verify checks every promised reference with a live HEAD.
 //
-// The caller syncs the repositories the manifests touch first (source and
-// destinations), so that S and D are current.
+// MakePlan syncs what the plan needs first, incrementally: every
+// destination repository, then only the source repositories of digests no
+// destination holds (a run with nothing to copy never reads the source).
 package promote
 
 import (
@@ -181,8 +182,10 @@ func Wanted(set *manifest.Set) []inventory.Wanted {
 	return out
 }
 
-// MakePlan loads set into the inventory (origin names it: a file or
-// directory), settles digests a tag listing cannot show, and reads the
+// MakePlan syncs the destination repositories set names, loads set into
+// the inventory (origin names it: a file or directory), reads the plan,
+// syncs the source repositories of its copy and lost rows and reads it
+// again, settles digests a tag listing cannot show, and returns the
 // plan. When any wanted tag would move it returns the plan and a
 // *TagMoveError.
 //
@@ -194,6 +197,9 @@ func Wanted(set *manifest.Set) []inventory.Wanted {
 // it finds (fetching manifests the inventory lacks): a few reads that let
 // tagless entries be copied and keep a rerun from writing again.
 func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, origin string, opts Options) (*Plan, error) {
+	if err := syncDestinations(ctx, db, client, set, opts); err != nil {
+		return nil, err
+	}
 	loadID, err := db.LoadRoutes(ctx, origin, Routes(set))
 	if err != nil {
 		return nil, err
@@ -202,13 +208,22 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	if err != nil {
 		return nil, err
 	}
-	found, err := probe(ctx, db, client, rows, opts)
-	if err != nil {
-		return nil, err
-	}
-	if found > 0 {
-		if rows, counts, err = db.Plan(ctx, loadID, MaxSkipRows); err != nil {
+	// Digests the destinations hold untagged, then the sources of what is
+	// still missing, then digests those sources hold untagged: each step
+	// reads the plan again when it found something.
+	for _, step := range []func() (bool, error){
+		func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, false); return n > 0, err },
+		func() (bool, error) { return syncSources(ctx, db, client, rows, opts) },
+		func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, true); return n > 0, err },
+	} {
+		changed, err := step()
+		if err != nil {
 			return nil, err
+		}
+		if changed {
+			if rows, counts, err = db.Plan(ctx, loadID, MaxSkipRows); err != nil {
+				return nil, err
+			}
 		}
 	}
 	moves, err := db.TagMoves(ctx, loadID)
@@ -226,9 +241,9 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 }
 
 // probe HEADs, in existing destination repositories, the digests the plan
-// thinks absent, and in source repositories the digests it thinks lost,
-// and records those that are there. It returns how many it recorded.
-func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows []inventory.PlanRow, opts Options) (int, error) {
+// thinks absent, or (sources) in source repositories the digests it thinks
+// lost, and records those that are there. It returns how many it recorded.
+func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows []inventory.PlanRow, opts Options, sources bool) (int, error) {
 	type key struct{ repo, digest string }
 	var todo []key
 	seen := map[key]bool{}
@@ -239,9 +254,12 @@ func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows 
 		}
 		// The source too, for lost rows: a source outside GCR lists no
 		// untagged digests either.
-		if k := (key{r.Src + "/" + r.Image, r.Digest}); r.Action == inventory.ActionLost && !seen[k] {
-			seen[k] = true
-			todo = append(todo, k)
+		if sources {
+			if k := (key{r.Src + "/" + r.Image, r.Digest}); r.Action == inventory.ActionLost && !seen[k] {
+				seen[k] = true
+				todo = append(todo, k)
+			}
+			continue
 		}
 		k := key{r.DstRepo, r.Digest}
 		if seen[k] {

@@ -24,7 +24,6 @@ import (
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/promote"
 	"github.com/cipdev/cip/registry"
-	cipsync "github.com/cipdev/cip/sync"
 )
 
 // env is a source registry, two destination registries and an inventory.
@@ -92,22 +91,9 @@ func (e *env) manifestSet(entries ...entry) *manifest.Set {
 	return set
 }
 
-// plan syncs what the set touches and plans.
+// plan syncs what the set needs and plans (MakePlan does both).
 func (e *env) plan(ctx context.Context, set *manifest.Set) (*promote.Plan, error) {
 	e.t.Helper()
-	seen := map[string]bool{}
-	var targets []cipsync.Target
-	for _, p := range set.Promotions() {
-		for _, r := range []string{p.Src + "/" + p.Image, p.Dst + "/" + p.Image} {
-			if !seen[r] {
-				seen[r] = true
-				targets = append(targets, cipsync.Target{Ref: r, Exact: true})
-			}
-		}
-	}
-	if _, err := cipsync.Run(ctx, e.db, e.client, targets, cipsync.Options{Jobs: 4}); err != nil {
-		return nil, err
-	}
 	return promote.MakePlan(ctx, e.db, e.client, set, "test", promote.Options{Jobs: 4})
 }
 
@@ -393,6 +379,11 @@ func TestPromotePopulationThenNoWrites(t *testing.T) {
 	rep2 := e.mustPromote(set)
 	if n := writes(e.d1) + writes(e.d2) + writes(e.src); n != 0 {
 		t.Errorf("second run wrote %d requests (d1 %v, d2 %v), want 0", n, e.d1.Counts(), e.d2.Counts())
+	}
+	// Nothing to copy: the source is never read (destinations are synced
+	// first, and only sources of missing digests after).
+	if n := sumCounts(e.src); n != 0 {
+		t.Errorf("second run sent %d requests to the source (%v), want 0", n, e.src.Counts())
 	}
 	for _, d := range rep2.Destinations {
 		if d.Copied+d.Tagged != 0 || d.Skipped != len(entries) {

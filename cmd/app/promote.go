@@ -18,7 +18,6 @@ import (
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/promote"
-	cipsync "github.com/cipdev/cip/sync"
 )
 
 // ExitPending is --exit-code's answer when the plan has work to do.
@@ -108,9 +107,6 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	client := newClient(c, serviceAccounts(set))
 	w, live := progressWriter(c)
 	opts := promote.Options{Jobs: c.Int("jobs"), Progress: w, Live: live}
-	if _, err := cipsync.Run(c.Context, db, client, ManifestTargets(set), cipsync.Options{Jobs: opts.Jobs, Progress: w, Live: live}); err != nil {
-		return err
-	}
 	origin := c.String("manifest")
 	if origin == "" {
 		origin = c.String("thin-manifest-dir")
