@@ -356,10 +356,9 @@ func TestFaultsConverge(t *testing.T) {
 		{"answers", []faultproxy.Fault{faultproxy.ServerError, faultproxy.RetryAfterSeconds, faultproxy.RetryAfterDate, faultproxy.Slow}, 1},
 		// A blob streamed from the source and cut mid-way leaves the
 		// destination's upload session unusable (BLOB_UPLOAD_INVALID on
-		// the retried PUT): the run fails cleanly and a rerun completes.
-		// One run would need promote to restart the upload with a new
-		// POST; until then reruns are the guarantee.
-		{"resets mid-body", []faultproxy.Fault{faultproxy.Reset}, 4},
+		// the retried PUT): promote starts the upload over with a new POST,
+		// so one run converges.
+		{"resets mid-body", []faultproxy.Fault{faultproxy.Reset}, 1},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

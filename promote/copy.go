@@ -125,15 +125,21 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 			dests[r.Dst] = st
 			names = append(names, r.Dst)
 		}
-		switch r.Action {
-		case inventory.ActionSkip:
-			st.skipped++
-		case inventory.ActionLost:
-			st.lost++
-		case inventory.ActionCopy, inventory.ActionTag:
+		if r.Action == inventory.ActionCopy || r.Action == inventory.ActionTag {
 			st.rowsAll.Add(1)
 			work = append(work, r)
 		}
+	}
+	// Skip and lost counts come from the plan's counts: a large plan lists
+	// pending rows only, not every skip.
+	for _, sum := range plan.Summaries() {
+		st, ok := dests[sum.Destination]
+		if !ok {
+			st = &destStats{name: sum.Destination, finished: start}
+			dests[sum.Destination] = st
+			names = append(names, sum.Destination)
+		}
+		st.skipped, st.lost = sum.Skip, sum.Lost
 	}
 	sort.Strings(names)
 	// Rows grouped by digest across destinations, so that one digest's
@@ -565,21 +571,47 @@ func (e *engine) headBlob(ctx context.Context, st *destStats, dst name.Repositor
 	if err != nil {
 		return false, fmt.Errorf("head blob %s@%s: %w", dst.Name(), digest, err)
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 		return true, nil
 	case http.StatusNotFound:
 		return false, nil
 	}
-	return false, fmt.Errorf("head blob %s@%s: %w", dst.Name(), digest, transport.CheckError(resp, http.StatusOK))
+	return false, fmt.Errorf("head blob %s@%s: %w", dst.Name(), digest, checkError(resp, http.StatusOK))
 }
+
+// checkError is transport.CheckError (which reads the registry's error
+// body), then drains and closes the body either way.
+func checkError(resp *http.Response, codes ...int) error {
+	err := transport.CheckError(resp, codes...)
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+	return err
+}
+
+// uploadAttempts bounds how often a blob upload starts over with a new
+// session: a stream cut mid-way invalidates the session on docker-registry
+// (BLOB_UPLOAD_INVALID), so the transport's retry of the PUT alone cannot
+// succeed. Three attempts ride out two cuts in a row.
+const uploadAttempts = 3
 
 // place mounts blob from repository from (a full name on dst's host) when
 // from is set, and otherwise, or when the registry declines the mount,
 // streams it from the source: POST opens an upload, PUT ?digest= sends the
 // whole body (two requests; the registry checks the digest).
 func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst name.Repository, rt http.RoundTripper, b inventory.Blob, from string) error {
+	var err error
+	for attempt := 0; attempt < uploadAttempts; attempt++ {
+		if err = e.placeOnce(ctx, st, srcRepo, dst, rt, b, from); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// placeOnce is one attempt of place, in its own upload session.
+func (e *engine) placeOnce(ctx context.Context, st *destStats, srcRepo string, dst name.Repository, rt http.RoundTripper, b inventory.Blob, from string) error {
 	release, err := e.slot(ctx)
 	if err != nil {
 		return err
@@ -595,13 +627,13 @@ func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst n
 	if err != nil {
 		return fmt.Errorf("start upload of %s to %s: %w", b.Digest, dst.Name(), err)
 	}
-	resp.Body.Close()
 	if from != "" && resp.StatusCode == http.StatusCreated {
+		resp.Body.Close()
 		st.blobsMounted.Add(1)
 		st.bytesMounted.Add(b.Size)
 		return nil
 	}
-	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
+	if err := checkError(resp, http.StatusAccepted); err != nil {
 		return fmt.Errorf("start upload of %s to %s: %w", b.Digest, dst.Name(), err)
 	}
 	loc, err := resp.Location()
@@ -626,9 +658,8 @@ func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst n
 		if err != nil {
 			return nil, 0, fmt.Errorf("get blob %s@%s: %w", src.Name(), b.Digest, err)
 		}
-		if err := transport.CheckError(resp, http.StatusOK); err != nil {
-			resp.Body.Close()
-			return nil, 0, fmt.Errorf("get blob %s@%s: %w", src.Name(), b.Digest, err)
+		if resp.StatusCode != http.StatusOK {
+			return nil, 0, fmt.Errorf("get blob %s@%s: %w", src.Name(), b.Digest, checkError(resp, http.StatusOK))
 		}
 		return resp.Body, resp.ContentLength, nil
 	}
@@ -662,8 +693,7 @@ func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst n
 	if err != nil {
 		return fmt.Errorf("upload blob %s to %s: %w", b.Digest, dst.Name(), err)
 	}
-	resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusCreated); err != nil {
+	if err := checkError(resp, http.StatusCreated); err != nil {
 		return fmt.Errorf("upload blob %s to %s: %w", b.Digest, dst.Name(), err)
 	}
 	st.blobsSent.Add(1)
@@ -685,8 +715,7 @@ func (e *engine) putManifest(ctx context.Context, st *destStats, dst name.Reposi
 	if err != nil {
 		return fmt.Errorf("put manifest %s:%s: %w", dst.Name(), ref, err)
 	}
-	resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusCreated, http.StatusOK); err != nil {
+	if err := checkError(resp, http.StatusCreated, http.StatusOK); err != nil {
 		return fmt.Errorf("put manifest %s:%s: %w", dst.Name(), ref, err)
 	}
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != digest {

@@ -41,7 +41,7 @@ Examples:
 			if origin == "" {
 				origin = c.String("thin-manifest-dir")
 			}
-			loadID, err := db.LoadWanted(c.Context, origin, promote.Wanted(set))
+			loadID, err := db.LoadRoutes(c.Context, origin, promote.Routes(set))
 			if err != nil {
 				return err
 			}
