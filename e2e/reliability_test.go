@@ -448,7 +448,9 @@ func TestWrongDigestNeverRecorded(t *testing.T) {
 	bad := "/v2/staging/app0/manifests/"
 	p := faultproxy.New(t, src.Host, faultproxy.Options{Seed: 1, Rate: 1, Max: 1000, MaxPerRequest: 1000,
 		Faults: []faultproxy.Fault{faultproxy.WrongDigest},
-		Match:  func(r *http.Request) bool { return r.Method == http.MethodHead && strings.HasPrefix(r.URL.Path, bad) }})
+		Match: func(r *http.Request) bool {
+			return (r.Method == http.MethodHead || r.Method == http.MethodGet) && strings.HasPrefix(r.URL.Path, bad)
+		}})
 
 	db := filepath.Join(t.TempDir(), "inv.db")
 	_, stderr := Cip(t, 1, "--db", db, "sync", p.Host+"/staging")

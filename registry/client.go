@@ -327,6 +327,10 @@ func (c *Client) GetManifest(ctx context.Context, repo name.Repository, ref stri
 	if strings.HasPrefix(ref, "sha256:") && got != ref {
 		return Manifest{}, fmt.Errorf("get manifest %s@%s: body has digest %s", repo.Name(), ref, got)
 	}
+	if hd := resp.Header.Get("Docker-Content-Digest"); strings.HasPrefix(hd, "sha256:") && hd != got {
+		// The registry and its bytes disagree: trust neither.
+		return Manifest{}, fmt.Errorf("get manifest %s:%s: registry says digest %s, body has digest %s", repo.Name(), ref, hd, got)
+	}
 	mt := mediaTypeOf(resp.Header.Get("Content-Type"))
 	if mt == "" || mt == "application/json" || mt == "text/plain" {
 		mt = sniffMediaType(raw)

@@ -216,11 +216,16 @@ func readManifest(r *http.Request, resp *http.Response) (*http.Response, bool, e
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	resp.ContentLength = int64(len(raw))
-	ref := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-	if !strings.HasPrefix(ref, "sha256:") || len(raw) > MaxManifestSize {
+	// By digest, the body must hash to it; by tag, to the digest the
+	// registry names in Docker-Content-Digest (when it names one).
+	want := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+	if !strings.HasPrefix(want, "sha256:") {
+		want = resp.Header.Get("Docker-Content-Digest")
+	}
+	if !strings.HasPrefix(want, "sha256:") || len(raw) > MaxManifestSize {
 		return resp, false, nil
 	}
-	return resp, fmt.Sprintf("sha256:%x", sha256.Sum256(raw)) != ref, nil
+	return resp, fmt.Sprintf("sha256:%x", sha256.Sum256(raw)) != want, nil
 }
 
 // shouldRetry says whether a response or error is worth retrying, and how
