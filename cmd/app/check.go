@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cipdev/cip/check"
+	"github.com/cipdev/cip/manifest"
 )
 
 func checkCommand() *cli.Command {
@@ -95,7 +96,14 @@ func runCheck(c *cli.Context) error {
 		}
 		defer db.Close()
 		w, _ := progressWriter(c)
-		opts.Inventory = &check.Inventory{DB: db, Client: newClient(c, nil), Jobs: c.Int("jobs"), Progress: w}
+		// The source registries may need the manifests' service accounts
+		// to be read; the head names them (its problems are findings, so
+		// a head that does not load simply names none).
+		var accounts map[string]string
+		if set, err := manifest.Load(head.File, head.Dir, manifest.Options{SkipInvalid: true}); err == nil {
+			accounts = serviceAccounts(set)
+		}
+		opts.Inventory = &check.Inventory{DB: db, Client: newClient(c, accounts), Jobs: c.Int("jobs"), Progress: w}
 	}
 	checks, err := check.Select(check.All(opts), splitList(c.String("checks")), splitList(c.String("skip-checks")))
 	if err != nil {
