@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cipdev/cip/internal/regtest"
+	"github.com/cipdev/cip/internal/apipath"
 )
 
 // Proxy is a counting reverse proxy in front of one registry: every tool
@@ -86,7 +86,7 @@ func StartProxy(target string) (*Proxy, error) {
 	// The registry builds upload Locations from the Host header; leaving it
 	// as the proxy's address keeps clients coming back through the proxy.
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Method + " " + regtest.Kind(r.URL.Path)
+		key := r.Method + " " + apipath.Kind(r.URL.Path)
 		p.mu.Lock()
 		p.counts[key]++
 		p.mu.Unlock()

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cipdev/cip/internal/regtest"
+	"github.com/cipdev/cip/internal/apipath"
 	"github.com/cipdev/cip/promote"
 )
 
@@ -46,7 +46,7 @@ func TestPromoteFanOutVerifiesDigest(t *testing.T) {
 	set := e.manifestSet(entries...)
 	p := e.mustPlan(set)
 	e.src.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodGet || regtest.Kind(r.URL.Path) != "blob" {
+		if r.Method != http.MethodGet || apipath.Kind(r.URL.Path) != "blob" {
 			return false
 		}
 		w.WriteHeader(http.StatusOK)

@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/cipdev/cip/internal/apipath"
 	"github.com/cipdev/cip/internal/regtest"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
@@ -402,7 +403,7 @@ func TestPromoteCancelledThenRerun(t *testing.T) {
 	defer cancel()
 	var puts atomic.Int64
 	e.d1.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodPut && regtest.Kind(r.URL.Path) == "manifest" && puts.Add(1) == 6 {
+		if r.Method == http.MethodPut && apipath.Kind(r.URL.Path) == "manifest" && puts.Add(1) == 6 {
 			cancel()
 		}
 		return false

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/cipdev/cip/internal/apipath"
 )
 
 // Defaults for the shared transport.
@@ -206,7 +208,7 @@ func (b *bodyRecorder) failed() bool { return b.bad.Load() }
 // answer) so that it is fetched again. After the last retry the mismatching
 // body is handed on, and GetManifest reports the mismatch.
 func readManifest(r *http.Request, resp *http.Response) (*http.Response, bool, error) {
-	if r.Method != http.MethodGet || resp.StatusCode != http.StatusOK || requestKind(r) != "manifest" {
+	if r.Method != http.MethodGet || resp.StatusCode != http.StatusOK || apipath.Kind(r.URL.Path) != "manifest" {
 		return resp, false, nil
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
@@ -272,29 +274,9 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	return d
 }
 
-// requestKind names what a registry request is for, from its path.
-func requestKind(r *http.Request) string {
-	p := r.URL.Path
-	switch {
-	case strings.HasSuffix(p, "/tags/list"):
-		return "tags"
-	case strings.HasSuffix(p, "/_catalog"):
-		return "catalog"
-	case strings.Contains(p, "/manifests/"):
-		return "manifest"
-	case strings.Contains(p, "/blobs/uploads"):
-		return "upload"
-	case strings.Contains(p, "/blobs/"):
-		return "blob"
-	case p == "/v2/" || p == "/v2":
-		return "ping"
-	}
-	return "other"
-}
-
 func (t *Transport) count(r *http.Request) {
 	t.total.Add(1)
-	key := r.Method + " " + requestKind(r)
+	key := r.Method + " " + apipath.Kind(r.URL.Path)
 	v, ok := t.counts.Load(key)
 	if !ok {
 		v, _ = t.counts.LoadOrStore(key, new(atomic.Int64))

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cipdev/cip/internal/apipath"
 )
 
 // Fault is one kind of injected fault.
@@ -190,27 +192,9 @@ func (p *Proxy) String() string {
 	return b.String()
 }
 
-func kind(p string) string {
-	switch {
-	case strings.HasSuffix(p, "/tags/list"):
-		return "tags"
-	case strings.HasSuffix(p, "/_catalog"):
-		return "catalog"
-	case strings.Contains(p, "/manifests/"):
-		return "manifest"
-	case strings.Contains(p, "/blobs/uploads"):
-		return "upload"
-	case strings.Contains(p, "/blobs/"):
-		return "blob"
-	case p == "/v2/" || p == "/v2":
-		return "ping"
-	}
-	return "other"
-}
-
 // applies says whether fault f makes sense for request r.
 func applies(f Fault, r *http.Request) bool {
-	k := kind(r.URL.Path)
+	k := apipath.Kind(r.URL.Path)
 	switch f {
 	case Reset:
 		return r.Method == http.MethodGet && (k == "blob" || k == "manifest")
@@ -226,7 +210,7 @@ func applies(f Fault, r *http.Request) bool {
 func (p *Proxy) choose(r *http.Request) Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.requests[r.Method+" "+kind(r.URL.Path)]++
+	p.requests[r.Method+" "+apipath.Kind(r.URL.Path)]++
 	if p.disabled || (p.opts.Match != nil && !p.opts.Match(r)) {
 		return ""
 	}

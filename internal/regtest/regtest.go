@@ -21,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/cipdev/cip/internal/apipath"
 )
 
 // Registry is a running in-memory registry.
@@ -42,7 +44,7 @@ func New(t testing.TB) *Registry {
 	inner := ggcrregistry.New(ggcrregistry.Logger(nopLogger()))
 	reg.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reg.mu.Lock()
-		reg.counts[r.Method+" "+Kind(r.URL.Path)]++
+		reg.counts[r.Method+" "+apipath.Kind(r.URL.Path)]++
 		f := reg.fault
 		reg.mu.Unlock()
 		if f != nil && f(w, r) {
@@ -60,26 +62,6 @@ func (r *Registry) SetFault(f func(w http.ResponseWriter, r *http.Request) bool)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fault = f
-}
-
-// Kind names what a request path is for: manifest, blob, upload, tags,
-// catalog, ping or other.
-func Kind(p string) string {
-	switch {
-	case strings.HasSuffix(p, "/tags/list"):
-		return "tags"
-	case strings.HasSuffix(p, "/_catalog"):
-		return "catalog"
-	case strings.Contains(p, "/manifests/"):
-		return "manifest"
-	case strings.Contains(p, "/blobs/uploads"):
-		return "upload"
-	case strings.Contains(p, "/blobs/"):
-		return "blob"
-	case p == "/v2/" || p == "/v2":
-		return "ping"
-	}
-	return "other"
 }
 
 // Count returns how many requests of "METHOD kind" arrived (e.g. "GET manifest").
