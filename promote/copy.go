@@ -188,7 +188,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		})
 	}
 	_ = g.Wait()
-	prog.stop()
+	prog.Stop()
 	if err := e.rec.close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -107,7 +107,7 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 		stats:   map[string]*RegistryStats{},
 	}
 	prog := newProgress(opts.Progress, opts.Live, s)
-	defer prog.stop()
+	defer prog.Stop()
 
 	repos, removable, derr := s.discover(ctx, targets)
 	var errs []error
@@ -162,7 +162,7 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 		return a.Tag < b.Tag
 	})
 	res.Changes = s.changes
-	prog.stop()
+	prog.Stop()
 	if opts.Progress != nil {
 		for _, st := range res.Registries {
 			fmt.Fprintf(opts.Progress, "synced %s: %d repositories, %d tags, %d manifests fetched, %d tag changes, %d repositories removed\n",

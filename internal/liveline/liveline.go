@@ -1,0 +1,71 @@
+// Package liveline redraws one status line on a terminal while a long
+// operation runs (sync, promote), and clears it when the operation ends.
+// Off a terminal it prints nothing: callers print summary lines instead.
+package liveline
+
+import (
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// redrawEvery is fast enough to look live, slow enough to cost nothing.
+const redrawEvery = 200 * time.Millisecond
+
+// Line is a status line being redrawn. Its zero value is not usable; Start
+// returns one.
+type Line struct {
+	w    io.Writer
+	mu   sync.Mutex // serialises writes to w
+	done chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+// Start redraws status() on w every redrawEvery until Stop. When w is nil
+// or live is false, it draws nothing.
+func Start(w io.Writer, live bool, status func() string) *Line {
+	l := &Line{w: w, done: make(chan struct{})}
+	if w == nil || !live {
+		return l
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		t := time.NewTicker(redrawEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.done:
+				l.write("\r\033[K")
+				return
+			case <-t.C:
+				l.write("\r\033[K" + status())
+			}
+		}
+	}()
+	return l
+}
+
+func (l *Line) write(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	io.WriteString(l.w, s)
+}
+
+// Stop clears the line and returns once nothing more will be drawn. It may
+// be called more than once.
+func (l *Line) Stop() {
+	l.once.Do(func() { close(l.done) })
+	l.wg.Wait()
+}
+
+// Bar renders done of all as a bar of width characters: [=====     ].
+func Bar(done, all int64, width int) string {
+	filled := 0
+	if all > 0 {
+		filled = int(int64(width) * min(done, all) / all)
+	}
+	return "[" + strings.Repeat("=", filled) + strings.Repeat(" ", width-filled) + "]"
+}

@@ -1,0 +1,69 @@
+package liveline
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLiveDrawsThenClears(t *testing.T) {
+	var buf syncBuffer
+	l := Start(&buf, true, func() string { return "working" })
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), "working") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.Stop()
+	l.Stop() // twice is fine
+	got := buf.String()
+	if !strings.Contains(got, "\r\033[Kworking") || !strings.HasSuffix(got, "\r\033[K") {
+		t.Errorf("output = %q, want the status drawn, then the line cleared", got)
+	}
+}
+
+func TestNotLiveDrawsNothing(t *testing.T) {
+	var buf syncBuffer
+	l := Start(&buf, false, func() string { return "working" })
+	time.Sleep(2 * redrawEvery)
+	l.Stop()
+	if buf.String() != "" {
+		t.Errorf("output = %q, want nothing off a terminal", buf.String())
+	}
+	Start(nil, true, func() string { return "x" }).Stop()
+}
+
+func TestBar(t *testing.T) {
+	tests := []struct {
+		done, all int64
+		want      string
+	}{
+		{0, 0, "[    ]"},
+		{1, 4, "[=   ]"},
+		{4, 4, "[====]"},
+		{9, 4, "[====]"},
+	}
+	for _, tt := range tests {
+		if got := Bar(tt.done, tt.all, 4); got != tt.want {
+			t.Errorf("Bar(%d, %d, 4) = %q, want %q", tt.done, tt.all, got, tt.want)
+		}
+	}
+}
