@@ -58,11 +58,18 @@ func StartRegistry(t *testing.T) *dockerregistry.Server {
 	return s
 }
 
-// Cip runs the cip binary and returns stdout; it fails the test unless the
-// exit code is want.
+// Cip runs the cip binary and returns stdout and stderr; it fails the test
+// unless the exit code is want.
 func Cip(t *testing.T, want int, args ...string) (string, string) {
 	t.Helper()
-	cmd := exec.Command(cipBin, args...)
+	return runBin(t, cipBin, want, args...)
+}
+
+// runBin runs bin and returns stdout and stderr; it fails the test unless
+// the exit code is want.
+func runBin(t *testing.T, bin string, want int, args ...string) (string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -73,7 +80,7 @@ func Cip(t *testing.T, want int, args ...string) (string, string) {
 		t.Fatal(err)
 	}
 	if code != want {
-		t.Fatalf("cip %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out.String(), errb.String())
+		t.Fatalf("%s %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), code, want, out.String(), errb.String())
 	}
 	return out.String(), errb.String()
 }

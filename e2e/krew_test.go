@@ -134,20 +134,7 @@ func TestKrewInstall(t *testing.T) {
 
 	run := func(want int, args ...string) (string, string) {
 		t.Helper()
-		cmd := exec.Command(plugin, args...)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != want {
-			t.Fatalf("kubectl-cip %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, stdout.String(), stderr.String())
-		}
-		return stdout.String(), stderr.String()
+		return runBin(t, plugin, want, args...)
 	}
 	if got, _ := run(0, "version"); got != "kubectl cip "+version+"\n" {
 		t.Errorf("installed kubectl-cip version = %q, want %q", got, "kubectl cip "+version+"\n")
