@@ -2,6 +2,8 @@ package inventory_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand"
 	"strings"
 	"testing"
 
@@ -40,7 +42,7 @@ func TestLoadRoutesMergesAndReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, counts, err := db.Plan(ctx, id1, 10)
+	rows, counts, _, err := db.Plan(ctx, id1, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +95,7 @@ func TestPlanCountsSkips(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, max := range []int{0, 1} {
-		rows, counts, err := db.Plan(ctx, id, max)
+		rows, counts, _, err := db.Plan(ctx, id, max)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,4 +103,151 @@ func TestPlanCountsSkips(t *testing.T) {
 			t.Errorf("Plan(max %d) = %d rows, counts %+v; want %d rows, 1 skip", max, len(rows), counts, max)
 		}
 	}
+}
+
+// Plan computes its pending rows and tag moves by set difference
+// (pendingQuery); on random inventories and manifests they must equal the
+// plan and plan_tag_moves views, which state the plan row by row.
+func TestPlanEqualsViews(t *testing.T) {
+	ctx := context.Background()
+	const hexChars = "0123456789abcdef"
+	tagPool := []string{"v1", "v2", "v3", "latest", "stable"}
+	srcs := []string{"src.io/s1", "src.io/s2"}
+	dsts := []string{"d1.io/p", "d2.io/p", "d3.io/p"}
+	images := []string{"app", "lib"}
+	checked, moves := 0, 0
+	seen := map[string]int{} // actions, and "other source" copies
+	for seed := int64(1); checked < 60 || seen["other source"] == 0 && seed < 2000; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		db, _ := mustOpen(t)
+		var ms []*inventory.Manifest
+		for i := range hexChars {
+			ms = append(ms, image(hexChars[i]))
+		}
+		if err := db.InsertManifests(ctx, ms); err != nil {
+			t.Fatal(err)
+		}
+		dg := func() string { return digest(hexChars[rng.Intn(len(hexChars))]) }
+		for _, reg := range append(append([]string(nil), srcs...), dsts...) {
+			for _, img := range images {
+				if rng.Intn(4) == 0 {
+					continue // the repository does not exist
+				}
+				rs := inventory.RepositoryState{Name: reg + "/" + img, Tags: map[string]string{}}
+				for _, tag := range tagPool {
+					if rng.Intn(2) == 0 {
+						rs.Tags[tag] = dg()
+					}
+				}
+				for range rng.Intn(6) {
+					rs.Untagged = append(rs.Untagged, dg())
+				}
+				if _, err := db.WriteRepository(ctx, 0, rs); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var routes []inventory.Route
+		for r := range 1 + rng.Intn(4) {
+			route := inventory.Route{Src: srcs[rng.Intn(len(srcs))], File: fmt.Sprintf("f%d.yaml", r)}
+			for _, d := range dsts {
+				if rng.Intn(2) == 0 || len(route.Dsts) == 0 && d == dsts[len(dsts)-1] {
+					route.Dsts = append(route.Dsts, d)
+				}
+			}
+			for _, img := range images {
+				wi := inventory.WantedImage{Name: img}
+				used := map[string]bool{}
+				for k := range rng.Intn(6) {
+					d := digest(hexChars[rng.Intn(8)]) // half the digests: routes overlap
+					if used[d] {
+						continue
+					}
+					used[d] = true
+					wd := inventory.WantedDigest{Digest: d, Line: 10*r + k + 1}
+					for _, tag := range tagPool {
+						if rng.Intn(12) == 0 {
+							wd.Tags = append(wd.Tags, tag)
+						}
+					}
+					wi.Digests = append(wi.Digests, wd)
+				}
+				route.Images = append(route.Images, wi)
+			}
+			routes = append(routes, route)
+		}
+		id, err := db.LoadRoutes(ctx, "random", routes)
+		if err != nil {
+			continue // a tag wanted at two digests: not a plan
+		}
+		rows, _, gotMoves, err := db.Plan(ctx, id, 0)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		var got []string
+		for _, r := range rows {
+			got = append(got, fmt.Sprint(r.Dst, r.Image, r.Digest, r.Action, r.Src, r.SrcRepo, r.DstRepo, r.Tags, r.Missing, r.File, r.Line))
+		}
+		want := viewRows(t, db, `SELECT dst, image, digest, action, src, CASE WHEN action = 'copy' THEN src_repo ELSE '' END, dst_repo, tags, tags_missing, file, line
+			FROM plan WHERE load_id = ? AND action <> 'skip' ORDER BY dst, image, digest`, id, func(v []string) string {
+			return fmt.Sprint(v[0], v[1], v[2], v[3], v[4], v[5], v[6], strings.Fields(v[7]), strings.Fields(v[8]), v[9], v[10])
+		})
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("seed %d: Plan rows differ from the plan view (-view +Plan):\n%s", seed, diff)
+		}
+		got = nil
+		for _, m := range gotMoves {
+			got = append(got, fmt.Sprint(m.Dst, m.Image, m.Tag, m.DigestNow, m.DigestWanted, m.File, m.Line))
+		}
+		want = viewRows(t, db, `SELECT dst, image, tag, digest_now, digest_wanted, file, line
+			FROM plan_tag_moves WHERE load_id = ? ORDER BY dst, image, tag`, id, func(v []string) string {
+			return fmt.Sprint(v[0], v[1], v[2], v[3], v[4], v[5], v[6])
+		})
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("seed %d: Plan moves differ from plan_tag_moves (-view +Plan):\n%s", seed, diff)
+		}
+		checked++
+		moves += len(gotMoves)
+		for _, r := range rows {
+			seen[r.Action]++
+			if r.Action == inventory.ActionCopy && !strings.HasPrefix(r.SrcRepo, r.Src+"/") {
+				seen["other source"]++
+			}
+		}
+	}
+	if moves == 0 {
+		t.Errorf("no random case had a tag move")
+	}
+	for _, k := range []string{inventory.ActionCopy, inventory.ActionTag, inventory.ActionLost, "other source"} {
+		if seen[k] == 0 {
+			t.Errorf("no random case had a %s row (seen %v)", k, seen)
+		}
+	}
+}
+
+// viewRows reads a query's rows as strings, each formatted by f.
+func viewRows(t *testing.T, db *inventory.DB, q string, id int64, f func([]string) string) []string {
+	t.Helper()
+	rs, err := db.SQL().Query(q, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	cols, _ := rs.Columns()
+	var out []string
+	for rs.Next() {
+		v := make([]string, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range v {
+			ptrs[i] = &v[i]
+		}
+		if err := rs.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f(v))
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -80,9 +80,9 @@ func (d *DB) RecordCopies(ctx context.Context, runID int64, cs []Copy) ([]TagCha
 			}
 			ids[c.Repository] = repoID
 		}
-		if c.Tag == "" {
-			err = recordDigest(ctx, tx, repoID, c)
-		} else {
+		// A tag's digest is held too (the plan relies on it).
+		err = recordDigest(ctx, tx, repoID, c)
+		if err == nil && c.Tag != "" {
 			var tc TagChange
 			tc, err = recordTag(ctx, tx, runID, repoID, c, now)
 			if tc.Change != "" {
