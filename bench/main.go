@@ -56,8 +56,12 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	workloads := fs.String("workloads", "W200,W200x3,W2000,Wbig", "comma-separated workloads: W200, W200x3, W2000 (crawl), Wbig")
 	tools := fs.String("tools", "", "comma-separated promoters to compare: cip, regsync, crane, push (default: per workload, see defaultTools; the crawl always uses cip and crane)")
 	fs.StringVar(&cfg.Work, "work", "", "scratch `DIR` (default: a new temporary directory, removed after)")
+	serve := fs.String("serve", "", "seed `WORKLOAD`'s source and fresh destinations, print a cip command line for them, and keep them up until interrupted (for profiling by hand)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *serve != "" {
+		return serveWorkload(ctx, *serve, log)
 	}
 	cfg.Workloads = strings.Split(*workloads, ",")
 	if *tools != "" {
@@ -319,4 +323,50 @@ func benchCrawl(ctx context.Context, cfg Config, e *toolEnv, w *Workload) ([]Res
 		}
 	}
 	return out, nil
+}
+
+// serveWorkload seeds a workload's source and starts its destinations
+// (behind their counting proxies), writes the promoter manifest, prints a
+// cip command line, and waits for ctx (an interrupt): for profiling one
+// tool by hand against the same registries the harness uses.
+func serveWorkload(ctx context.Context, name string, log io.Writer) error {
+	shape, ok := shapes[name]
+	if !ok {
+		return fmt.Errorf("unknown workload %q", name)
+	}
+	w, err := Generate(shape)
+	if err != nil {
+		return err
+	}
+	src, err := startRegistry(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Stop()
+	if err := Push(ctx, w, src.Host(), "staging", parallel, pushTransport()); err != nil {
+		return fmt.Errorf("seed source: %w", err)
+	}
+	var dsts []string
+	for range shape.Dests {
+		d, err := startRegistry(ctx)
+		if err != nil {
+			return err
+		}
+		defer d.Stop()
+		dsts = append(dsts, d.Host()+"/prod")
+	}
+	dir, err := os.MkdirTemp("", "cip-bench-serve-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	mf := filepath.Join(dir, "promoter-manifest.yaml")
+	if err := os.WriteFile(mf, []byte(w.Manifest(src.Host()+"/staging", dsts)), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "bench: %s served: source %s/staging, destinations %s\n", name, src.Host(), strings.Join(dsts, " "))
+	fmt.Fprintf(log, "cip --db %s promote --manifest %s --confirm\n", filepath.Join(dir, "inventory.db"), mf)
+	fmt.Fprintf(log, "cip --db %s sync %s/staging\n", filepath.Join(dir, "crawl.db"), src.Host())
+	<-ctx.Done()
+	return nil
 }

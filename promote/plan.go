@@ -46,6 +46,10 @@ type Options struct {
 	Progress io.Writer
 	// Live redraws a status line while copying (for a terminal).
 	Live bool
+	// Offline plans from the inventory as it stands: MakePlan sends no
+	// request (no sync, no probe), so a stale inventory gives a stale plan.
+	// For dry runs after a `cip sync`, and for measuring the plan itself.
+	Offline bool
 }
 
 func (o Options) jobs() int {
@@ -196,39 +200,44 @@ func Wanted(set *manifest.Set) []inventory.Wanted {
 // digest there, and for each lost row it HEADs the source; it records what
 // it finds (fetching manifests the inventory lacks): a few reads that let
 // tagless entries be copied and keep a rerun from writing again.
+//
+// With opts.Offline it only loads and reads the plan (and the tag moves)
+// from the inventory as it stands.
 func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, origin string, opts Options) (*Plan, error) {
-	if err := syncDestinations(ctx, db, client, set, opts); err != nil {
-		return nil, err
+	if !opts.Offline {
+		if err := syncDestinations(ctx, db, client, set, opts); err != nil {
+			return nil, err
+		}
 	}
 	loadID, err := db.LoadRoutes(ctx, origin, Routes(set))
 	if err != nil {
 		return nil, err
 	}
-	rows, counts, err := db.Plan(ctx, loadID, MaxSkipRows)
+	rows, counts, moves, err := db.Plan(ctx, loadID, MaxSkipRows)
 	if err != nil {
 		return nil, err
+	}
+	steps := []func() (bool, error){
+		func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, false); return n > 0, err },
+		func() (bool, error) { return syncSources(ctx, db, client, rows, opts) },
+		func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, true); return n > 0, err },
+	}
+	if opts.Offline {
+		steps = nil
 	}
 	// Digests the destinations hold untagged, then the sources of what is
 	// still missing, then digests those sources hold untagged: each step
 	// reads the plan again when it found something.
-	for _, step := range []func() (bool, error){
-		func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, false); return n > 0, err },
-		func() (bool, error) { return syncSources(ctx, db, client, rows, opts) },
-		func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, true); return n > 0, err },
-	} {
+	for _, step := range steps {
 		changed, err := step()
 		if err != nil {
 			return nil, err
 		}
 		if changed {
-			if rows, counts, err = db.Plan(ctx, loadID, MaxSkipRows); err != nil {
+			if rows, counts, moves, err = db.Plan(ctx, loadID, MaxSkipRows); err != nil {
 				return nil, err
 			}
 		}
-	}
-	moves, err := db.TagMoves(ctx, loadID)
-	if err != nil {
-		return nil, err
 	}
 	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves, Counts: make([]Summary, len(counts))}
 	for i, c := range counts {

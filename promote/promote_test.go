@@ -510,3 +510,28 @@ func TestVerifyFindsMismatches(t *testing.T) {
 		t.Errorf("mismatches (-want +got):\n%s", diff)
 	}
 }
+
+// An offline plan sends no request and, on an inventory the online plan
+// just brought up to date, plans the same rows.
+func TestOfflinePlanSendsNothing(t *testing.T) {
+	e := newEnv(t)
+	entries := population(t, e.src)
+	set := e.manifestSet(entries...)
+	online := e.mustPlan(set)
+	if online.Pending() == 0 {
+		t.Fatal("online plan has nothing pending")
+	}
+	e.src.Reset()
+	e.d1.Reset()
+	e.d2.Reset()
+	offline, err := promote.MakePlan(context.Background(), e.db, e.client, set, "test", promote.Options{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sumCounts(e.src) + sumCounts(e.d1) + sumCounts(e.d2); n != 0 {
+		t.Errorf("offline plan sent %d requests (src %v, d1 %v, d2 %v), want 0", n, e.src.Counts(), e.d1.Counts(), e.d2.Counts())
+	}
+	if diff := cmp.Diff(planLines(online), planLines(offline)); diff != "" {
+		t.Errorf("offline plan differs from the online one (-online +offline):\n%s", diff)
+	}
+}

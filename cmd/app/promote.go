@@ -59,15 +59,20 @@ plan has copy or tag rows pending.
 Examples:
    cip promote --manifest promoter-manifest.yaml --plan
    cip promote --thin-manifest-dir ./registry.k8s.io --plan --exit-code -o json
+   cip sync gcr.io/k8s-staging-foo us.gcr.io/k8s-artifacts-prod && cip promote -m m.yaml --plan --offline
    cip promote --thin-manifest-dir ./registry.k8s.io --confirm --report run.json`,
 		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag, confirmFlag,
 			&cli.BoolFlag{Name: "plan", EnvVars: []string{"CIP_PLAN"}, Usage: "print the plan and exit (never writes)"},
+			&cli.BoolFlag{Name: "offline", EnvVars: []string{"CIP_OFFLINE"}, Usage: "plan from the inventory as it stands (after a cip sync), with no registry request; dry runs only"},
 			&cli.BoolFlag{Name: "exit-code", EnvVars: []string{"CIP_EXIT_CODE"}, Usage: "without --confirm, exit 3 when the plan has pending copy or tag rows"},
 			&cli.StringFlag{Name: "report", EnvVars: []string{"CIP_REPORT"}, Usage: "write a JSON run report to `FILE`"},
 		}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.Bool("plan") && c.Bool("confirm") {
 				return usagef("give --plan or --confirm, not both")
+			}
+			if c.Bool("offline") && c.Bool("confirm") {
+				return usagef("--offline plans from a possibly stale inventory; it cannot be used with --confirm")
 			}
 			if c.NArg() > 0 {
 				return usagef("promote takes no arguments (got %q)", c.Args().First())
@@ -78,7 +83,7 @@ Examples:
 			}
 			return promotion(c, set, promotionFlags{
 				output: c.String("output"), confirm: c.Bool("confirm"),
-				exitCode: c.Bool("exit-code"), report: c.String("report"),
+				exitCode: c.Bool("exit-code"), report: c.String("report"), offline: c.Bool("offline"),
 			})
 		},
 	}
@@ -89,6 +94,7 @@ type promotionFlags struct {
 	confirm  bool
 	exitCode bool
 	report   string
+	offline  bool
 }
 
 // promotion is `cip promote` and `cip run --manifest/--thin-manifest-dir`:
@@ -106,7 +112,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	defer db.Close()
 	client := newClient(c, serviceAccounts(set))
 	w, live := progressWriter(c)
-	opts := promote.Options{Jobs: c.Int("jobs"), Progress: w, Live: live}
+	opts := promote.Options{Jobs: c.Int("jobs"), Progress: w, Live: live, Offline: f.offline}
 	origin := c.String("manifest")
 	if origin == "" {
 		origin = c.String("thin-manifest-dir")
