@@ -121,7 +121,7 @@ func Bench(ctx context.Context, cfg Config) (*Report, error) {
 			tools = defaultTools[name]
 		}
 		if !canPromote {
-			tools = without(tools, "cip")
+			tools = without(without(tools, "cip"), "cip-ttl")
 		}
 		w, err := Generate(shapes[name])
 		if err != nil {
@@ -152,8 +152,8 @@ func Bench(ctx context.Context, cfg Config) (*Report, error) {
 // yardstick) on the larger promotions, and the push floor where the
 // issue sets a target against it.
 var defaultTools = map[string][]string{
-	"W200":   {"cip", "regsync", "crane", "push"},
-	"W200x3": {"cip", "regsync"},
+	"W200":   {"cip", "cip-ttl", "regsync", "crane", "push"},
+	"W200x3": {"cip", "cip-ttl", "regsync"},
 	"Wbig":   {"cip", "regsync", "push"},
 }
 
@@ -184,7 +184,9 @@ type Result struct {
 func newPromoter(name string, e *toolEnv) (promoter, error) {
 	switch name {
 	case "cip":
-		return &cipTool{e: e}, nil
+		return &cipTool{e: e, name: "cip"}, nil
+	case "cip-ttl":
+		return &cipTool{e: e, name: "cip-ttl", extra: ttlFlags}, nil
 	case "regsync":
 		return &regsyncTool{e: e}, nil
 	case "crane":
@@ -306,7 +308,8 @@ func benchCrawl(ctx context.Context, cfg Config, e *toolEnv, w *Workload) ([]Res
 			return nil, err
 		}
 		for _, c := range []crawler{
-			&cipCrawl{e: e, db: filepath.Join(dir, "inventory.db"), target: src.Host() + "/staging"},
+			&cipCrawl{e: e, name: "cip", db: filepath.Join(dir, "inventory.db"), target: src.Host() + "/staging"},
+			&cipCrawl{e: e, name: "cip-ttl", extra: ttlFlags, db: filepath.Join(dir, "inventory-ttl.db"), target: src.Host() + "/staging"},
 			&craneCrawl{e: e, repos: repos},
 		} {
 			for _, phase := range []string{"crawl", "recrawl"} {

@@ -285,8 +285,13 @@ func (r *Report) writeTargets(b *bytes.Buffer) {
 			if v, ok := ratio(ss, "cip", "warm", "regsync", "warm"); ok {
 				lines = append(lines, line{"W200 warm: cip ≤ 0.3 × regsync", fmt.Sprintf("%.2f × (%s)", v, mark(v <= 0.3))})
 			}
-			if c, ok := find(ss, "cip", "warm"); ok {
-				lines = append(lines, line{"W200 warm: zero manifest GETs", fmt.Sprintf("%d (%s)", c.manGET, mark(c.manGET == 0))})
+			if v, ok := ratio(ss, "cip-ttl", "warm", "regsync", "warm"); ok {
+				lines = append(lines, line{"W200 warm: cip --tag-ttl 10m ≤ 0.3 × regsync", fmt.Sprintf("%.2f × (%s)", v, mark(v <= 0.3))})
+			}
+			for _, tool := range []string{"cip", "cip-ttl"} {
+				if c, ok := find(ss, tool, "warm"); ok {
+					lines = append(lines, line{"W200 warm: zero manifest GETs (" + tool + ")", fmt.Sprintf("%d (%s)", c.manGET, mark(c.manGET == 0))})
+				}
 			}
 		case "W200x3":
 			if v, ok := ratio(ss, "cip", "cold", "regsync", "cold"); ok {
@@ -298,6 +303,9 @@ func (r *Report) writeTargets(b *bytes.Buffer) {
 			}
 			if v, ok := ratio(ss, "crane", "recrawl", "cip", "recrawl"); ok {
 				lines = append(lines, line{"W2000 incremental re-crawl: ≥ 10 × crane loop", fmt.Sprintf("%.1f × (%s)", v, mark(v >= 10))})
+			}
+			if v, ok := ratio(ss, "crane", "recrawl", "cip-ttl", "recrawl"); ok {
+				lines = append(lines, line{"W2000 incremental re-crawl, cip --tag-ttl 10m: ≥ 10 × crane loop", fmt.Sprintf("%.1f × (%s)", v, mark(v >= 10))})
 			}
 		}
 	}

@@ -123,10 +123,12 @@ type promoter interface {
 // run and the same inventory for the warm run.
 type cipTool struct {
 	e            *toolEnv
+	name         string   // "cip", or "cip-ttl" for the run with extra flags
+	extra        []string // flags after "promote"
 	db, manifest string
 }
 
-func (c *cipTool) Name() string { return "cip" }
+func (c *cipTool) Name() string { return c.name }
 
 func (c *cipTool) Prepare(dir string, w *Workload, src string, dsts []string) error {
 	c.db = filepath.Join(dir, "inventory.db")
@@ -135,7 +137,8 @@ func (c *cipTool) Prepare(dir string, w *Workload, src string, dsts []string) er
 }
 
 func (c *cipTool) Run(ctx context.Context, st *procStats) error {
-	return c.e.run(ctx, st, "cip", "--db", c.db, "--quiet", "promote", "--manifest", c.manifest, "--confirm")
+	args := append([]string{"--db", c.db, "--quiet", "promote", "--manifest", c.manifest, "--confirm"}, c.extra...)
+	return c.e.run(ctx, st, "cip", args...)
 }
 
 // regsyncTool runs `regsync once` with one repository entry per (source
@@ -262,15 +265,22 @@ type crawler interface {
 // for the incremental re-crawl.
 type cipCrawl struct {
 	e      *toolEnv
+	name   string   // "cip", or "cip-ttl" for the run with extra flags
+	extra  []string // flags after "sync"
 	db     string
 	target string
 }
 
-func (c *cipCrawl) Name() string { return "cip" }
+func (c *cipCrawl) Name() string { return c.name }
 
 func (c *cipCrawl) Run(ctx context.Context, st *procStats) error {
-	return c.e.run(ctx, st, "cip", "--db", c.db, "--quiet", "sync", c.target)
+	args := append([]string{"--db", c.db, "--quiet", "sync", c.target}, c.extra...)
+	return c.e.run(ctx, st, "cip", args...)
 }
+
+// ttlFlags are cip-ttl's: tags cip confirmed in the last ten minutes are
+// taken from the inventory (cip sync/promote --tag-ttl).
+var ttlFlags = []string{"--tag-ttl", "10m"}
 
 // craneCrawl runs `crane ls` of every repository, then `crane digest` of
 // every tag, 8 processes at once. It has no memory, so the re-crawl costs

@@ -120,14 +120,18 @@ func recordTag(ctx context.Context, tx *sql.Tx, runID, repoID int64, c Copy, now
 		return TagChange{}, fmt.Errorf("record tag %s:%s: %w", c.Repository, c.Tag, err)
 	}
 	if old == c.Digest {
+		// Put again (or found) at the same digest: confirmed now.
+		if _, err := tx.ExecContext(ctx, `UPDATE tags SET checked_at = ? WHERE repository_id = ? AND tag = ?`, now, repoID, c.Tag); err != nil {
+			return TagChange{}, fmt.Errorf("record tag %s:%s: %w", c.Repository, c.Tag, err)
+		}
 		return TagChange{}, nil
 	}
 	tc := TagChange{Repository: c.Repository, Tag: c.Tag, Old: old, New: c.Digest, Change: "added"}
 	if old != "" {
 		tc.Change = "moved"
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tags(repository_id, tag, digest, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT(repository_id, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tags(repository_id, tag, digest, updated_at, checked_at) VALUES (?, ?, ?, ?, ?4)
+		ON CONFLICT(repository_id, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at, checked_at = excluded.checked_at`,
 		repoID, c.Tag, c.Digest, now); err != nil {
 		return TagChange{}, fmt.Errorf("record tag %s:%s: %w", c.Repository, c.Tag, err)
 	}

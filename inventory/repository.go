@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // RepositoryState is what one crawl of a repository found.
@@ -16,6 +17,10 @@ type RepositoryState struct {
 	// New holds every manifest reachable from Tags and Untagged that is not
 	// yet in the inventory (children included).
 	New []*Manifest
+	// Trusted names the tags of Tags the crawl took from the inventory
+	// (FreshTags) instead of confirming them live; the write keeps their
+	// checked_at, and sets every other tag's to now.
+	Trusted map[string]bool
 }
 
 // TagChange is one change to a tag found by a write.
@@ -121,7 +126,19 @@ func (d *DB) WriteRepository(ctx context.Context, runID int64, st RepositoryStat
 			return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
 		}
 		if same {
-			if _, err := d.db.ExecContext(ctx, `UPDATE repositories SET synced_at = ? WHERE id = ?`, d.now(), id); err != nil {
+			tx, err := d.db.BeginTx(ctx, nil)
+			if err != nil {
+				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+			}
+			defer tx.Rollback()
+			now := d.now()
+			if _, err := tx.ExecContext(ctx, `UPDATE repositories SET synced_at = ? WHERE id = ?`, now, id); err != nil {
+				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+			}
+			if err := markChecked(ctx, tx, id, st, now); err != nil {
+				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+			}
+			if err := tx.Commit(); err != nil {
 				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
 			}
 			return nil, nil
@@ -241,7 +258,51 @@ func (d *DB) writeRepository(ctx context.Context, tx *sql.Tx, runID int64, st Re
 	if _, err := tx.ExecContext(ctx, `UPDATE repositories SET synced_at = ? WHERE id = ?`, now, repoID); err != nil {
 		return nil, err
 	}
+	if err := markChecked(ctx, tx, repoID, st, now); err != nil {
+		return nil, err
+	}
 	return changes, nil
+}
+
+// markChecked sets checked_at to now for the tags of st the crawl
+// confirmed live (all but st.Trusted).
+func markChecked(ctx context.Context, tx *sql.Tx, repoID int64, st RepositoryState, now string) error {
+	if len(st.Trusted) == 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE tags SET checked_at = ? WHERE repository_id = ?`, now, repoID); err != nil {
+			return fmt.Errorf("mark tags checked: %w", err)
+		}
+		return nil
+	}
+	for tag := range st.Tags {
+		if st.Trusted[tag] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tags SET checked_at = ? WHERE repository_id = ? AND tag = ?`, now, repoID, tag); err != nil {
+			return fmt.Errorf("mark tag %s checked: %w", tag, err)
+		}
+	}
+	return nil
+}
+
+// FreshTags returns the tags of repo (tag -> digest) that cip confirmed
+// live at or after since: what a crawl with a tag TTL may take from the
+// inventory for tags the registry still lists.
+func (d *DB) FreshTags(ctx context.Context, repo string, since time.Time) (map[string]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT t.tag, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+		WHERE r.name = ? AND julianday(t.checked_at) >= julianday(?)`, repo, since.UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return nil, fmt.Errorf("read fresh tags of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var tag, dg string
+		if err := rows.Scan(&tag, &dg); err != nil {
+			return nil, fmt.Errorf("read fresh tags of %s: %w", repo, err)
+		}
+		out[tag] = dg
+	}
+	return out, rows.Err()
 }
 
 func insertHistory(ctx context.Context, tx *sql.Tx, runID int64, c TagChange, now string) error {

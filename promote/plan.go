@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	gosync "sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/sync/errgroup"
@@ -46,6 +47,9 @@ type Options struct {
 	Progress io.Writer
 	// Live redraws a status line while copying (for a terminal).
 	Live bool
+	// TagTTL is the syncs' sync.Options.TagTTL: destination and source
+	// tags cip confirmed less than TagTTL ago are not HEADed again.
+	TagTTL time.Duration
 	// Offline plans from the inventory as it stands: MakePlan sends no
 	// request (no sync, no probe), so a stale inventory gives a stale plan.
 	// For dry runs after a `cip sync`, and for measuring the plan itself.

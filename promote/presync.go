@@ -44,6 +44,6 @@ func syncRepositories(ctx context.Context, db *inventory.DB, client *registry.Cl
 		targets = append(targets, cipsync.Target{Ref: r, Exact: true})
 	}
 	sort.Slice(targets, func(i, j int) bool { return targets[i].Ref < targets[j].Ref })
-	_, err := cipsync.Run(ctx, db, client, targets, cipsync.Options{Jobs: opts.Jobs, Progress: opts.Progress, Live: opts.Live})
+	_, err := cipsync.Run(ctx, db, client, targets, cipsync.Options{Jobs: opts.Jobs, Progress: opts.Progress, Live: opts.Live, TagTTL: opts.TagTTL})
 	return err
 }

@@ -535,3 +535,35 @@ func TestOfflinePlanSendsNothing(t *testing.T) {
 		t.Errorf("offline plan differs from the online one (-online +offline):\n%s", diff)
 	}
 }
+
+// Tags cip put itself are confirmed by the PUT: a rerun with a tag TTL
+// lists the destination's tags and HEADs none of them (only the tagless
+// entry's digest, which no tag listing shows, is HEADed, as without a TTL).
+func TestWarmRunWithTagTTLHeadsNothing(t *testing.T) {
+	e := newEnv(t)
+	entries := population(t, e.src)
+	set := e.manifestSet(entries...)
+	e.mustPromote(set)
+	e.src.Reset()
+	e.d1.Reset()
+	e.d2.Reset()
+	p, err := promote.MakePlan(context.Background(), e.db, e.client, set, "test", promote.Options{Jobs: 4, TagTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Pending() != 0 {
+		t.Errorf("warm plan has %d pending rows, want 0", p.Pending())
+	}
+	for i, r := range []*regtest.Registry{e.src, e.d1, e.d2} {
+		want := 1 // the tagless digest
+		if i == 0 {
+			want = 0
+		}
+		if n := r.Count("HEAD manifest") + r.Count("GET manifest"); n != want {
+			t.Errorf("warm plan with a tag TTL sent %d manifest requests to registry %d (%v), want %d", n, i, r.Counts(), want)
+		}
+	}
+	if n := e.d1.Count("GET tags"); n == 0 {
+		t.Errorf("warm plan listed no tags in d1 (%v): it must still see removed tags", e.d1.Counts())
+	}
+}

@@ -53,6 +53,13 @@ type Options struct {
 	// Live redraws one status line (for a terminal) instead of printing only
 	// summaries.
 	Live bool
+	// TagTTL lets the crawl of a known repository take a tag the registry
+	// still lists from the inventory, without a HEAD, when cip confirmed its
+	// digest less than TagTTL ago (a crawl, or its own PUT). 0 confirms
+	// every listed tag. New tags, and tags the inventory had confirmed
+	// longer ago, are HEADed as always; a tag moved by someone else within
+	// the TTL goes unnoticed until it expires (or `cip verify`).
+	TagTTL time.Duration
 }
 
 // RegistryStats summarises one registry's crawl.
@@ -396,7 +403,26 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 			return err
 		}
 		if known {
-			err = s.headTags(ctx, repo, tl.Tags, state.Tags)
+			toHead := tl.Tags
+			if s.opts.TagTTL > 0 {
+				fresh, ferr := s.db.FreshTags(ctx, repoName, s.db.Now().Add(-s.opts.TagTTL))
+				if ferr != nil {
+					return ferr
+				}
+				toHead = nil
+				for _, tag := range tl.Tags {
+					if dg, ok := fresh[tag]; ok {
+						state.Tags[tag] = dg
+						if state.Trusted == nil {
+							state.Trusted = map[string]bool{}
+						}
+						state.Trusted[tag] = true
+					} else {
+						toHead = append(toHead, tag)
+					}
+				}
+			}
+			err = s.headTags(ctx, repo, toHead, state.Tags)
 		} else {
 			tagGets, err = s.getTags(ctx, repo, tl.Tags, state.Tags)
 		}

@@ -393,3 +393,64 @@ func TestRepositoryErrorKeepsOthers(t *testing.T) {
 		t.Errorf("repositories (-want +got):\n%s", diff)
 	}
 }
+
+// With a tag TTL, a re-sync takes tags the registry still lists from the
+// inventory while they are fresh (no HEAD), HEADs new tags, forgets removed
+// ones, and HEADs everything again once the confirmations have expired; a
+// moved tag goes unnoticed only until then.
+func TestTagTTL(t *testing.T) {
+	reg := regtest.New(t)
+	a := reg.Push(t, "p/app", "v1", regtest.Image(t, 128, 1, true))
+	reg.Tag(t, "p/app", a, "latest")
+	reg.Push(t, "p/app", "old", regtest.Image(t, 128, 1, true))
+	db := mustOpen(t)
+	clock := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return clock }
+	ctx := context.Background()
+	crawl := func(ttl time.Duration) *cipsync.Result {
+		t.Helper()
+		reg.Reset()
+		res, err := cipsync.Run(ctx, db, client(), []cipsync.Target{{Ref: reg.Host + "/p/app", Exact: true}}, cipsync.Options{Jobs: 4, TagTTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	crawl(0)
+
+	// Fresh: only the new tag is HEADed; the removed one is forgotten.
+	clock = clock.Add(5 * time.Minute)
+	b := reg.Push(t, "p/app", "v2", regtest.Image(t, 128, 1, true))
+	reg.Delete(t, "p/app:old")
+	moved := reg.Push(t, "p/app", "latest", regtest.Image(t, 128, 1, true)) // someone moves latest
+	reg.Reset()
+	res := crawl(10 * time.Minute)
+	if got := reg.Count("HEAD manifest"); got != 1 {
+		t.Errorf("fresh re-sync: %d manifest HEADs, want 1 (the new tag v2)", got)
+	}
+	tags, _ := db.Tags(ctx, reg.Host+"/p/app")
+	if diff := cmp.Diff(map[string]string{"v1": a.String(), "latest": a.String(), "v2": b.String()}, tags); diff != "" {
+		t.Errorf("fresh re-sync tags (-want +got):\n%s", diff)
+	}
+	if len(res.Changes) != 2 {
+		t.Errorf("fresh re-sync changes = %v, want v2 added and old removed", res.Changes)
+	}
+
+	// 11 minutes after v1 and latest were confirmed (6 after v2): those two
+	// are HEADed again and the move is seen; v2 is still fresh.
+	clock = clock.Add(6 * time.Minute)
+	res = crawl(10 * time.Minute)
+	if got := reg.Count("HEAD manifest"); got != 2 {
+		t.Errorf("expired re-sync: %d manifest HEADs, want 2 (v1 and latest)", got)
+	}
+	tags, _ = db.Tags(ctx, reg.Host+"/p/app")
+	if tags["latest"] != moved.String() {
+		t.Errorf("expired re-sync: latest = %s, want the moved digest %s", tags["latest"], moved)
+	}
+
+	// Without a TTL every tag is HEADed, as always.
+	crawl(0)
+	if got := reg.Count("HEAD manifest"); got != 3 {
+		t.Errorf("re-sync without TTL: %d manifest HEADs, want 3", got)
+	}
+}

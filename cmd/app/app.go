@@ -79,6 +79,8 @@ var (
 		Usage: "print no progress on stderr"}
 	jobsFlag = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, EnvVars: []string{"CIP_JOBS"}, Value: cipsync.DefaultJobs,
 		Usage: "concurrent registry requests"}
+	tagTTLFlag = &cli.DurationFlag{Name: "tag-ttl", EnvVars: []string{"CIP_TAG_TTL"},
+		Usage: "take a tag the registry still lists from the inventory, without a HEAD, when cip confirmed its digest less than `DURATION` ago (e.g. 10m; 0: confirm every tag)"}
 	qpsFlag = &cli.Float64Flag{Name: "qps", EnvVars: []string{"CIP_QPS"},
 		Usage: "requests per second to each registry host (0: unlimited)"}
 	insecureFlag = &cli.StringSliceFlag{Name: "insecure-registry", EnvVars: []string{"CIP_INSECURE_REGISTRY"},

@@ -61,8 +61,9 @@ crawled.
 Examples:
    cip sync 127.0.0.1:5000
    cip sync gcr.io/k8s-staging-foo us.gcr.io/k8s-artifacts-prod/foo
-   cip sync --thin-manifest-dir ./registry.k8s.io --jobs 16`,
-		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag}, registryFlags()...),
+   cip sync --thin-manifest-dir ./registry.k8s.io --jobs 16
+   cip sync 127.0.0.1:5000 --tag-ttl 10m`,
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, tagTTLFlag}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			var targets []cipsync.Target
 			accounts := map[string]string{}
@@ -93,7 +94,7 @@ Examples:
 			}
 			defer db.Close()
 			w, live := progressWriter(c)
-			_, err = cipsync.Run(c.Context, db, newClient(c, accounts), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: w, Live: live})
+			_, err = cipsync.Run(c.Context, db, newClient(c, accounts), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: w, Live: live, TagTTL: c.Duration("tag-ttl")})
 			return err
 		},
 	}
@@ -221,7 +222,7 @@ Examples:
 			&cli.BoolFlag{Name: "minimal-snapshot", EnvVars: []string{"CIP_MINIMAL_SNAPSHOT"}, Usage: "drop untagged children of manifest lists from snapshots"},
 			&cli.StringFlag{Name: "manifest-based-snapshot-of", EnvVars: []string{"CIP_MANIFEST_BASED_SNAPSHOT_OF"}, Usage: "snapshot what the manifests promote into `REG`"},
 			&cli.BoolFlag{Name: "parse-only", EnvVars: []string{"CIP_PARSE_ONLY"}, Usage: "only parse and validate the manifests"},
-			confirmFlag,
+			confirmFlag, tagTTLFlag,
 		}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			format, err := snapshot.ParseFormat(c.String("output"))

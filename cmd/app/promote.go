@@ -61,7 +61,7 @@ Examples:
    cip promote --thin-manifest-dir ./registry.k8s.io --plan --exit-code -o json
    cip sync gcr.io/k8s-staging-foo us.gcr.io/k8s-artifacts-prod && cip promote -m m.yaml --plan --offline
    cip promote --thin-manifest-dir ./registry.k8s.io --confirm --report run.json`,
-		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag, confirmFlag,
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag, confirmFlag, tagTTLFlag,
 			&cli.BoolFlag{Name: "plan", EnvVars: []string{"CIP_PLAN"}, Usage: "print the plan and exit (never writes)"},
 			&cli.BoolFlag{Name: "offline", EnvVars: []string{"CIP_OFFLINE"}, Usage: "plan from the inventory as it stands (after a cip sync), with no registry request; dry runs only"},
 			&cli.BoolFlag{Name: "exit-code", EnvVars: []string{"CIP_EXIT_CODE"}, Usage: "without --confirm, exit 3 when the plan has pending copy or tag rows"},
@@ -112,7 +112,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	defer db.Close()
 	client := newClient(c, serviceAccounts(set))
 	w, live := progressWriter(c)
-	opts := promote.Options{Jobs: c.Int("jobs"), Progress: w, Live: live, Offline: f.offline}
+	opts := promote.Options{Jobs: c.Int("jobs"), Progress: w, Live: live, Offline: f.offline, TagTTL: c.Duration("tag-ttl")}
 	origin := c.String("manifest")
 	if origin == "" {
 		origin = c.String("thin-manifest-dir")
