@@ -196,3 +196,38 @@ func TestUnder(t *testing.T) {
 		}
 	}
 }
+
+// A batch of crawls commits together, but a repository whose write fails is
+// rolled back alone.
+func TestWriteRepositoriesIsolatesFailures(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	res, err := db.WriteRepositories(ctx, 0, []inventory.RepositoryState{
+		{Name: "r.example/a", Tags: map[string]string{"v1": digest('a')}, New: []*inventory.Manifest{image('a')}},
+		{Name: "r.example/bad", Tags: map[string]string{"v1": digest('b'), "bad": digest('f')}, New: []*inventory.Manifest{image('b')}},
+		{Name: "r.example/c", Tags: map[string]string{"v1": digest('c')}, New: []*inventory.Manifest{image('c')}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || res[2].Err != nil || res[1].Err == nil || !strings.Contains(res[1].Err.Error(), "r.example/bad") {
+		t.Fatalf("results = %+v, want only r.example/bad failed, named", res)
+	}
+	if len(res[0].Changes) != 1 || len(res[2].Changes) != 1 {
+		t.Errorf("changes = %v, %v; want v1 added in each", res[0].Changes, res[2].Changes)
+	}
+	for q, want := range map[string]int{
+		`SELECT COUNT(*) FROM repositories`:                  2,
+		`SELECT COUNT(*) FROM manifests`:                     2, // b's manifest went with its repository
+		`SELECT COUNT(*) FROM tags`:                          2,
+		`SELECT COUNT(*) FROM tag_history`:                   2,
+		`SELECT COUNT(*) FROM repository_manifests`:          2,
+		`SELECT COUNT(*) FROM tags WHERE checked_at IS NULL`: 0,
+	} {
+		var n int
+		db.SQL().QueryRow(q).Scan(&n)
+		if n != want {
+			t.Errorf("%s = %d, want %d", q, n, want)
+		}
+	}
+}

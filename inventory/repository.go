@@ -118,60 +118,92 @@ func (d *DB) Repositories(ctx context.Context, prefix string) ([]string, error) 
 // new manifests, the repository's digests and tags, and tag history. A
 // crawl that found the repository as the inventory has it (same tags, no
 // new manifest, the digests it holds exactly those its tags reach) only
-// updates synced_at: one statement instead of rewriting the repository.
+// updates synced_at (and the tags' checked_at).
 func (d *DB) WriteRepository(ctx context.Context, runID int64, st RepositoryState) ([]TagChange, error) {
-	if len(st.New) == 0 && len(st.Untagged) == 0 {
-		id, same, err := d.unchanged(ctx, st)
-		if err != nil {
-			return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
-		}
-		if same {
-			tx, err := d.db.BeginTx(ctx, nil)
-			if err != nil {
-				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
-			}
-			defer tx.Rollback()
-			now := d.now()
-			if _, err := tx.ExecContext(ctx, `UPDATE repositories SET synced_at = ? WHERE id = ?`, now, id); err != nil {
-				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
-			}
-			if err := markChecked(ctx, tx, id, st, now); err != nil {
-				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
-			}
-			if err := tx.Commit(); err != nil {
-				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
-			}
-			return nil, nil
-		}
+	res, err := d.WriteRepositories(ctx, runID, []RepositoryState{st})
+	if err != nil {
+		return nil, err
+	}
+	return res[0].Changes, res[0].Err
+}
+
+// WriteResult is what WriteRepositories did with one repository.
+type WriteResult struct {
+	Changes []TagChange
+	Err     error // this repository's write failed and left nothing
+}
+
+// WriteRepositories records several crawls in one transaction, each
+// repository inside its own savepoint: a repository whose write fails is
+// rolled back alone (its WriteResult.Err), the others commit together.
+// A crawl writes what finished while its previous batch committed, so a
+// registry of many small repositories costs a few commits, not one each.
+// The returned error is the transaction's (every repository failed).
+func (d *DB) WriteRepositories(ctx context.Context, runID int64, sts []RepositoryState) ([]WriteResult, error) {
+	res := make([]WriteResult, len(sts))
+	if len(sts) == 0 {
+		return res, nil
 	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+		return nil, fmt.Errorf("write repository %s: %w", sts[0].Name, err)
 	}
 	defer tx.Rollback()
-	changes, err := d.writeRepository(ctx, tx, runID, st)
-	if err != nil {
-		return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+	now := d.now()
+	for i, st := range sts {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT repository`); err != nil {
+			return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+		}
+		changes, err := d.writeOne(ctx, tx, runID, st, now)
+		if err != nil {
+			res[i].Err = fmt.Errorf("write repository %s: %w", st.Name, err)
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO repository`); err != nil {
+				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+			}
+		} else {
+			res[i].Changes = changes
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE repository`); err != nil {
+			return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+		return nil, fmt.Errorf("write repository %s: %w", sts[0].Name, err)
 	}
-	return changes, nil
+	return res, nil
 }
 
-// unchanged reports (reading only, outside any write transaction) whether
-// the inventory already holds repository st.Name exactly as a full write of
-// st (which has no new manifest and no untagged digest) would leave it.
-func (d *DB) unchanged(ctx context.Context, st RepositoryState) (int64, bool, error) {
+// writeOne writes one crawl inside tx: only synced_at and checked_at when
+// the inventory already holds the repository as st has it.
+func (d *DB) writeOne(ctx context.Context, tx *sql.Tx, runID int64, st RepositoryState, now string) ([]TagChange, error) {
+	if len(st.New) == 0 && len(st.Untagged) == 0 {
+		id, same, err := unchanged(ctx, tx, st)
+		if err != nil {
+			return nil, err
+		}
+		if same {
+			if _, err := tx.ExecContext(ctx, `UPDATE repositories SET synced_at = ? WHERE id = ?`, now, id); err != nil {
+				return nil, err
+			}
+			return nil, markChecked(ctx, tx, id, st, now)
+		}
+	}
+	return writeRepository(ctx, tx, runID, st, now)
+}
+
+// unchanged reports whether the inventory already holds repository
+// st.Name exactly as a full write of st (which has no new manifest and no
+// untagged digest) would leave it.
+func unchanged(ctx context.Context, tx *sql.Tx, st RepositoryState) (int64, bool, error) {
 	var id int64
-	err := d.db.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, st.Name).Scan(&id)
+	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, st.Name).Scan(&id)
 	if err == sql.ErrNoRows {
 		return 0, false, nil
 	}
 	if err != nil {
 		return 0, false, err
 	}
-	old, err := queryTags(ctx, d.db, st.Name)
+	old, err := queryTags(ctx, tx, st.Name)
 	if err != nil {
 		return 0, false, err
 	}
@@ -186,7 +218,7 @@ func (d *DB) unchanged(ctx context.Context, st RepositoryState) (int64, bool, er
 	// The digests held are exactly those the tags reach (as the full write
 	// would record them): nothing untagged left over from before.
 	var same bool
-	err = d.db.QueryRowContext(ctx, `
+	err = tx.QueryRowContext(ctx, `
 		WITH RECURSIVE reach(digest) AS (
 			SELECT digest FROM tags WHERE repository_id = ?1
 			UNION
@@ -201,8 +233,7 @@ func (d *DB) unchanged(ctx context.Context, st RepositoryState) (int64, bool, er
 	return id, same, nil
 }
 
-func (d *DB) writeRepository(ctx context.Context, tx *sql.Tx, runID int64, st RepositoryState) ([]TagChange, error) {
-	now := d.now()
+func writeRepository(ctx context.Context, tx *sql.Tx, runID int64, st RepositoryState, now string) ([]TagChange, error) {
 	if err := insertManifests(ctx, tx, st.New, now); err != nil {
 		return nil, err
 	}

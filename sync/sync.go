@@ -112,6 +112,7 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 		sem:     make(chan struct{}, opts.Jobs),
 		fetched: map[string]*fetchCall{},
 		stats:   map[string]*RegistryStats{},
+		writer:  newWriter(db, runID),
 	}
 	prog := newProgress(opts.Progress, opts.Live, s)
 	defer prog.Stop()
@@ -141,7 +142,9 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	s.writer.close()
+	if err != nil {
 		return nil, err
 	}
 	for _, repo := range removable {
@@ -200,6 +203,7 @@ type syncer struct {
 	opts   Options
 	runID  int64
 	sem    chan struct{} // bounds requests in flight
+	writer *writer
 
 	mu      gosync.Mutex
 	fetched map[string]*fetchCall // manifests fetched (or being fetched) by this run
@@ -442,7 +446,7 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 		return err
 	}
 	state.New = fresh
-	changes, err := s.db.WriteRepository(ctx, s.runID, state)
+	changes, err := s.writer.write(state)
 	if err != nil {
 		return err
 	}

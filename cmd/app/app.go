@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -37,6 +38,17 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(forma
 // Run runs the command line args (args[0] is the program) and returns the
 // exit code. name is how the program is invoked ("cip" or "kubectl cip").
 func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
+	// CIP_CPUPROFILE=FILE writes a CPU profile of the run, for speed work
+	// (bench/RESULTS.md); an environment variable, not a flag, since users
+	// never need it.
+	if path := os.Getenv("CIP_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() {
+				pprof.StopCPUProfile()
+				f.Close()
+			}()
+		}
+	}
 	app := newApp(name, stdout, stderr)
 	if n := len(args); n > 0 && args[n-1] == "--generate-bash-completion" {
 		// urfave/cli v2.27 panics completing a partial flag (`cip sync --j`)
