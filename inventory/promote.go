@@ -70,6 +70,7 @@ func (d *DB) RecordCopies(ctx context.Context, runID int64, cs []Copy) ([]TagCha
 	}
 	defer tx.Rollback()
 	ids := map[string]int64{}
+	recorded := map[heldDigest]bool{}
 	now := d.now()
 	var changes []TagChange
 	for _, c := range cs {
@@ -80,8 +81,12 @@ func (d *DB) RecordCopies(ctx context.Context, runID int64, cs []Copy) ([]TagCha
 			}
 			ids[c.Repository] = repoID
 		}
-		// A tag's digest is held too (the plan relies on it).
-		err = recordDigest(ctx, tx, repoID, c)
+		// A tag's digest is held too (the plan relies on it); a batch
+		// usually holds the digest's own record just before its tags.
+		if k := (heldDigest{repoID, c.Digest}); !recorded[k] {
+			err = recordDigest(ctx, tx, repoID, c)
+			recorded[k] = true
+		}
 		if err == nil && c.Tag != "" {
 			var tc TagChange
 			tc, err = recordTag(ctx, tx, runID, repoID, c, now)
@@ -97,6 +102,12 @@ func (d *DB) RecordCopies(ctx context.Context, runID int64, cs []Copy) ([]TagCha
 		return nil, fmt.Errorf("record %s@%s: %w", cs[0].Repository, cs[0].Digest, err)
 	}
 	return changes, nil
+}
+
+// heldDigest is a (repository, digest) pair RecordCopies recorded.
+type heldDigest struct {
+	repo   int64
+	digest string
 }
 
 func recordDigest(ctx context.Context, tx *sql.Tx, repoID int64, c Copy) error {
