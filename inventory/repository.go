@@ -79,20 +79,29 @@ type querier interface {
 }
 
 func queryTags(ctx context.Context, q querier, repo string) (map[string]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT t.tag, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ?`, repo)
+	return tagMap(ctx, q, "read tags of "+repo, `SELECT t.tag, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ?`, repo)
+}
+
+// tagMap reads a (tag, digest) query into a map; what names the read in
+// errors.
+func tagMap(ctx context.Context, q querier, what, query string, args ...any) (map[string]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read tags of %s: %w", repo, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	out := map[string]string{}
 	for rows.Next() {
 		var t, dg string
 		if err := rows.Scan(&t, &dg); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out[t] = dg
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
 }
 
 // Repositories returns the names of known repositories equal to or below
@@ -319,21 +328,8 @@ func markChecked(ctx context.Context, tx *sql.Tx, repoID int64, st RepositorySta
 // live at or after since: what a crawl with a tag TTL may take from the
 // inventory for tags the registry still lists.
 func (d *DB) FreshTags(ctx context.Context, repo string, since time.Time) (map[string]string, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT t.tag, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+	return tagMap(ctx, d.db, "read fresh tags of "+repo, `SELECT t.tag, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
 		WHERE r.name = ? AND julianday(t.checked_at) >= julianday(?)`, repo, since.UTC().Format(time.RFC3339Nano))
-	if err != nil {
-		return nil, fmt.Errorf("read fresh tags of %s: %w", repo, err)
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var tag, dg string
-		if err := rows.Scan(&tag, &dg); err != nil {
-			return nil, fmt.Errorf("read fresh tags of %s: %w", repo, err)
-		}
-		out[tag] = dg
-	}
-	return out, rows.Err()
 }
 
 func insertHistory(ctx context.Context, tx *sql.Tx, runID int64, c TagChange, now string) error {
