@@ -699,25 +699,6 @@ type TagMove struct {
 	Line         int    `json:"line"`
 }
 
-// TagMoves reads the tag moves of a load, ordered by destination, image and tag.
-func (d *DB) TagMoves(ctx context.Context, loadID int64) ([]TagMove, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT dst, image, tag, digest_now, digest_wanted, file, line
-		FROM plan_tag_moves WHERE load_id = ? ORDER BY dst, image, tag`, loadID)
-	if err != nil {
-		return nil, fmt.Errorf("read tag moves of load %d: %w", loadID, err)
-	}
-	defer rows.Close()
-	var out []TagMove
-	for rows.Next() {
-		var m TagMove
-		if err := rows.Scan(&m.Dst, &m.Image, &m.Tag, &m.DigestNow, &m.DigestWanted, &m.File, &m.Line); err != nil {
-			return nil, fmt.Errorf("read tag moves of load %d: %w", loadID, err)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
 // WantedRef is one reference a load promises in a destination: a digest
 // (Tag empty) or a tag, with the digest it must resolve to.
 type WantedRef struct {

@@ -45,6 +45,12 @@ listed when the plan has at most 1000 of them, otherwise counted: one
 A wanted tag that a destination already has at another digest (a tag move)
 stops the run before any write, dry run included, with exit 2.
 
+Syncing HEADs every listed tag of the repositories it crawls; with
+--tag-ttl D, tags cip confirmed less than D ago (by a HEAD or its own PUT)
+and the registry still lists are taken from the inventory instead (a tag
+someone else moved within D goes unnoticed until then). --offline plans
+from the inventory alone, with no request (dry runs only).
+
 Nothing is written without --confirm. With it, each (destination repository,
 digest) is copied once, server side and digest for digest (children before
 an index, blobs mounted when the destination registry has them elsewhere),
