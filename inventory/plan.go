@@ -12,16 +12,6 @@ import (
 	"strings"
 )
 
-// Wanted is one row of intent: promote Digest of Image from source registry
-// Src into destination registry Dst with Tags (the manifest package's
-// Promotion, without depending on it).
-type Wanted struct {
-	Src, Dst, Image, Digest string
-	Tags                    []string
-	File                    string
-	Line                    int
-}
-
 // Route is one manifest's intent, unflattened: every digest of Images goes
 // from Src into each of Dsts. LoadRoutes stores it as it is, so that M ×
 // destinations stays a join.
@@ -50,15 +40,6 @@ type WantedDigest struct {
 // `cip query` to look back at recent runs and for concurrent runs to keep
 // their own, few enough that the tables stay small.
 const keepLoads = 16
-
-// LoadWanted records one load of flattened rows; see LoadRoutes.
-func (d *DB) LoadWanted(ctx context.Context, origin string, rows []Wanted) (int64, error) {
-	cs := make([]contribution, len(rows))
-	for i, w := range rows {
-		cs[i] = contribution{src: w.Src, dsts: []string{w.Dst}, file: w.File, image: w.Image, digest: w.Digest, tags: w.Tags, line: w.Line}
-	}
-	return d.load(ctx, origin, cs)
-}
 
 // LoadRoutes records one load of manifests (the M tables) and returns its
 // id. The manifests are normalised (one route per distinct source, file and

@@ -90,7 +90,8 @@ func TestPlanCountsSkips(t *testing.T) {
 	if _, err := db.WriteRepository(ctx, 0, inventory.RepositoryState{Name: "d1.io/p/app", Tags: map[string]string{"v1": digest('a')}}); err != nil {
 		t.Fatal(err)
 	}
-	id, err := db.LoadWanted(ctx, "flat", []inventory.Wanted{{Src: "src.io/s", Dst: "d1.io/p", Image: "app", Digest: digest('a'), Tags: []string{"v1"}, File: "x", Line: 1}})
+	id, err := db.LoadRoutes(ctx, "one", []inventory.Route{{Src: "src.io/s", Dsts: []string{"d1.io/p"}, File: "x", Images: []inventory.WantedImage{
+		{Name: "app", Digests: []inventory.WantedDigest{{Digest: digest('a'), Tags: []string{"v1"}, Line: 1}}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,16 +180,6 @@ func Routes(set *manifest.Set) []inventory.Route {
 	return out
 }
 
-// Wanted flattens a manifest set into the inventory's M rows.
-func Wanted(set *manifest.Set) []inventory.Wanted {
-	ps := set.Promotions()
-	out := make([]inventory.Wanted, len(ps))
-	for i, p := range ps {
-		out[i] = inventory.Wanted{Src: p.Src, Dst: p.Dst, Image: p.Image, Digest: p.Digest, Tags: p.Tags, File: p.File, Line: p.Line}
-	}
-	return out
-}
-
 // MakePlan syncs the destination repositories set names, loads set into
 // the inventory (origin names it: a file or directory), reads the plan,
 // syncs the source repositories of its copy and lost rows and reads it

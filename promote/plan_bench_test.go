@@ -41,7 +41,7 @@ func keep(dst, image, digest string) bool {
 // source repository holds all its wanted digests and tags, every
 // destination repository keepPercent of them. It returns the number of
 // (repository, digest) edges.
-func seedK8sInventory(b *testing.B, db *inventory.DB, wanted []inventory.Wanted) int {
+func seedK8sInventory(b *testing.B, db *inventory.DB, wanted []manifest.Promotion) int {
 	b.Helper()
 	ctx := context.Background()
 	type repoState struct {
@@ -157,7 +157,7 @@ func BenchmarkPlanK8s(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	wanted := promote.Wanted(set)
+	wanted := set.Promotions()
 	dbPath := filepath.Join(b.TempDir(), "inventory.db")
 	cache := os.Getenv("CIP_BENCH_K8S_DB")
 	cached := false

@@ -287,12 +287,13 @@ func TestConflictingManifests(t *testing.T) {
 		t.Fatalf("load conflicting manifests: err = %v, want a *manifest.ValidationError", err)
 	}
 	// The inventory refuses them too, should validation ever let them by.
-	_, err = e.db.LoadWanted(context.Background(), "test", []inventory.Wanted{
-		{Src: e.srcName(), Dst: e.d1Name(), Image: "app", Digest: a.String(), Tags: []string{"latest"}, File: "x", Line: 1},
-		{Src: e.srcName(), Dst: e.d1Name(), Image: "app", Digest: b.String(), Tags: []string{"latest"}, File: "y", Line: 1},
-	})
+	route := func(file, dg string) inventory.Route {
+		return inventory.Route{Src: e.srcName(), Dsts: []string{e.d1Name()}, File: file, Images: []inventory.WantedImage{
+			{Name: "app", Digests: []inventory.WantedDigest{{Digest: dg, Tags: []string{"latest"}, Line: 1}}}}}
+	}
+	_, err = e.db.LoadRoutes(context.Background(), "test", []inventory.Route{route("x", a.String()), route("y", b.String())})
 	if err == nil || !strings.Contains(err.Error(), "latest") {
-		t.Errorf("LoadWanted(conflict) = %v, want an error naming the tag", err)
+		t.Errorf("LoadRoutes(conflict) = %v, want an error naming the tag", err)
 	}
 	if n := writes(e.d1); n != 0 {
 		t.Errorf("wrote %d requests, want 0", n)
@@ -487,7 +488,7 @@ func TestVerifyFindsMismatches(t *testing.T) {
 	// Break d2: delete a tag and move another.
 	e.d2.Delete(t, "mirror/prod/app0:latest")
 	other := e.d2.Push(t, "mirror/prod/app1", "v1", regtest.Image(t, 64, 1, true))
-	loadID, err := e.db.LoadWanted(context.Background(), "test", promote.Wanted(set))
+	loadID, err := e.db.LoadRoutes(context.Background(), "test", promote.Routes(set))
 	if err != nil {
 		t.Fatal(err)
 	}
