@@ -490,9 +490,8 @@ func (d *DB) Plan(ctx context.Context, loadID int64, maxSkipRows int) ([]PlanRow
 // ranges already in order (EXPLAIN QUERY PLAN: MERGE (EXCEPT)), so a
 // steady-state plan reads M and D sequentially instead of seeking D once
 // per wanted row; only what the differences leave (the pending few) is
-// looked up one by one. Rows come first (kind 'row', ordered by
-// destination, image, digest), then moves (kind 'move', by destination,
-// image, tag). Tests hold it equal to the views.
+// looked up one by one. Rows have kind 'row', moves kind 'move'; pending
+// sorts them. Tests hold it equal to the views.
 //
 // The join order is forced (MATERIALIZED, CROSS JOIN, INDEXED BY the
 // primary key of repository_manifests, whose rows of one repository are
@@ -504,18 +503,20 @@ WITH tg AS MATERIALIZED (
     SELECT t.set_id, t.route, t.dst, t.image, t.dst_repo, t.repository_id, g.src, g.file,
         sr.id AS src_repository_id,
         (SELECT COUNT(*) FROM wanted_route_sources s WHERE s.set_id = t.set_id AND s.route = t.route) AS sources,
+        CASE WHEN t.repository_id IS NOT NULL THEN
         (SELECT json_group_array(digest) FROM (
             SELECT w.digest FROM wanted_digests w INDEXED BY wanted_digests_untagged
             WHERE w.set_id = t.set_id AND w.route = t.route AND w.image = t.image AND w.tagged = 0
             EXCEPT
             SELECT rm.digest FROM repository_manifests rm WHERE rm.repository_id = t.repository_id
-            ORDER BY 1)) AS untagged_absent,
+            ORDER BY 1)) END AS untagged_absent,
+        CASE WHEN t.repository_id IS NOT NULL THEN
         (SELECT json_group_array(json_array(tag, digest)) FROM (
             SELECT wt.tag, wt.digest FROM wanted_tags wt INDEXED BY wanted_tags_by_tag
             WHERE wt.set_id = t.set_id AND wt.route = t.route AND wt.image = t.image
             EXCEPT
             SELECT dt.tag, dt.digest FROM tags dt WHERE dt.repository_id = t.repository_id
-            ORDER BY 1, 2)) AS tags_absent
+            ORDER BY 1, 2)) END AS tags_absent
     FROM plan_targets t
     CROSS JOIN wanted_routes g ON g.set_id = t.set_id AND g.route = t.route
     LEFT JOIN repositories sr ON sr.name = g.src || '/' || t.image
@@ -529,6 +530,13 @@ tags_absent AS MATERIALIZED (
     FROM tg, json_each(tg.tags_absent) j
 ),
 absent AS (
+    -- A repository the inventory does not know lacks every wanted digest
+    -- (a new destination, a first run): no difference to take.
+    SELECT tg.set_id, tg.route, tg.dst, tg.image, tg.dst_repo, tg.repository_id, tg.src, tg.file,
+        tg.src_repository_id, tg.sources, w.digest
+    FROM tg CROSS JOIN wanted_digests w ON w.set_id = tg.set_id AND w.route = tg.route AND w.image = tg.image
+    WHERE tg.repository_id IS NULL
+    UNION ALL
     SELECT tg.set_id, tg.route, tg.dst, tg.image, tg.dst_repo, tg.repository_id, tg.src, tg.file,
         tg.src_repository_id, tg.sources, j.value AS digest
     FROM tg, json_each(tg.untagged_absent) j
@@ -582,8 +590,7 @@ SELECT 'move', x.dst, x.image, x.tag, '', '', dt.digest, x.digest, '', '', x.fil
 FROM tags_absent x
 CROSS JOIN tags dt ON dt.repository_id = x.repository_id AND dt.tag = x.tag
 CROSS JOIN wanted_tags wt ON wt.set_id = x.set_id AND wt.route = x.route AND wt.image = x.image
-    AND wt.digest = x.digest AND wt.tag = x.tag
-ORDER BY 1 DESC, 2, 3, 4`
+    AND wt.digest = x.digest AND wt.tag = x.tag`
 
 // pending reads pendingQuery: the plan's rows that are not skip, and the
 // tag moves.
@@ -595,23 +602,57 @@ func (d *DB) pending(ctx context.Context, loadID int64) ([]PlanRow, []TagMove, e
 	defer rs.Close()
 	var rows []PlanRow
 	var moves []TagMove
+	// A first plan into empty destinations lists every wanted row (718,938
+	// at registry.k8s.io); its strings repeat across destinations, so each
+	// distinct one is kept once (the scan reads into RawBytes, which the
+	// lookups do not copy).
+	in := interner{}
+	var cols [11]sql.RawBytes
+	var line int
 	for rs.Next() {
-		var kind, a, b, c, dd, e, f, g, h, i, file string
-		var line int
-		if err := rs.Scan(&kind, &a, &b, &c, &dd, &e, &f, &g, &h, &i, &file, &line); err != nil {
+		if err := rs.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6], &cols[7], &cols[8], &cols[9], &cols[10], &line); err != nil {
 			return nil, nil, err
 		}
-		if kind == "move" {
-			moves = append(moves, TagMove{Dst: a, Image: b, Tag: c, DigestNow: f, DigestWanted: g, File: file, Line: line})
+		if string(cols[0]) == "move" {
+			moves = append(moves, TagMove{Dst: in.str(cols[1]), Image: in.str(cols[2]), Tag: in.str(cols[3]),
+				DigestNow: in.str(cols[6]), DigestWanted: in.str(cols[7]), File: in.str(cols[10]), Line: line})
 			continue
 		}
-		p := PlanRow{Dst: a, Image: b, Digest: c, Action: dd, Src: e, SrcRepo: f, DstRepo: g, Tags: fields(h), Missing: fields(i), File: file, Line: line}
+		p := PlanRow{Dst: in.str(cols[1]), Image: in.str(cols[2]), Digest: in.str(cols[3]), Action: in.str(cols[4]),
+			Src: in.str(cols[5]), SrcRepo: in.str(cols[6]), DstRepo: in.str(cols[7]),
+			Tags: in.fields(cols[8]), Missing: in.fields(cols[9]), File: in.str(cols[10]), Line: line}
 		if p.Action != ActionCopy {
 			p.SrcRepo = ""
 		}
 		rows = append(rows, p)
 	}
-	return rows, moves, rs.Err()
+	if err := rs.Err(); err != nil {
+		return nil, nil, err
+	}
+	// Sorted here, not by the statement: a first plan into empty
+	// destinations is every wanted row, and SQLite's sorter spills
+	// hundreds of thousands of wide rows to temporary files.
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := &rows[i], &rows[j]
+		if a.Dst != b.Dst {
+			return a.Dst < b.Dst
+		}
+		if a.Image != b.Image {
+			return a.Image < b.Image
+		}
+		return a.Digest < b.Digest
+	})
+	sort.Slice(moves, func(i, j int) bool {
+		a, b := &moves[i], &moves[j]
+		if a.Dst != b.Dst {
+			return a.Dst < b.Dst
+		}
+		if a.Image != b.Image {
+			return a.Image < b.Image
+		}
+		return a.Tag < b.Tag
+	})
+	return rows, moves, nil
 }
 
 // planTotals counts a load's wanted (destination, image, digest) rows per
@@ -659,6 +700,34 @@ func (d *DB) planRows(ctx context.Context, q string, loadID int64) ([]PlanRow, e
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// interner keeps one copy of each distinct string (and of each distinct
+// tag list) read from a large result.
+type interner map[string]any
+
+func (in interner) str(b []byte) string {
+	if v, ok := in[string(b)].(string); ok {
+		return v
+	}
+	s := string(b)
+	in[s] = s
+	return s
+}
+
+// fields is str's fields(), shared by every row with the same list; the
+// lists are read-only.
+func (in interner) fields(b []byte) []string {
+	key := "\x00" + string(b) // apart from str's keys
+	if v, ok := in[key].([]string); ok {
+		return v
+	}
+	f := fields(string(b))
+	for i, x := range f {
+		f[i] = in.str([]byte(x))
+	}
+	in[key] = f
+	return f
 }
 
 func fields(s string) []string {

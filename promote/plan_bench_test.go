@@ -190,6 +190,10 @@ func BenchmarkPlanK8s(b *testing.B) {
 		b.Fatal(err)
 	}
 	nWanted := len(wanted)
+	sources := map[string]bool{}
+	for _, w := range wanted {
+		sources[w.Src+"/"+w.Image] = true
+	}
 	b.Logf("%d wanted (destination, image, digest) rows, %d (repository, digest) edges in the inventory, %d MB", nWanted, edges, dbBytes>>20)
 	wanted = nil // not live while measuring
 
@@ -238,4 +242,57 @@ func BenchmarkPlanK8s(b *testing.B) {
 			}
 		})
 	}
+	// MakePlanCold: the first plan into empty destinations (a new mirror
+	// for everything, or a first run), on a copy of the inventory without
+	// its destination repositories: every wanted row is pending, listed.
+	b.Run("MakePlanCold", func(b *testing.B) {
+		coldPath := filepath.Join(b.TempDir(), "cold.db")
+		if _, err := db.SQL().ExecContext(ctx, `VACUUM INTO ?`, coldPath); err != nil {
+			b.Fatal(err)
+		}
+		cold, err := inventory.Open(ctx, coldPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cold.Close()
+		var names []string
+		rs, err := cold.SQL().QueryContext(ctx, `SELECT name FROM repositories`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for rs.Next() {
+			var n string
+			if err := rs.Scan(&n); err != nil {
+				b.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		rs.Close()
+		for _, n := range names {
+			if !sources[n] {
+				if _, err := cold.RemoveRepository(ctx, 0, n); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		client := registry.New(registry.Options{
+			Transport: registry.NewTransport(registry.TransportOptions{Base: &offlineTransport{}, MaxRetries: -1}),
+			Keychain:  authn.NewMultiKeychain(),
+		})
+		b.ReportAllocs()
+		resetPeakRSS()
+		var pending int
+		for b.Loop() {
+			p, err := promote.MakePlan(ctx, cold, client, set, k8sManifests, promote.Options{Offline: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pending = p.Pending()
+		}
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MB")
+		b.ReportMetric(float64(pending), "pending")
+		if pending != nWanted {
+			b.Fatalf("cold plan has %d pending rows, want all %d", pending, nWanted)
+		}
+	})
 }
