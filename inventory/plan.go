@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -196,15 +197,8 @@ func normalise(cs []contribution) ([]normalRoute, []normalEntry, error) {
 	for i := range entries {
 		entries[i].route = renum[entries[i].route]
 	}
-	sort.Slice(entries, func(i, j int) bool {
-		a, b := &entries[i], &entries[j]
-		if a.route != b.route {
-			return a.route < b.route
-		}
-		if a.image != b.image {
-			return a.image < b.image
-		}
-		return a.digest < b.digest
+	slices.SortFunc(entries, func(a, b normalEntry) int {
+		return cmp.Or(cmp.Compare(a.route, b.route), strings.Compare(a.image, b.image), strings.Compare(a.digest, b.digest))
 	})
 	if err := checkTags(sorted, entries); err != nil {
 		return nil, nil, err
@@ -465,16 +459,7 @@ func (d *DB) Plan(ctx context.Context, loadID int64, maxSkipRows int) ([]PlanRow
 			return nil, nil, nil, fmt.Errorf("read plan of load %d: %w", loadID, err)
 		}
 		rows = append(rows, skipRows...)
-		sort.SliceStable(rows, func(i, j int) bool {
-			a, b := &rows[i], &rows[j]
-			if a.Dst != b.Dst {
-				return a.Dst < b.Dst
-			}
-			if a.Image != b.Image {
-				return a.Image < b.Image
-			}
-			return a.Digest < b.Digest
-		})
+		sortPlanRows(rows)
 	}
 	return rows, counts, moves, nil
 }
@@ -606,7 +591,7 @@ func (d *DB) pending(ctx context.Context, loadID int64) ([]PlanRow, []TagMove, e
 	// at registry.k8s.io); its strings repeat across destinations, so each
 	// distinct one is kept once (the scan reads into RawBytes, which the
 	// lookups do not copy).
-	in := interner{}
+	in := interner{strs: map[string]string{}, lists: map[string][]string{}}
 	var cols [11]sql.RawBytes
 	var line int
 	for rs.Next() {
@@ -618,13 +603,10 @@ func (d *DB) pending(ctx context.Context, loadID int64) ([]PlanRow, []TagMove, e
 				DigestNow: in.str(cols[6]), DigestWanted: in.str(cols[7]), File: in.str(cols[10]), Line: line})
 			continue
 		}
-		p := PlanRow{Dst: in.str(cols[1]), Image: in.str(cols[2]), Digest: in.str(cols[3]), Action: in.str(cols[4]),
+		// The statement gives a source repository to copy rows only.
+		rows = append(rows, PlanRow{Dst: in.str(cols[1]), Image: in.str(cols[2]), Digest: in.str(cols[3]), Action: in.str(cols[4]),
 			Src: in.str(cols[5]), SrcRepo: in.str(cols[6]), DstRepo: in.str(cols[7]),
-			Tags: in.fields(cols[8]), Missing: in.fields(cols[9]), File: in.str(cols[10]), Line: line}
-		if p.Action != ActionCopy {
-			p.SrcRepo = ""
-		}
-		rows = append(rows, p)
+			Tags: in.fields(cols[8]), Missing: in.fields(cols[9]), File: in.str(cols[10]), Line: line})
 	}
 	if err := rs.Err(); err != nil {
 		return nil, nil, err
@@ -632,27 +614,18 @@ func (d *DB) pending(ctx context.Context, loadID int64) ([]PlanRow, []TagMove, e
 	// Sorted here, not by the statement: a first plan into empty
 	// destinations is every wanted row, and SQLite's sorter spills
 	// hundreds of thousands of wide rows to temporary files.
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := &rows[i], &rows[j]
-		if a.Dst != b.Dst {
-			return a.Dst < b.Dst
-		}
-		if a.Image != b.Image {
-			return a.Image < b.Image
-		}
-		return a.Digest < b.Digest
-	})
-	sort.Slice(moves, func(i, j int) bool {
-		a, b := &moves[i], &moves[j]
-		if a.Dst != b.Dst {
-			return a.Dst < b.Dst
-		}
-		if a.Image != b.Image {
-			return a.Image < b.Image
-		}
-		return a.Tag < b.Tag
+	sortPlanRows(rows)
+	slices.SortFunc(moves, func(a, b TagMove) int {
+		return cmp.Or(strings.Compare(a.Dst, b.Dst), strings.Compare(a.Image, b.Image), strings.Compare(a.Tag, b.Tag))
 	})
 	return rows, moves, nil
+}
+
+// sortPlanRows orders plan rows by destination, image and digest.
+func sortPlanRows(rows []PlanRow) {
+	slices.SortFunc(rows, func(a, b PlanRow) int {
+		return cmp.Or(strings.Compare(a.Dst, b.Dst), strings.Compare(a.Image, b.Image), strings.Compare(a.Digest, b.Digest))
+	})
 }
 
 // planTotals counts a load's wanted (destination, image, digest) rows per
@@ -704,29 +677,28 @@ func (d *DB) planRows(ctx context.Context, q string, loadID int64) ([]PlanRow, e
 
 // interner keeps one copy of each distinct string (and of each distinct
 // tag list) read from a large result.
-type interner map[string]any
+type interner struct {
+	strs  map[string]string
+	lists map[string][]string
+}
 
 func (in interner) str(b []byte) string {
-	if v, ok := in[string(b)].(string); ok {
+	if v, ok := in.strs[string(b)]; ok {
 		return v
 	}
 	s := string(b)
-	in[s] = s
+	in.strs[s] = s
 	return s
 }
 
-// fields is str's fields(), shared by every row with the same list; the
-// lists are read-only.
+// fields is fields() of b, one list shared by every row with the same
+// text; the lists are read-only.
 func (in interner) fields(b []byte) []string {
-	key := "\x00" + string(b) // apart from str's keys
-	if v, ok := in[key].([]string); ok {
+	if v, ok := in.lists[string(b)]; ok {
 		return v
 	}
 	f := fields(string(b))
-	for i, x := range f {
-		f[i] = in.str([]byte(x))
-	}
-	in[key] = f
+	in.lists[string(b)] = f
 	return f
 }
 

@@ -211,17 +211,17 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	if err != nil {
 		return nil, err
 	}
-	steps := []func() (bool, error){
-		func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, false); return n > 0, err },
-		func() (bool, error) { return syncSources(ctx, db, client, rows, opts) },
-		func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, true); return n > 0, err },
-	}
-	if opts.Offline {
-		steps = nil
-	}
 	// Digests the destinations hold untagged, then the sources of what is
 	// still missing, then digests those sources hold untagged: each step
-	// reads the plan again when it found something.
+	// reads the plan again when it found something. Offline: none.
+	var steps []func() (bool, error)
+	if !opts.Offline {
+		steps = []func() (bool, error){
+			func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, false); return n > 0, err },
+			func() (bool, error) { return syncSources(ctx, db, client, rows, opts) },
+			func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, true); return n > 0, err },
+		}
+	}
 	for _, step := range steps {
 		changed, err := step()
 		if err != nil {
