@@ -3,6 +3,7 @@ package promote
 import (
 	"context"
 
+	"github.com/cipdev/cip/internal/batch"
 	"github.com/cipdev/cip/inventory"
 )
 
@@ -34,21 +35,9 @@ func newRecorder(db *inventory.DB, runID int64) *recorder {
 func (r *recorder) loop() {
 	defer close(r.done)
 	for c := range r.ch {
-		batch := []inventory.Copy{c}
-	drain:
-		for len(batch) < recordBatch {
-			select {
-			case c, ok := <-r.ch:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, c)
-			default:
-				break drain
-			}
-		}
+		copies := batch.Next(r.ch, c, recordBatch, 0)
 		// The copies happened: record them even if the run is being cancelled.
-		if _, err := r.db.RecordCopies(context.Background(), r.runID, batch); err != nil && r.err == nil {
+		if _, err := r.db.RecordCopies(context.Background(), r.runID, copies); err != nil && r.err == nil {
 			r.err = err
 		}
 	}

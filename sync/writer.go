@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/cipdev/cip/internal/batch"
 	"github.com/cipdev/cip/inventory"
 )
 
@@ -44,29 +45,15 @@ func newWriter(db *inventory.DB, runID int64) *writer {
 func (w *writer) loop() {
 	defer close(w.done)
 	for r := range w.ch {
-		batch := []writeRequest{r}
-		linger := time.NewTimer(writeLinger)
-	drain:
-		for len(batch) < writeBatch {
-			select {
-			case r, ok := <-w.ch:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			case <-linger.C:
-				break drain
-			}
-		}
-		linger.Stop()
-		sts := make([]inventory.RepositoryState, len(batch))
-		for i, r := range batch {
+		reqs := batch.Next(w.ch, r, writeBatch, writeLinger)
+		sts := make([]inventory.RepositoryState, len(reqs))
+		for i, r := range reqs {
 			sts[i] = r.st
 		}
 		// The reads happened: write them even if the run is being cancelled
 		// (a cancelled crawl keeps what it finished).
 		res, err := w.db.WriteRepositories(context.Background(), w.runID, sts)
-		for i, r := range batch {
+		for i, r := range reqs {
 			if err != nil {
 				r.reply <- inventory.WriteResult{Err: err}
 			} else {
