@@ -287,12 +287,3 @@ func (c *Change) headLine(f, image string) int {
 	}
 	return 0
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

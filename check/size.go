@@ -3,6 +3,8 @@ package check
 import (
 	"context"
 	"fmt"
+
+	"github.com/cipdev/cip/internal/human"
 )
 
 // DefaultMaxImageSize is 2 GiB. Release images of the Kubernetes project
@@ -23,7 +25,7 @@ type ImageSize struct {
 
 func (ImageSize) Name() string { return "image-size" }
 func (s ImageSize) Description() string {
-	return fmt.Sprintf("a new image is larger than %s (online)", humanBytes(s.max()))
+	return fmt.Sprintf("a new image is larger than %s (online)", human.Bytes(s.max()))
 }
 func (s ImageSize) Applies(*Change) bool { return s.Inventory != nil }
 
@@ -57,26 +59,12 @@ func (s ImageSize) Run(ctx context.Context, c *Change) ([]Finding, error) {
 			continue // size unknown (no image manifests recorded)
 		}
 		if size > s.max() {
-			msg := fmt.Sprintf("image %q: digest %s is %s, over the limit of %s", d.image, d.digest, humanBytes(size), humanBytes(s.max()))
+			msg := fmt.Sprintf("image %q: digest %s is %s, over the limit of %s", d.image, d.digest, human.Bytes(size), human.Bytes(s.max()))
 			if which != d.digest {
-				msg = fmt.Sprintf("image %q: digest %s: platform image %s is %s, over the limit of %s", d.image, d.digest, which, humanBytes(size), humanBytes(s.max()))
+				msg = fmt.Sprintf("image %q: digest %s: platform image %s is %s, over the limit of %s", d.image, d.digest, which, human.Bytes(size), human.Bytes(s.max()))
 			}
 			out = append(out, Finding{Severity: Error, File: d.file, Line: d.line, Message: msg})
 		}
 	}
 	return out, nil
-}
-
-// humanBytes formats n in binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -89,11 +89,3 @@ func TestImageSize(t *testing.T) {
 		})
 	}
 }
-
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[int64]string{512: "512 B", 2048: "2.0 KiB", 2 << 30: "2.0 GiB", 3 << 20: "3.0 MiB"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

@@ -3,6 +3,8 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -250,7 +252,7 @@ func (l *loader) checkTagConflicts() []*Error {
 	groups := map[string]*group{}
 	var order []*group
 	var sig []byte
-	for _, repo := range sortedKeys(byRepo) {
+	for _, repo := range slices.Sorted(maps.Keys(byRepo)) {
 		cs := byRepo[repo]
 		sig = sig[:0]
 		for _, c := range cs {
@@ -337,13 +339,4 @@ func (l *loader) checkTagConflicts() []*Error {
 		errs = append(errs, &Error{File: c.second.m.imagesFile, Line: c.second.line, Msg: b.String()})
 	}
 	return errs
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

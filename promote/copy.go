@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cipdev/cip/internal/human"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
 )
@@ -229,7 +230,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	if opts.Progress != nil {
 		for _, d := range rep.Destinations {
 			fmt.Fprintf(opts.Progress, "promoted %s: %d copied, %d tagged, %d skipped, %d lost, %s sent, %s mounted, %d requests in %s\n",
-				d.Destination, d.Copied, d.Tagged, d.Skipped, d.Lost, formatBytes(d.BytesSent), formatBytes(d.BytesMounted), d.Requests,
+				d.Destination, d.Copied, d.Tagged, d.Skipped, d.Lost, human.Bytes(d.BytesSent), human.Bytes(d.BytesMounted), d.Requests,
 				time.Duration(d.DurationSeconds*float64(time.Second)).Round(time.Millisecond))
 		}
 		fmt.Fprintf(opts.Progress, "promote: %d requests in %s, %d references verified\n", rep.Requests,
@@ -722,17 +723,4 @@ func (e *engine) putManifest(ctx context.Context, st *destStats, dst name.Reposi
 		return fmt.Errorf("put manifest %s:%s: registry stored digest %s, want %s", dst.Name(), ref, got, digest)
 	}
 	return nil
-}
-
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/cipdev/cip/internal/human"
 	"github.com/cipdev/cip/internal/liveline"
 )
 
@@ -19,6 +20,6 @@ func newProgress(w io.Writer, live bool, names []string, dests map[string]*destS
 			sent += st.bytesSent.Load()
 		}
 		return fmt.Sprintf("promote %s %d/%d images to %d destinations, %s sent",
-			liveline.Bar(done, all, 30), done, all, len(names), formatBytes(sent))
+			liveline.Bar(done, all, 30), done, all, len(names), human.Bytes(sent))
 	})
 }

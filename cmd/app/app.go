@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,6 +36,16 @@ func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
+
+// Main runs the process's command line as name ("cip" or "kubectl cip"),
+// cancelled by SIGINT or SIGTERM, and exits with Run's code: the whole of
+// cmd/cip and cmd/kubectl-cip.
+func Main(name string) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, name, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
 
 // Run runs the command line args (args[0] is the program) and returns the
 // exit code. name is how the program is invoked ("cip" or "kubectl cip").

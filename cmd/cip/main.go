@@ -3,18 +3,6 @@
 // SQLite inventory of what the registries hold. Run `cip --help`.
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/cipdev/cip/cmd/app"
 
-	"github.com/cipdev/cip/cmd/app"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := app.Run(ctx, "cip", os.Args, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { app.Main("cip") }
