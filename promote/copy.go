@@ -277,11 +277,7 @@ func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) er
 	if err != nil {
 		return err
 	}
-	dst, err := e.client.ParseRepository(r.DstRepo)
-	if err != nil {
-		return err
-	}
-	rt, err := e.client.RoundTripper(ctx, dst, transport.PushScope)
+	dst, rt, err := e.repository(ctx, r.DstRepo, transport.PushScope)
 	if err != nil {
 		return err
 	}
@@ -451,11 +447,7 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 		if err := g.Wait(); err != nil {
 			return err
 		}
-		dst, err := e.client.ParseRepository(dstRepo)
-		if err != nil {
-			return err
-		}
-		rt, err := e.client.RoundTripper(ctx, dst, transport.PushScope)
+		dst, rt, err := e.repository(ctx, dstRepo, transport.PushScope)
 		if err != nil {
 			return err
 		}
@@ -477,17 +469,27 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 	return tagged, err
 }
 
+// repository parses a repository name and returns it with its
+// authenticated transport for scope (pull or push).
+func (e *engine) repository(ctx context.Context, repo, scope string) (name.Repository, http.RoundTripper, error) {
+	r, err := e.client.ParseRepository(repo)
+	if err != nil {
+		return name.Repository{}, nil, err
+	}
+	rt, err := e.client.RoundTripper(ctx, r, scope)
+	if err != nil {
+		return name.Repository{}, nil, err
+	}
+	return r, rt, nil
+}
+
 // copyBlob makes blob present in dstRepo: nothing when a HEAD finds it, a
 // cross-repository mount when the destination host holds it elsewhere
 // (landed earlier in this run, or known to the inventory), else a stream
 // from the source. A repository the sync found absent gets no HEAD.
 func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo string, b inventory.Blob) error {
 	return e.share(ctx, e.blobs, dstRepo+"@"+b.Digest, func(*call) error {
-		dst, err := e.client.ParseRepository(dstRepo)
-		if err != nil {
-			return err
-		}
-		rt, err := e.client.RoundTripper(ctx, dst, transport.PushScope)
+		dst, rt, err := e.repository(ctx, dstRepo, transport.PushScope)
 		if err != nil {
 			return err
 		}
@@ -645,11 +647,7 @@ func (e *engine) placeOnce(ctx context.Context, st *destStats, srcRepo string, d
 	q.Set("digest", b.Digest)
 	loc.RawQuery = q.Encode()
 
-	src, err := e.client.ParseRepository(srcRepo)
-	if err != nil {
-		return err
-	}
-	srt, err := e.client.RoundTripper(ctx, src, transport.PullScope)
+	src, srt, err := e.repository(ctx, srcRepo, transport.PullScope)
 	if err != nil {
 		return err
 	}
