@@ -36,16 +36,6 @@ func (d *DB) RecordDigest(ctx context.Context, repo, digest string) error {
 	return err
 }
 
-// RecordTag records, in one transaction, that repo's tag now points at
-// digest (which repo holds), with its tag history under run runID (0: none).
-func (d *DB) RecordTag(ctx context.Context, runID int64, repo, tag, digest string) (TagChange, error) {
-	changes, err := d.RecordCopies(ctx, runID, []Copy{{Repository: repo, Digest: digest, Tag: tag}})
-	if err != nil || len(changes) == 0 {
-		return TagChange{}, err
-	}
-	return changes[0], nil
-}
-
 // Copy is one finished write of a promotion: Repository holds Digest
 // (complete, with its children and blobs), and, when Tag is set, Tag points
 // at it.
@@ -54,8 +44,9 @@ type Copy struct {
 }
 
 // RecordCopies records finished copies and tags in order, in one
-// transaction: a digest as RecordDigest does, a tag as RecordTag does. It
-// returns the tag changes. Promotion batches what its copies finish into
+// transaction: a digest as RecordDigest does, a tag as now pointing at its
+// digest (which the repository holds) with its tag history under run runID
+// (0: none). It returns the tag changes. Promotion batches what its copies finish into
 // one call every few milliseconds: SQLite takes one writer at a time, and a
 // transaction per record made copies queue on the write lock. A copy is
 // recorded after it happened, so a batch lost to a crash only means a
