@@ -2,9 +2,11 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cipdev/cip/internal/human"
+	"github.com/cipdev/cip/inventory"
 )
 
 // DefaultMaxImageSize is 2 GiB. Release images of the Kubernetes project
@@ -48,15 +50,12 @@ func (s ImageSize) Run(ctx context.Context, c *Change) ([]Finding, error) {
 			continue
 		}
 		// The largest image: the digest itself, or its largest child.
-		var size int64
-		var which string
-		err := s.Inventory.DB.SQL().QueryRowContext(ctx, `
-			SELECT s.digest, s.total_size FROM manifest_sizes s
-			WHERE s.digest = ? AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = s.digest AND m.is_index = 1)
-			   OR s.digest IN (SELECT child_digest FROM manifest_children WHERE parent_digest = ?)
-			ORDER BY s.total_size DESC, s.digest LIMIT 1`, d.digest, d.digest).Scan(&which, &size)
-		if err != nil {
+		which, size, err := s.Inventory.DB.LargestImage(ctx, d.digest)
+		if errors.Is(err, inventory.ErrNotFound) {
 			continue // size unknown (no image manifests recorded)
+		}
+		if err != nil {
+			return nil, err
 		}
 		if size > s.max() {
 			msg := fmt.Sprintf("image %q: digest %s is %s, over the limit of %s", d.image, d.digest, human.Bytes(size), human.Bytes(s.max()))

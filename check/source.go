@@ -99,14 +99,11 @@ func (inv *Inventory) doLoad(ctx context.Context, ds []newDigest) (map[repoDiges
 		fmt.Fprintf(inv.Progress, "warning: %v\n", err)
 	}
 	for _, d := range ds {
-		var one int
-		err := inv.DB.SQL().QueryRowContext(ctx, `
-			SELECT COUNT(*) FROM repository_manifests rm JOIN repositories r ON r.id = rm.repository_id
-			WHERE r.name = ? AND rm.digest = ?`, d.repo, d.digest).Scan(&one)
+		held, err := inv.DB.HasDigest(ctx, d.repo, d.digest)
 		if err != nil {
-			return nil, fmt.Errorf("read inventory for %s@%s: %w", d.repo, d.digest, err)
+			return nil, err
 		}
-		if one > 0 {
+		if held {
 			present[d.repoDigest] = true
 			continue
 		}

@@ -89,3 +89,29 @@ func TestImageSize(t *testing.T) {
 		})
 	}
 }
+
+// A digest whose size the inventory does not have is left alone; a failure
+// to read the inventory is an error, not an unknown size.
+func TestImageSizeTellsUnknownFromError(t *testing.T) {
+	ctx := context.Background()
+	rf := map[string]string{"foo": "registries:\n- name: src.example/staging\n  src: true\n- name: dst.example/prod\n"}
+	c := &Change{Head: mustState(t, writeThin(t, map[string]string{"foo": img("app", dig(dA, "v1"))}, rf))}
+	db, err := inventory.Open(ctx, filepath.Join(t.TempDir(), "inventory.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	held := func() *Inventory {
+		inv := &Inventory{DB: db}
+		// The source holds dA (as a sync would have found), with no size recorded.
+		inv.once.Do(func() { inv.present = map[repoDigest]bool{{"src.example/staging/app", dA}: true} })
+		return inv
+	}
+	if got, err := (ImageSize{Inventory: held(), Max: 1}).Run(ctx, c); err != nil || len(got) != 0 {
+		t.Errorf("ImageSize of a digest without a recorded size = %v, %v; want no finding, no error", got, err)
+	}
+	db.Close()
+	if got, err := (ImageSize{Inventory: held(), Max: 1}).Run(ctx, c); err == nil || !strings.Contains(err.Error(), dA) {
+		t.Errorf("ImageSize on a closed inventory = %v, %v; want an error naming %s", got, err, dA)
+	}
+}

@@ -79,60 +79,120 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return d, nil
 }
 
-// OpenReadOnly opens an existing inventory so that no statement can change
-// it (SQLite's read-only mode plus query_only).
-func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open inventory %s: %w", path, err)
-	}
-	q := url.Values{}
-	q.Add("mode", "ro")
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "query_only(1)")
-	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open inventory %s: %w", path, err)
-	}
-	if err := sdb.PingContext(ctx); err != nil {
-		sdb.Close()
-		return nil, fmt.Errorf("open inventory %s: %w", path, err)
-	}
-	return &DB{db: sdb, path: path, Now: func() time.Time { return time.Now().UTC() }}, nil
-}
-
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
 
 // Path returns the file the inventory lives in.
 func (d *DB) Path() string { return d.path }
 
-// SQL returns the underlying handle, for read-only queries by the query
-// package.
-func (d *DB) SQL() *sql.DB { return d.db }
-
 func (d *DB) now() string { return d.Now().UTC().Format(time.RFC3339Nano) }
 
+// migration is one schema file of the migrations package.
+type migration struct {
+	version    int
+	name, body string
+}
+
+// schema returns the embedded migrations in version order.
+func schema() ([]migration, error) {
+	names, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []migration
+	for _, n := range names {
+		var version int
+		if _, err := fmt.Sscanf(n, "%04d_", &version); err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a 4-digit version", n)
+		}
+		body, err := fs.ReadFile(migrations.FS, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: version, name: n, body: string(body)})
+	}
+	return out, nil
+}
+
+// applied reads the versions recorded in schema_migrations: none when the
+// table does not exist yet (a new file, or one whose first migration never
+// committed).
+func applied(ctx context.Context, q querier) (map[int]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	exists := rows.Next()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	out := map[int]bool{}
+	if !exists {
+		return out, nil
+	}
+	if rows, err = q.QueryContext(ctx, `SELECT version FROM schema_migrations`); err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read schema version: %w", err)
+		}
+		out[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	return out, nil
+}
+
+// checkNotNewer refuses an inventory that records a migration this cip
+// does not have: a newer cip wrote it, and this one would misread (or, by
+// writing, break) a schema it does not know.
+func checkNotNewer(have map[int]bool, ms []migration) error {
+	known := map[int]bool{}
+	for _, m := range ms {
+		known[m.version] = true
+	}
+	newest := 0
+	for v := range have {
+		if !known[v] && v > newest {
+			newest = v
+		}
+	}
+	if newest > 0 {
+		return fmt.Errorf("written by a newer cip (schema version %d, this cip knows up to %d): upgrade cip or use another --db", newest, ms[len(ms)-1].version)
+	}
+	return nil
+}
+
+// migrate applies the migrations the inventory lacks, each in its own
+// transaction, after refusing an inventory a newer cip wrote.
 func (d *DB) migrate(ctx context.Context) error {
+	ms, err := schema()
+	if err != nil {
+		return err
+	}
+	have, err := applied(ctx, d.db)
+	if err != nil {
+		return err
+	}
+	if err := checkNotNewer(have, ms); err != nil {
+		return err
+	}
 	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrations.FS, "*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		var version int
-		if _, err := fmt.Sscanf(n, "%04d_", &version); err != nil {
-			return fmt.Errorf("migration %s: name must start with a 4-digit version", n)
+	for _, m := range ms {
+		if have[m.version] {
+			continue
 		}
-		body, err := fs.ReadFile(migrations.FS, n)
-		if err != nil {
-			return err
-		}
-		if err := d.applyMigration(ctx, version, n, string(body)); err != nil {
-			return fmt.Errorf("apply migration %s: %w", n, err)
+		if err := d.applyMigration(ctx, m.version, m.name, m.body); err != nil {
+			return fmt.Errorf("apply migration %s: %w", m.name, err)
 		}
 	}
 	return nil

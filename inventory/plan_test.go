@@ -67,9 +67,8 @@ func TestLoadRoutesMergesAndReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sets, digests int
-	db.SQL().QueryRow(`SELECT COUNT(*) FROM wanted_sets`).Scan(&sets)
-	db.SQL().QueryRow(`SELECT COUNT(*) FROM wanted_digests`).Scan(&digests)
+	sets := queryInt(t, db.Path(), `SELECT COUNT(*) FROM wanted_sets`)
+	digests := queryInt(t, db.Path(), `SELECT COUNT(*) FROM wanted_digests`)
 	if id2 == id1 || sets != 1 || digests != 3 {
 		t.Errorf("reload: load %d after %d, %d sets, %d wanted digests; want a new load, 1 set, 3 digests", id2, id1, sets, digests)
 	}
@@ -229,26 +228,16 @@ func TestPlanEqualsViews(t *testing.T) {
 // viewRows reads a query's rows as strings, each formatted by f.
 func viewRows(t *testing.T, db *inventory.DB, q string, id int64, f func([]string) string) []string {
 	t.Helper()
-	rs, err := db.SQL().Query(q, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	cols, _ := rs.Columns()
 	var out []string
-	for rs.Next() {
-		v := make([]string, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range v {
-			ptrs[i] = &v[i]
-		}
-		if err := rs.Scan(ptrs...); err != nil {
-			t.Fatal(err)
+	for _, row := range queryRows(t, db.Path(), q, id) {
+		v := make([]string, len(row))
+		for i, x := range row {
+			if x == nil {
+				t.Fatalf("%s: NULL in column %d", q, i)
+			}
+			v[i] = fmt.Sprint(x)
 		}
 		out = append(out, f(v))
-	}
-	if err := rs.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return out
 }

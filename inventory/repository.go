@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -498,6 +499,29 @@ func (d *DB) Manifest(ctx context.Context, digest string) (*Manifest, error) {
 		m.Blobs = append(m.Blobs, b)
 	}
 	return m, rows.Err()
+}
+
+// LargestImage returns the largest image digest stands for, with its size
+// (manifest, config and layers, the manifest_sizes view): digest itself
+// when it is an image manifest, else the largest of its children (ties go
+// to the smaller digest). It returns ErrNotFound when the inventory has no
+// size for it: the digest is unknown, or an index none of whose children
+// is recorded.
+func (d *DB) LargestImage(ctx context.Context, digest string) (string, int64, error) {
+	var which string
+	var size int64
+	err := d.db.QueryRowContext(ctx, `
+		SELECT s.digest, s.total_size FROM manifest_sizes s
+		WHERE s.digest = ? AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = s.digest AND m.is_index = 1)
+		   OR s.digest IN (SELECT child_digest FROM manifest_children WHERE parent_digest = ?)
+		ORDER BY s.total_size DESC, s.digest LIMIT 1`, digest, digest).Scan(&which, &size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, fmt.Errorf("read size of %s: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("read size of %s: %w", digest, err)
+	}
+	return which, size, nil
 }
 
 // Content is one digest held by a repository, with its tags.

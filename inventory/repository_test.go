@@ -2,6 +2,8 @@ package inventory_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -42,11 +44,11 @@ func TestWriteRepositoryUnchanged(t *testing.T) {
 		t.Fatalf("contents after first write (-want +got):\n%s", diff)
 	}
 	syncedAt := func() string {
-		var s string
-		if err := db.SQL().QueryRow(`SELECT synced_at FROM repositories WHERE name = ?`, repo).Scan(&s); err != nil {
-			t.Fatal(err)
+		rows := queryRows(t, db.Path(), `SELECT synced_at FROM repositories WHERE name = ?`, repo)
+		if len(rows) != 1 {
+			t.Fatalf("synced_at of %s: %d rows, want 1", repo, len(rows))
 		}
-		return s
+		return fmt.Sprint(rows[0][0])
 	}
 	before := syncedAt()
 
@@ -73,5 +75,35 @@ func TestWriteRepositoryUnchanged(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, contentDigests(t, db, repo)); diff != "" {
 		t.Errorf("contents after a crawl without the untagged digest (-want +got):\n%s", diff)
+	}
+}
+
+func TestLargestImage(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	big := image('b')
+	big.Blobs = append(big.Blobs, inventory.Blob{Digest: digest('m'), Kind: "layer", Size: 1000})
+	idx := &inventory.Manifest{Digest: digest('i'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+		Children: []inventory.Child{{Digest: digest('a')}, {Digest: digest('b')}}}
+	lone := &inventory.Manifest{Digest: digest('j'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+		Children: []inventory.Child{{Digest: digest('z')}}}
+	if err := db.InsertManifests(ctx, []*inventory.Manifest{image('a'), big, idx, lone}); err != nil {
+		t.Fatal(err)
+	}
+	imageSize := int64(len(image('a').Raw)) + 10 + 100
+	for _, tc := range []struct {
+		digest, want string
+		size         int64
+		err          error
+	}{
+		{digest: digest('a'), want: digest('a'), size: imageSize},
+		{digest: digest('i'), want: digest('b'), size: imageSize + 1000},
+		{digest: digest('j'), err: inventory.ErrNotFound},
+		{digest: digest('x'), err: inventory.ErrNotFound},
+	} {
+		got, size, err := db.LargestImage(ctx, tc.digest)
+		if !errors.Is(err, tc.err) || got != tc.want || size != tc.size {
+			t.Errorf("LargestImage(%s) = %s, %d, %v; want %s, %d, %v", tc.digest[7:8], got, size, err, tc.want, tc.size, tc.err)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"net/http"
@@ -77,7 +78,6 @@ func seedK8sInventory(b *testing.B, db *inventory.DB, wanted []manifest.Promotio
 	if err := db.InsertManifests(ctx, ms); err != nil {
 		b.Fatal(err)
 	}
-	edges := 0
 	for name, st := range repos {
 		rs := inventory.RepositoryState{Name: name, Tags: st.tags}
 		for d := range st.untagged {
@@ -96,10 +96,46 @@ func seedK8sInventory(b *testing.B, db *inventory.DB, wanted []manifest.Promotio
 			b.Fatal(err)
 		}
 	}
-	if err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM repository_manifests`).Scan(&edges); err != nil {
+	return int(readInventory(b, db.Path(), `SELECT COUNT(*) FROM repository_manifests`)[0][0].(int64))
+}
+
+// readInventory reads a statement's rows through inventory.OpenReadOnly.
+func readInventory(b *testing.B, path, q string) [][]any {
+	b.Helper()
+	ctx := context.Background()
+	r, err := inventory.OpenReadOnly(ctx, path)
+	if err != nil {
 		b.Fatal(err)
 	}
-	return edges
+	defer r.Close()
+	rows, err := r.Query(ctx, q)
+	if err != nil {
+		b.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out [][]any
+	for rows.Next() {
+		out = append(out, rows.Row())
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+// vacuumInto writes a compact copy of the inventory at path to dst with
+// SQLite's VACUUM INTO, on a connection of its own (the inventory's
+// readers refuse it): a benchmark fixture, not something cip does.
+func vacuumInto(b *testing.B, path, dst string) {
+	b.Helper()
+	d, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Exec(`VACUUM INTO ?`, dst); err != nil {
+		b.Fatalf("copy %s to %s: %v", path, dst, err)
+	}
 }
 
 // offlineTransport refuses every request and counts them: an offline plan
@@ -178,17 +214,12 @@ func BenchmarkPlanK8s(b *testing.B) {
 	if !cached {
 		edges = seedK8sInventory(b, db, wanted)
 		if cache != "" {
-			if _, err := db.SQL().ExecContext(ctx, `VACUUM INTO ?`, cache); err != nil {
-				b.Fatal(err)
-			}
+			vacuumInto(b, dbPath, cache)
 		}
-	} else if err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM repository_manifests`).Scan(&edges); err != nil {
-		b.Fatal(err)
+	} else {
+		edges = int(readInventory(b, dbPath, `SELECT COUNT(*) FROM repository_manifests`)[0][0].(int64))
 	}
-	var dbBytes int64
-	if err := db.SQL().QueryRowContext(ctx, `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`).Scan(&dbBytes); err != nil {
-		b.Fatal(err)
-	}
+	dbBytes := readInventory(b, dbPath, `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`)[0][0].(int64)
 	nWanted := len(wanted)
 	sources := map[string]bool{}
 	for _, w := range wanted {
@@ -247,29 +278,14 @@ func BenchmarkPlanK8s(b *testing.B) {
 	// its destination repositories: every wanted row is pending, listed.
 	b.Run("MakePlanCold", func(b *testing.B) {
 		coldPath := filepath.Join(b.TempDir(), "cold.db")
-		if _, err := db.SQL().ExecContext(ctx, `VACUUM INTO ?`, coldPath); err != nil {
-			b.Fatal(err)
-		}
+		vacuumInto(b, dbPath, coldPath)
 		cold, err := inventory.Open(ctx, coldPath)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer cold.Close()
-		var names []string
-		rs, err := cold.SQL().QueryContext(ctx, `SELECT name FROM repositories`)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for rs.Next() {
-			var n string
-			if err := rs.Scan(&n); err != nil {
-				b.Fatal(err)
-			}
-			names = append(names, n)
-		}
-		rs.Close()
-		for _, n := range names {
-			if !sources[n] {
+		for _, row := range readInventory(b, coldPath, `SELECT name FROM repositories`) {
+			if n := row[0].(string); !sources[n] {
 				if _, err := cold.RemoveRepository(ctx, 0, n); err != nil {
 					b.Fatal(err)
 				}

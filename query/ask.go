@@ -97,13 +97,7 @@ func Ask(ctx context.Context, path, question string, opts Options) (*Result, err
 
 // synced counts the repositories at or below reg that a sync completed.
 func (s *session) synced(ctx context.Context, reg string) (int, error) {
-	var n int
-	err := s.conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM repositories r WHERE `+under("r.name", "reg")+` AND r.synced_at IS NOT NULL`,
-		sql.Named("reg", reg)).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("look up %s in the inventory: %w", reg, err)
-	}
-	return n, nil
+	return s.r.CountSynced(ctx, reg)
 }
 
 // sourceFor picks where "in REG" answers come from: the inventory when

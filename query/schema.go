@@ -3,7 +3,6 @@ package query
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io/fs"
 	"regexp"
 	"sort"
@@ -99,46 +98,20 @@ func Schema(ctx context.Context, path string) (*Result, error) {
 	tdocs, cdocs := schemaDocs()
 	tdocs["promotions"] = promotionsDoc[""]
 	cdocs["promotions"] = promotionsDoc
-	if err := s.lockDown(ctx); err != nil {
+	tables, err := s.r.Tables(ctx)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := s.conn.QueryContext(ctx, `SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'
-		UNION ALL SELECT name, 'temporary table' FROM sqlite_temp_schema WHERE type = 'table'
-		ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("read schema: %w", err)
-	}
-	type tbl struct{ name, kind string }
-	var tables []tbl
-	for rows.Next() {
-		var t tbl
-		if err := rows.Scan(&t.name, &t.kind); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		tables = append(tables, t)
-	}
-	rows.Close()
 	res := &Result{Columns: []string{"table", "column", "type", "meaning"}, Notes: notes}
 	for _, t := range tables {
-		res.Rows = append(res.Rows, []any{t.name, "", t.kind, tdocs[t.name]})
-		cols, err := s.conn.QueryContext(ctx, `SELECT name, type FROM pragma_table_info(?)`, t.name)
-		if err != nil {
-			return nil, fmt.Errorf("read columns of %s: %w", t.name, err)
-		}
-		for cols.Next() {
-			var name, typ string
-			if err := cols.Scan(&name, &typ); err != nil {
-				cols.Close()
-				return nil, err
-			}
-			doc := cdocs[t.name][name]
-			if doc == "" && name == "id" {
+		res.Rows = append(res.Rows, []any{t.Name, "", t.Kind, tdocs[t.Name]})
+		for _, c := range t.Columns {
+			doc := cdocs[t.Name][c.Name]
+			if doc == "" && c.Name == "id" {
 				doc = "row id"
 			}
-			res.Rows = append(res.Rows, []any{t.name, name, typ, doc})
+			res.Rows = append(res.Rows, []any{t.Name, c.Name, c.Type, doc})
 		}
-		cols.Close()
 	}
 	return res, nil
 }

@@ -47,32 +47,32 @@ func run(t *testing.T, db *inventory.DB, c *registry.Client, refs ...string) *ci
 	return res
 }
 
+// queryStrings reads a statement's rows through inventory.OpenReadOnly, as
+// cip query does, each row as its values joined by spaces.
 func queryStrings(t *testing.T, db *inventory.DB, q string, args ...any) []string {
 	t.Helper()
-	rows, err := db.SQL().Query(q, args...)
+	ctx := context.Background()
+	r, err := inventory.OpenReadOnly(ctx, db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rows, err := r.Query(ctx, q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	var out []string
-	cols, _ := rows.Columns()
 	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
+		vals := rows.Row()
 		parts := make([]string, len(vals))
 		for i, v := range vals {
-			if b, ok := v.([]byte); ok {
-				v = string(b)
-			}
 			parts[i] = fmt.Sprint(v)
 		}
 		out = append(out, strings.Join(parts, " "))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
