@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/cipdev/cip/inventory"
 )
@@ -67,7 +68,7 @@ func queryInt(t *testing.T, path, q string, args ...any) int64 {
 func digest(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
 
 func image(c byte) *inventory.Manifest {
-	return &inventory.Manifest{Digest: digest(c), MediaType: inventory.MediaTypeOCIManifest, Raw: []byte(`{"x":"` + string(c) + `"}`),
+	return &inventory.Manifest{Digest: digest(c), MediaType: string(types.OCIManifestSchema1), Raw: []byte(`{"x":"` + string(c) + `"}`),
 		Blobs: []inventory.Blob{{Digest: digest('c'), Kind: "config", Size: 10}, {Digest: digest('l'), Kind: "layer", Size: 100}}}
 }
 
@@ -98,7 +99,7 @@ func TestOpenCreatesPrivateFileAndMigratesOnce(t *testing.T) {
 func TestWriteRepositoryIndexChildrenAndTags(t *testing.T) {
 	db, _ := mustOpen(t)
 	ctx := context.Background()
-	idx := &inventory.Manifest{Digest: digest('i'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+	idx := &inventory.Manifest{Digest: digest('i'), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{}`),
 		Children: []inventory.Child{{Digest: digest('a'), OS: "linux", Architecture: "amd64"}, {Digest: digest('b'), OS: "linux", Architecture: "arm64"}}}
 	st := inventory.RepositoryState{Name: "r.example/p/app", Tags: map[string]string{"v1": digest('i'), "solo": digest('d')},
 		New: []*inventory.Manifest{idx, image('a'), image('b'), image('d')}}
@@ -171,12 +172,12 @@ func TestParseManifest(t *testing.T) {
 		wantBlobs     int
 		wantErr       string
 	}{
-		{name: "oci index", mt: inventory.MediaTypeOCIIndex, raw: `{"manifests":[{"digest":"sha256:aa","platform":{"os":"linux","architecture":"amd64"}}]}`, wantIndex: true, wantChildren: 1},
-		{name: "docker image", mt: inventory.MediaTypeDockerManifest, raw: `{"config":{"digest":"sha256:cc","size":3},"layers":[{"digest":"sha256:11","size":5},{"digest":"sha256:22","size":6}]}`, wantBlobs: 3},
+		{name: "oci index", mt: string(types.OCIImageIndex), raw: `{"manifests":[{"digest":"sha256:aa","platform":{"os":"linux","architecture":"amd64"}}]}`, wantIndex: true, wantChildren: 1},
+		{name: "docker image", mt: string(types.DockerManifestSchema2), raw: `{"config":{"digest":"sha256:cc","size":3},"layers":[{"digest":"sha256:11","size":5},{"digest":"sha256:22","size":6}]}`, wantBlobs: 3},
 		{name: "sniffed index", mt: "", raw: `{"manifests":[]}`, wantIndex: true},
 		{name: "schema1", mt: "application/vnd.docker.distribution.manifest.v1+prettyjws", raw: `{"schemaVersion":1,"fsLayers":[{"blobSum":"sha256:11"}]}`, wantBlobs: 1},
-		{name: "not json", mt: inventory.MediaTypeOCIManifest, raw: `{`, wantErr: "parse manifest"},
-		{name: "bad child digest", mt: inventory.MediaTypeOCIIndex, raw: `{"manifests":[{"digest":"nope"}]}`, wantErr: "manifests[0]"},
+		{name: "not json", mt: string(types.OCIManifestSchema1), raw: `{`, wantErr: "parse manifest"},
+		{name: "bad child digest", mt: string(types.OCIImageIndex), raw: `{"manifests":[{"digest":"nope"}]}`, wantErr: "manifests[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

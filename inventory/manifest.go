@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/cipdev/cip/internal/mediatype"
 )
 
 // Manifest is one manifest as the inventory keeps it: its exact bytes and
@@ -36,21 +40,6 @@ type Blob struct {
 	Size      int64
 }
 
-// Media types of manifest lists and indexes.
-const (
-	MediaTypeOCIIndex          = "application/vnd.oci.image.index.v1+json"
-	MediaTypeDockerList        = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeOCIManifest       = "application/vnd.oci.image.manifest.v1+json"
-	MediaTypeDockerManifest    = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerSchema1     = "application/vnd.docker.distribution.manifest.v1+json"
-	mediaTypeDockerSchema1Sign = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-)
-
-// IsIndexMediaType reports whether mt is a manifest list or an OCI index.
-func IsIndexMediaType(mt string) bool {
-	return mt == MediaTypeOCIIndex || mt == MediaTypeDockerList
-}
-
 type descriptor struct {
 	MediaType string `json:"mediaType"`
 	Digest    string `json:"digest"`
@@ -64,36 +53,22 @@ type descriptor struct {
 
 // ParseManifest reads what the inventory needs out of a manifest's bytes.
 // mediaType is what the registry said (it wins over the body's own field
-// when both are given, as registries serve by it).
+// when both are given, as registries serve by it); when it is missing or
+// generic, the body tells (mediatype.Of).
 func ParseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
 	var body struct {
-		SchemaVersion int          `json:"schemaVersion"`
-		MediaType     string       `json:"mediaType"`
-		Manifests     []descriptor `json:"manifests"`
-		Config        *descriptor  `json:"config"`
-		Layers        []descriptor `json:"layers"`
-		FSLayers      []struct {
+		Manifests []descriptor `json:"manifests"`
+		Config    *descriptor  `json:"config"`
+		Layers    []descriptor `json:"layers"`
+		FSLayers  []struct {
 			BlobSum string `json:"blobSum"`
 		} `json:"fsLayers"`
 	}
 	if err := json.Unmarshal(raw, &body); err != nil {
 		return nil, fmt.Errorf("parse manifest %s: %w", digest, err)
 	}
-	mt := mediaType
-	if mt == "" {
-		mt = body.MediaType
-	}
-	if mt == "" {
-		switch {
-		case body.Manifests != nil:
-			mt = MediaTypeOCIIndex
-		case body.SchemaVersion == 1:
-			mt = mediaTypeDockerSchema1
-		default:
-			mt = MediaTypeOCIManifest
-		}
-	}
-	m := &Manifest{Digest: digest, MediaType: mt, Raw: raw, IsIndex: IsIndexMediaType(mt)}
+	mt := mediatype.Of(mediaType, raw)
+	m := &Manifest{Digest: digest, MediaType: mt, Raw: raw, IsIndex: mediatype.IsIndex(mt)}
 	if m.IsIndex {
 		for i, c := range body.Manifests {
 			if err := checkDigest(c.Digest); err != nil {
@@ -107,9 +82,9 @@ func ParseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
 		}
 		return m, nil
 	}
-	if mt == mediaTypeDockerSchema1 || mt == mediaTypeDockerSchema1Sign {
+	if mediatype.IsSchema1(mt) {
 		for _, l := range body.FSLayers {
-			m.Blobs = append(m.Blobs, Blob{Digest: l.BlobSum, MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", Kind: "layer"})
+			m.Blobs = append(m.Blobs, Blob{Digest: l.BlobSum, MediaType: string(types.DockerLayer), Kind: "layer"})
 		}
 		return m, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/cipdev/cip/inventory"
 )
@@ -31,7 +32,7 @@ func contentDigests(t *testing.T, db *inventory.DB, repo string) []string {
 func TestWriteRepositoryUnchanged(t *testing.T) {
 	db, _ := mustOpen(t)
 	ctx := context.Background()
-	idx := &inventory.Manifest{Digest: digest('i'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+	idx := &inventory.Manifest{Digest: digest('i'), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{}`),
 		Children: []inventory.Child{{Digest: digest('a')}}}
 	const repo = "r.example/p/app"
 	st := inventory.RepositoryState{Name: repo, Tags: map[string]string{"v1": digest('i')},
@@ -83,9 +84,9 @@ func TestLargestImage(t *testing.T) {
 	ctx := context.Background()
 	big := image('b')
 	big.Blobs = append(big.Blobs, inventory.Blob{Digest: digest('m'), Kind: "layer", Size: 1000})
-	idx := &inventory.Manifest{Digest: digest('i'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+	idx := &inventory.Manifest{Digest: digest('i'), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{}`),
 		Children: []inventory.Child{{Digest: digest('a')}, {Digest: digest('b')}}}
-	lone := &inventory.Manifest{Digest: digest('j'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+	lone := &inventory.Manifest{Digest: digest('j'), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{}`),
 		Children: []inventory.Child{{Digest: digest('z')}}}
 	if err := db.InsertManifests(ctx, []*inventory.Manifest{image('a'), big, idx, lone}); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
@@ -73,7 +74,7 @@ func seedK8sInventory(b *testing.B, db *inventory.DB, wanted []manifest.Promotio
 	}
 	ms := make([]*inventory.Manifest, 0, len(digests))
 	for d := range digests {
-		ms = append(ms, &inventory.Manifest{Digest: d, MediaType: inventory.MediaTypeOCIManifest, Raw: []byte(`{"schemaVersion":2}`)})
+		ms = append(ms, &inventory.Manifest{Digest: d, MediaType: string(types.OCIManifestSchema1), Raw: []byte(`{"schemaVersion":2}`)})
 	}
 	if err := db.InsertManifests(ctx, ms); err != nil {
 		b.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 )
@@ -21,7 +23,7 @@ func dg(s string) string {
 }
 
 func image(name string, layers ...string) *inventory.Manifest {
-	m := &inventory.Manifest{Digest: dg(name), MediaType: inventory.MediaTypeOCIManifest, Raw: []byte(`{"schemaVersion":2,"name":"` + name + `"}`),
+	m := &inventory.Manifest{Digest: dg(name), MediaType: string(types.OCIManifestSchema1), Raw: []byte(`{"schemaVersion":2,"name":"` + name + `"}`),
 		ConfigDigest: dg(name + "-config")}
 	m.Blobs = append(m.Blobs, inventory.Blob{Digest: m.ConfigDigest, MediaType: "application/vnd.oci.image.config.v1+json", Kind: "config", Size: 100})
 	for i, l := range layers {
@@ -31,7 +33,7 @@ func image(name string, layers ...string) *inventory.Manifest {
 }
 
 func index(name string, children ...*inventory.Manifest) *inventory.Manifest {
-	m := &inventory.Manifest{Digest: dg(name), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{"schemaVersion":2,"index":"` + name + `"}`)}
+	m := &inventory.Manifest{Digest: dg(name), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{"schemaVersion":2,"index":"` + name + `"}`)}
 	plats := [][3]string{{"linux", "amd64", ""}, {"linux", "arm64", "v8"}, {"linux", "s390x", ""}}
 	for i, c := range children {
 		m.Children = append(m.Children, inventory.Child{Digest: c.Digest, MediaType: c.MediaType, Size: int64(len(c.Raw)), OS: plats[i][0], Architecture: plats[i][1], Variant: plats[i][2]})

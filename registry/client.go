@@ -24,23 +24,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/google"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/cipdev/cip/internal/mediatype"
 )
 
 // MaxManifestSize caps a manifest body: the distribution spec suggests
 // registries accept at least 4 MiB, and no real manifest comes near it.
 const MaxManifestSize = 4 << 20
-
-// AcceptedManifestTypes are the manifest media types cip asks for.
-var AcceptedManifestTypes = []string{
-	"application/vnd.oci.image.index.v1+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-	"application/vnd.oci.image.manifest.v1+json",
-	"application/vnd.docker.distribution.manifest.v2+json",
-	"application/vnd.docker.distribution.manifest.v1+prettyjws",
-	"application/vnd.docker.distribution.manifest.v1+json",
-}
-
-var acceptHeader = strings.Join(AcceptedManifestTypes, ", ")
 
 // ErrNotFound is returned when a repository, tag or manifest does not exist.
 var ErrNotFound = errors.New("not found")
@@ -258,7 +248,7 @@ type Descriptor struct {
 // Head returns the descriptor of repo:ref (a tag or a digest).
 func (c *Client) Head(ctx context.Context, repo name.Repository, ref string) (Descriptor, error) {
 	req, _ := http.NewRequest(http.MethodHead, repoURL(repo, "/manifests/"+ref).String(), nil)
-	req.Header.Set("Accept", acceptHeader)
+	req.Header.Set("Accept", mediatype.Accept)
 	resp, err := c.do(ctx, repo, req)
 	if err != nil {
 		return Descriptor{}, fmt.Errorf("head %s:%s: %w", repo.Name(), ref, err)
@@ -272,7 +262,7 @@ func (c *Client) Head(ctx context.Context, repo name.Repository, ref string) (De
 	}
 	d := Descriptor{
 		Digest:    resp.Header.Get("Docker-Content-Digest"),
-		MediaType: mediaTypeOf(resp.Header.Get("Content-Type")),
+		MediaType: mediatype.FromHeader(resp.Header.Get("Content-Type")),
 		Size:      resp.ContentLength,
 	}
 	if _, err := v1.NewHash(d.Digest); err != nil {
@@ -280,13 +270,6 @@ func (c *Client) Head(ctx context.Context, repo name.Repository, ref string) (De
 		return Descriptor{}, fmt.Errorf("head %s:%s: no valid Docker-Content-Digest (%q)", repo.Name(), ref, d.Digest)
 	}
 	return d, nil
-}
-
-func mediaTypeOf(contentType string) string {
-	if i := strings.IndexByte(contentType, ';'); i >= 0 {
-		contentType = contentType[:i]
-	}
-	return strings.TrimSpace(contentType)
 }
 
 // Manifest is a manifest's exact bytes with its media type and digest.
@@ -300,7 +283,7 @@ type Manifest struct {
 // the body is verified against it; a mismatch is an error.
 func (c *Client) GetManifest(ctx context.Context, repo name.Repository, ref string) (Manifest, error) {
 	req, _ := http.NewRequest(http.MethodGet, repoURL(repo, "/manifests/"+ref).String(), nil)
-	req.Header.Set("Accept", acceptHeader)
+	req.Header.Set("Accept", mediatype.Accept)
 	resp, err := c.do(ctx, repo, req)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo.Name(), ref, err)
@@ -331,27 +314,7 @@ func (c *Client) GetManifest(ctx context.Context, repo name.Repository, ref stri
 		// The registry and its bytes disagree: trust neither.
 		return Manifest{}, fmt.Errorf("get manifest %s:%s: registry says digest %s, body has digest %s", repo.Name(), ref, hd, got)
 	}
-	mt := mediaTypeOf(resp.Header.Get("Content-Type"))
-	if mt == "" || mt == "application/json" || mt == "text/plain" {
-		mt = sniffMediaType(raw)
-	}
-	return Manifest{Digest: got, MediaType: mt, Raw: raw}, nil
-}
-
-func sniffMediaType(raw []byte) string {
-	var probe struct {
-		MediaType string          `json:"mediaType"`
-		Manifests json.RawMessage `json:"manifests"`
-	}
-	if json.Unmarshal(raw, &probe) == nil {
-		if probe.MediaType != "" {
-			return probe.MediaType
-		}
-		if probe.Manifests != nil {
-			return "application/vnd.oci.image.index.v1+json"
-		}
-	}
-	return "application/vnd.oci.image.manifest.v1+json"
+	return Manifest{Digest: got, MediaType: mediatype.Of(resp.Header.Get("Content-Type"), raw), Raw: raw}, nil
 }
 
 // TagList is a tags/list answer. Manifests and Children are filled only by

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
@@ -21,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func digest(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
 
 func img(c byte) *inventory.Manifest {
-	return &inventory.Manifest{Digest: digest(c), MediaType: inventory.MediaTypeDockerManifest, Raw: []byte(`{"` + string(c) + `":1}`)}
+	return &inventory.Manifest{Digest: digest(c), MediaType: string(types.DockerManifestSchema2), Raw: []byte(`{"` + string(c) + `":1}`)}
 }
 
 // fixture: reg.example/prod/{app,tools/kit} and reg.example/prodx (outside).
@@ -33,7 +34,7 @@ func fixture(t *testing.T) *inventory.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	idx := &inventory.Manifest{Digest: digest('9'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{"i":1}`),
+	idx := &inventory.Manifest{Digest: digest('9'), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{"i":1}`),
 		Children: []inventory.Child{{Digest: digest('1')}, {Digest: digest('2')}}}
 	writes := []inventory.RepositoryState{
 		{Name: "reg.example/prod/app", Tags: map[string]string{"v1.0": digest('a'), "latest": digest('9'), "v2.0": digest('9'), "arm": digest('2')},
