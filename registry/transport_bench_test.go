@@ -2,6 +2,7 @@ package registry
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,12 +21,19 @@ func BenchmarkTransportRoundTrip(b *testing.B) {
 		}
 		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: rc, Request: r}, nil
 	})
-	for _, tt := range []struct{ name, method, path string }{
-		{"head", http.MethodHead, "/v2/a/b/blobs/sha256:00"},
-		{"get", http.MethodGet, "/v2/a/b/blobs/sha256:00"},
+	info := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	debug := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, tt := range []struct {
+		name, method, path string
+		log                *slog.Logger
+	}{
+		{"head", http.MethodHead, "/v2/a/b/blobs/sha256:00", nil},
+		{"get", http.MethodGet, "/v2/a/b/blobs/sha256:00", nil},
+		{"head-log-info", http.MethodHead, "/v2/a/b/blobs/sha256:00", info},
+		{"head-log-debug", http.MethodHead, "/v2/a/b/blobs/sha256:00", debug},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
-			tr := NewTransport(TransportOptions{Base: base})
+			tr := NewTransport(TransportOptions{Base: base, Logger: tt.log})
 			req, _ := http.NewRequest(tt.method, "http://registry.test"+tt.path, nil)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
