@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/cipdev/cip/internal/mediatype"
+	"github.com/cipdev/cip/internal/once"
 )
 
 // MaxManifestSize caps a manifest body: the distribution spec suggests
@@ -58,22 +59,19 @@ type Client struct {
 	insecure map[string]bool
 	accounts map[string]string
 
-	mu    sync.Mutex
-	repos map[string]*repoTransport // key: scope + " " + repository, or "registry " + host + " " + account
-	pings map[string]*pingCall      // key: registry host
+	// repos holds the authenticated transports, by scope + " " +
+	// repository, or "registry " + host + " " + account.
+	repos once.Group[string, authenticated]
+	pings once.Group[string, *transport.Challenge] // by registry host
 }
 
-// pingCall is one run's ping of a registry: its authentication challenge.
-type pingCall struct {
-	once sync.Once
-	ch   *transport.Challenge
-	err  error
-}
-
-type repoTransport struct {
-	once sync.Once
-	rt   http.RoundTripper
-	err  error
+// authenticated is the outcome of one authentication handshake. A failure
+// is kept as a value (so once.Group keeps it): every later request to the
+// repository fails at once instead of repeating the handshake, and its
+// retries, per request.
+type authenticated struct {
+	rt  http.RoundTripper
+	err error
 }
 
 // New returns a Client.
@@ -86,8 +84,7 @@ func New(opts Options) *Client {
 	if kc == nil {
 		kc = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain)
 	}
-	c := &Client{tr: tr, keychain: kc, insecure: map[string]bool{}, accounts: opts.ServiceAccounts,
-		repos: map[string]*repoTransport{}, pings: map[string]*pingCall{}}
+	c := &Client{tr: tr, keychain: kc, insecure: map[string]bool{}, accounts: opts.ServiceAccounts}
 	for _, h := range opts.Insecure {
 		c.insecure[h] = true
 	}
@@ -163,23 +160,10 @@ func (c *Client) serviceAccount(repo string) string {
 // authentication challenge. Failures are not kept: the caller falls back
 // to NewWithContext, which reports them.
 func (c *Client) challenge(ctx context.Context, reg name.Registry) (*transport.Challenge, error) {
-	key := reg.RegistryStr()
-	c.mu.Lock()
-	p, ok := c.pings[key]
-	if !ok {
-		p = &pingCall{}
-		c.pings[key] = p
-	}
-	c.mu.Unlock()
-	p.once.Do(func() { p.ch, p.err = transport.Ping(ctx, reg, c.tr) })
-	if p.err != nil {
-		c.mu.Lock()
-		if c.pings[key] == p {
-			delete(c.pings, key)
-		}
-		c.mu.Unlock()
-	}
-	return p.ch, p.err
+	ch, _, err := c.pings.Do(ctx, reg.RegistryStr(), func() (*transport.Challenge, error) {
+		return transport.Ping(ctx, reg, c.tr)
+	})
+	return ch, err
 }
 
 // RoundTripper returns an authenticated transport for repo with the given
@@ -195,35 +179,30 @@ func (c *Client) RoundTripper(ctx context.Context, repo name.Repository, scope s
 		// resolves by registry host).
 		key = "registry " + repo.RegistryStr() + " " + c.serviceAccount(repo.Name())
 	}
-	c.mu.Lock()
-	rt, ok := c.repos[key]
-	if !ok {
-		rt = &repoTransport{}
-		c.repos[key] = rt
-	}
-	c.mu.Unlock()
-	rt.once.Do(func() {
+	a, _, err := c.repos.Do(ctx, key, func() (authenticated, error) {
 		auth, err := c.Authenticator(repo)
 		if err != nil {
-			rt.err = err
-			return
+			return authenticated{err: err}, nil
 		}
-		scopes := []string{repo.Scope(scope)}
-		rt.rt, rt.err = transport.NewWithContext(ctx, repo.Registry, auth, c.tr, scopes)
-		if rt.err != nil {
-			rt.err = fmt.Errorf("authenticate to %s: %w", repo.Name(), rt.err)
+		rt, err := transport.NewWithContext(ctx, repo.Registry, auth, c.tr, []string{repo.Scope(scope)})
+		if err != nil {
+			err = fmt.Errorf("authenticate to %s: %w", repo.Name(), err)
+			if ctx.Err() != nil {
+				// A cancelled context says nothing about the registry: let
+				// the next caller try again.
+				return authenticated{}, err
+			}
+			return authenticated{err: err}, nil
 		}
+		return authenticated{rt: rt}, nil
 	})
-	if rt.err != nil {
-		// Do not cache failures caused by a cancelled context.
-		if ctx.Err() != nil {
-			c.mu.Lock()
-			delete(c.repos, key)
-			c.mu.Unlock()
-		}
-		return nil, rt.err
+	if err == nil {
+		err = a.err
 	}
-	return rt.rt, nil
+	if err != nil {
+		return nil, err
+	}
+	return a.rt, nil
 }
 
 func (c *Client) do(ctx context.Context, repo name.Repository, req *http.Request) (*http.Response, error) {

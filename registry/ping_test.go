@@ -93,3 +93,72 @@ func TestRoundTripperBearerTokenPerRepository(t *testing.T) {
 		t.Errorf("token requests = %d, want 2 (one per repository)", got)
 	}
 }
+
+// bearerRegistry serves one repository's tags behind a token server that
+// grants tokens only while *grant is true; it counts token requests.
+func bearerRegistry(t *testing.T, grant *atomic.Bool, tokens *atomic.Int64) string {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/token":
+			tokens.Add(1)
+			if !grant.Load() {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]string{"token": "tok"})
+			return
+		case strings.HasSuffix(r.URL.Path, "/tags/list") && r.Header.Get("Authorization") == "Bearer tok":
+			json.NewEncoder(w).Encode(map[string]any{"name": "a/one", "tags": []string{"v1"}})
+			return
+		}
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, srv.URL))
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// A failed authentication is kept for the run: later requests to the
+// repository fail at once instead of repeating the handshake.
+func TestRoundTripperKeepsFailedAuthentication(t *testing.T) {
+	var grant atomic.Bool
+	var tokens atomic.Int64
+	host := bearerRegistry(t, &grant, &tokens)
+	c := anonymousClient()
+	repo, err := c.ParseRepository(host + "/a/one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := c.Tags(context.Background(), repo); err == nil || !strings.Contains(err.Error(), "authenticate to "+host+"/a/one") {
+			t.Fatalf("Tags #%d = %v, want an authentication error naming the repository", i, err)
+		}
+	}
+	if got := tokens.Load(); got != 1 {
+		t.Errorf("token requests = %d for 3 calls, want 1", got)
+	}
+}
+
+// A handshake cut short by a cancelled context is not kept: the next call
+// authenticates.
+func TestRoundTripperForgetsCancelledAuthentication(t *testing.T) {
+	var grant atomic.Bool
+	grant.Store(true)
+	var tokens atomic.Int64
+	host := bearerRegistry(t, &grant, &tokens)
+	c := anonymousClient()
+	repo, err := c.ParseRepository(host + "/a/one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.RoundTripper(cancelled, repo, "pull"); err == nil {
+		t.Fatal("RoundTripper with a cancelled context succeeded")
+	}
+	tl, err := c.Tags(context.Background(), repo)
+	if err != nil || len(tl.Tags) != 1 {
+		t.Fatalf("Tags after a cancelled handshake = %v, %v; want [v1]", tl, err)
+	}
+}
