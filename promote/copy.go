@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"sort"
 	gosync "sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cipdev/cip/internal/human"
@@ -252,6 +249,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 // row does one copy or tag row: the digest first (children before an
 // index, blobs before an image), then each missing tag.
 func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) error {
+	ctx = registry.WithRequestCounter(ctx, &st.requests)
 	missing := r.Missing
 	if r.Action == inventory.ActionCopy {
 		// The manifest goes up by its first missing tag: one PUT makes the
@@ -277,13 +275,13 @@ func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) er
 	if err != nil {
 		return err
 	}
-	dst, rt, err := e.repository(ctx, r.DstRepo, transport.PushScope)
+	dst, err := e.client.ParseRepository(r.DstRepo)
 	if err != nil {
 		return err
 	}
 	// Tags one after another: they share one (repository, digest).
 	for _, tag := range missing {
-		if err := e.putManifest(ctx, st, dst, rt, tag, r.Digest, m.MediaType, m.Raw); err != nil {
+		if err := e.putManifest(ctx, dst, tag, m); err != nil {
 			return fmt.Errorf("tag %s:%s at %s: %w", r.DstRepo, tag, r.Digest, err)
 		}
 		e.rec.add(r.DstRepo, r.Digest, tag)
@@ -447,7 +445,7 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 		if err := g.Wait(); err != nil {
 			return err
 		}
-		dst, rt, err := e.repository(ctx, dstRepo, transport.PushScope)
+		dst, err := e.client.ParseRepository(dstRepo)
 		if err != nil {
 			return err
 		}
@@ -455,7 +453,7 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 		if tag != "" {
 			ref = tag
 		}
-		if err := e.putManifest(ctx, st, dst, rt, ref, digest, m.MediaType, m.Raw); err != nil {
+		if err := e.putManifest(ctx, dst, ref, m); err != nil {
 			return err
 		}
 		st.manifests.Add(1)
@@ -469,33 +467,19 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 	return tagged, err
 }
 
-// repository parses a repository name and returns it with its
-// authenticated transport for scope (pull or push).
-func (e *engine) repository(ctx context.Context, repo, scope string) (name.Repository, http.RoundTripper, error) {
-	r, err := e.client.ParseRepository(repo)
-	if err != nil {
-		return name.Repository{}, nil, err
-	}
-	rt, err := e.client.RoundTripper(ctx, r, scope)
-	if err != nil {
-		return name.Repository{}, nil, err
-	}
-	return r, rt, nil
-}
-
 // copyBlob makes blob present in dstRepo: nothing when a HEAD finds it, a
 // cross-repository mount when the destination host holds it elsewhere
 // (landed earlier in this run, or known to the inventory), else a stream
 // from the source. A repository the sync found absent gets no HEAD.
 func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo string, b inventory.Blob) error {
 	return e.share(ctx, e.blobs, dstRepo+"@"+b.Digest, func(*call) error {
-		dst, rt, err := e.repository(ctx, dstRepo, transport.PushScope)
+		dst, err := e.client.ParseRepository(dstRepo)
 		if err != nil {
 			return err
 		}
 		host := dst.RegistryStr()
 		if !e.absent[dstRepo] {
-			if ok, err := e.headBlob(ctx, st, dst, rt, b.Digest); err != nil || ok {
+			if ok, err := e.blobExists(ctx, dst, b.Digest); err != nil || ok {
 				if ok {
 					e.fan.placed(b.Digest, host)
 				}
@@ -520,7 +504,7 @@ func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo s
 			if h.err == nil && h.repo != dstRepo {
 				from = h.repo
 			}
-			return e.place(ctx, st, srcRepo, dst, rt, b, from)
+			return e.place(ctx, st, srcRepo, dst, b, from)
 		}
 		var from string
 		if e.knownHosts[host] {
@@ -530,7 +514,7 @@ func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo s
 			if from == dstRepo {
 				from = ""
 			}
-			err = e.place(ctx, st, srcRepo, dst, rt, b, from)
+			err = e.place(ctx, st, srcRepo, dst, b, from)
 		}
 		e.fan.placed(b.Digest, host)
 		h.err, h.repo = err, dstRepo
@@ -554,171 +538,77 @@ func (e *engine) slot(ctx context.Context) (func(), error) {
 	}
 }
 
-func (e *engine) do(st *destStats, rt http.RoundTripper, req *http.Request) (*http.Response, error) {
-	st.requests.Add(1)
-	return (&http.Client{Transport: rt}).Do(req)
-}
-
-func repoURL(r name.Repository, suffix string) *url.URL {
-	return &url.URL{Scheme: r.Scheme(), Host: r.RegistryStr(), Path: "/v2/" + r.RepositoryStr() + suffix}
-}
-
-func (e *engine) headBlob(ctx context.Context, st *destStats, dst name.Repository, rt http.RoundTripper, digest string) (bool, error) {
+// blobExists asks whether dst holds digest, in a request slot.
+func (e *engine) blobExists(ctx context.Context, dst name.Repository, digest string) (bool, error) {
 	release, err := e.slot(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer release()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, repoURL(dst, "/blobs/"+digest).String(), nil)
-	resp, err := e.do(st, rt, req)
-	if err != nil {
-		return false, fmt.Errorf("head blob %s@%s: %w", dst.Name(), digest, err)
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return true, nil
-	case http.StatusNotFound:
-		return false, nil
-	}
-	return false, fmt.Errorf("head blob %s@%s: %w", dst.Name(), digest, checkError(resp, http.StatusOK))
+	return e.client.BlobExists(ctx, dst, digest)
 }
-
-// checkError is transport.CheckError (which reads the registry's error
-// body), then drains and closes the body either way.
-func checkError(resp *http.Response, codes ...int) error {
-	err := transport.CheckError(resp, codes...)
-	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
-	resp.Body.Close()
-	return err
-}
-
-// uploadAttempts bounds how often a blob upload starts over with a new
-// session: a stream cut mid-way invalidates the session on docker-registry
-// (BLOB_UPLOAD_INVALID), so the transport's retry of the PUT alone cannot
-// succeed. Three attempts ride out two cuts in a row.
-const uploadAttempts = 3
 
 // place mounts blob from repository from (a full name on dst's host) when
 // from is set, and otherwise, or when the registry declines the mount,
-// streams it from the source: POST opens an upload, PUT ?digest= sends the
-// whole body (two requests; the registry checks the digest).
-func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst name.Repository, rt http.RoundTripper, b inventory.Blob, from string) error {
-	var err error
-	for attempt := 0; attempt < uploadAttempts; attempt++ {
-		if err = e.placeOnce(ctx, st, srcRepo, dst, rt, b, from); err == nil || ctx.Err() != nil {
-			return err
-		}
+// sends it: the bytes held for several destination registries when the
+// fan-out holds them, else a stream from the source.
+func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst name.Repository, b inventory.Blob, from string) error {
+	src, err := e.client.ParseRepository(srcRepo)
+	if err != nil {
+		return err
 	}
-	return err
-}
-
-// placeOnce is one attempt of place, in its own upload session.
-func (e *engine) placeOnce(ctx context.Context, st *destStats, srcRepo string, dst name.Repository, rt http.RoundTripper, b inventory.Blob, from string) error {
+	fetch := func(ctx context.Context) (io.ReadCloser, error) {
+		rc, _, err := e.client.GetBlob(ctx, src, b.Digest)
+		return rc, err
+	}
+	open := func() (io.ReadCloser, int64, error) {
+		// Held for several destination registries: one verified read serves all.
+		held, ok, err := e.fan.get(ctx, b.Digest, b.Size, fetch)
+		if err != nil {
+			return nil, 0, err
+		}
+		if ok {
+			return io.NopCloser(bytes.NewReader(held)), int64(len(held)), nil
+		}
+		return e.client.GetBlob(ctx, src, b.Digest)
+	}
+	var opts registry.UploadOptions
+	if from != "" {
+		_, opts.MountFrom = inventory.SplitRepository(from)
+	}
 	release, err := e.slot(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	u := repoURL(dst, "/blobs/uploads/")
-	if from != "" {
-		_, fromPath := inventory.SplitRepository(from)
-		u.RawQuery = url.Values{"mount": {b.Digest}, "from": {fromPath}}.Encode()
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
-	resp, err := e.do(st, rt, req)
+	up, err := e.client.UploadBlob(ctx, dst, b.Digest, open, opts)
 	if err != nil {
-		return fmt.Errorf("start upload of %s to %s: %w", b.Digest, dst.Name(), err)
+		return err
 	}
-	if from != "" && resp.StatusCode == http.StatusCreated {
-		resp.Body.Close()
+	if up.Mounted {
 		st.blobsMounted.Add(1)
 		st.bytesMounted.Add(b.Size)
-		return nil
+	} else {
+		st.blobsSent.Add(1)
+		st.bytesSent.Add(up.Sent)
 	}
-	if err := checkError(resp, http.StatusAccepted); err != nil {
-		return fmt.Errorf("start upload of %s to %s: %w", b.Digest, dst.Name(), err)
-	}
-	loc, err := resp.Location()
-	if err != nil {
-		return fmt.Errorf("start upload of %s to %s: %w", b.Digest, dst.Name(), err)
-	}
-	q := loc.Query()
-	q.Set("digest", b.Digest)
-	loc.RawQuery = q.Encode()
-
-	src, srt, err := e.repository(ctx, srcRepo, transport.PullScope)
-	if err != nil {
-		return err
-	}
-	fetch := func(ctx context.Context) (io.ReadCloser, int64, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, repoURL(src, "/blobs/"+b.Digest).String(), nil)
-		resp, err := e.do(st, srt, req)
-		if err != nil {
-			return nil, 0, fmt.Errorf("get blob %s@%s: %w", src.Name(), b.Digest, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, 0, fmt.Errorf("get blob %s@%s: %w", src.Name(), b.Digest, checkError(resp, http.StatusOK))
-		}
-		return resp.Body, resp.ContentLength, nil
-	}
-	open := func() (io.ReadCloser, int64, error) { return fetch(ctx) }
-	// Held for several destination registries: one verified read serves all.
-	held, ok, err := e.fan.get(ctx, b.Digest, b.Size, func(ctx context.Context) (io.ReadCloser, error) {
-		rc, _, err := fetch(ctx)
-		return rc, err
-	})
-	if err != nil {
-		return err
-	}
-	if ok {
-		open = func() (io.ReadCloser, int64, error) {
-			return io.NopCloser(bytes.NewReader(held)), int64(len(held)), nil
-		}
-	}
-	body, size, err := open()
-	if err != nil {
-		return err
-	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), body)
-	req.ContentLength = size
-	req.Header.Set("Content-Type", "application/octet-stream")
-	// The transport retries a failed PUT with a fresh stream from the source.
-	req.GetBody = func() (io.ReadCloser, error) {
-		rc, _, err := open()
-		return rc, err
-	}
-	resp, err = e.do(st, rt, req)
-	if err != nil {
-		return fmt.Errorf("upload blob %s to %s: %w", b.Digest, dst.Name(), err)
-	}
-	if err := checkError(resp, http.StatusCreated); err != nil {
-		return fmt.Errorf("upload blob %s to %s: %w", b.Digest, dst.Name(), err)
-	}
-	st.blobsSent.Add(1)
-	st.bytesSent.Add(size)
 	return nil
 }
 
-// putManifest puts raw (whose digest is digest) at dst:ref (a digest or a
-// tag) and checks that the registry kept the digest.
-func (e *engine) putManifest(ctx context.Context, st *destStats, dst name.Repository, rt http.RoundTripper, ref, digest, mediaType string, raw []byte) error {
+// putManifest puts m at dst:ref (a digest or a tag), in a request slot,
+// and checks that its bytes are the digest the inventory holds them for.
+func (e *engine) putManifest(ctx context.Context, dst name.Repository, ref string, m *inventory.Manifest) error {
 	release, err := e.slot(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, repoURL(dst, "/manifests/"+ref).String(), bytes.NewReader(raw))
-	req.Header.Set("Content-Type", mediaType)
-	resp, err := e.do(st, rt, req)
+	got, err := e.client.PutManifest(ctx, dst, ref, m.MediaType, m.Raw)
 	if err != nil {
-		return fmt.Errorf("put manifest %s:%s: %w", dst.Name(), ref, err)
+		return err
 	}
-	if err := checkError(resp, http.StatusCreated, http.StatusOK); err != nil {
-		return fmt.Errorf("put manifest %s:%s: %w", dst.Name(), ref, err)
-	}
-	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != digest {
-		return fmt.Errorf("put manifest %s:%s: registry stored digest %s, want %s", dst.Name(), ref, got, digest)
+	if got != m.Digest {
+		return fmt.Errorf("put manifest %s:%s: the inventory's bytes for %s have digest %s", dst.Name(), ref, m.Digest, got)
 	}
 	return nil
 }

@@ -394,6 +394,41 @@ func TestPromotePopulationThenNoWrites(t *testing.T) {
 	}
 }
 
+// The report's requests per destination are the distribution requests its
+// copies sent, to the destination and to the source: summed over
+// destinations, every request the registries saw during the copy but the
+// pings of the authentication handshakes and the verifying HEADs.
+func TestReportRequestsPerDestination(t *testing.T) {
+	e := newEnv(t)
+	entries := population(t, e.src)
+	set := e.manifestSet(entries...)
+	p := e.mustPlan(set)
+	e.src.Reset()
+	e.d1.Reset()
+	e.d2.Reset()
+	rep, err := promote.Promote(context.Background(), e.db, e.client, p, promote.Options{Jobs: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int64
+	for _, d := range rep.Destinations {
+		if d.Requests == 0 {
+			t.Errorf("report %s: 0 requests", d.Destination)
+		}
+		got += d.Requests
+	}
+	want := sumCounts(e.src) - e.src.Count("GET ping")
+	for _, r := range []*regtest.Registry{e.d1, e.d2} {
+		want += sumCounts(r) - r.Count("GET ping") - r.Count("HEAD manifest")
+	}
+	if got != int64(want) || got == 0 {
+		t.Errorf("requests in the report = %d, want %d (src %v, d1 %v, d2 %v)", got, want, e.src.Counts(), e.d1.Counts(), e.d2.Counts())
+	}
+	if rep.Requests < got {
+		t.Errorf("run requests = %d, fewer than the destinations' %d", rep.Requests, got)
+	}
+}
+
 func TestPromoteCancelledThenRerun(t *testing.T) {
 	e := newEnv(t)
 	entries := population(t, e.src)

@@ -1,12 +1,13 @@
-// Package registry speaks the OCI distribution API for cip: listing
-// catalogs and tags (with GCR's tags/list extension), HEAD and GET of
-// manifests, all through one shared Transport and one authenticated
-// transport per repository, built on go-containerregistry's transport and
-// authn packages.
+// Package registry speaks the OCI distribution API for cip, reads and
+// writes: catalogs and tags (with GCR's tags/list extension), manifests
+// (HEAD, GET, PUT) and blobs (HEAD, GET, cross-repository mount, upload).
+// Every request goes through one shared Transport (rate limit, retries,
+// logging, counters) and one authenticated transport per repository, built
+// on go-containerregistry's transport and authn packages. Callers decide
+// what to copy and where from; this package only speaks the protocol.
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,14 +19,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/google"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/cipdev/cip/internal/mediatype"
 	"github.com/cipdev/cip/internal/once"
 )
 
@@ -205,95 +205,45 @@ func (c *Client) RoundTripper(ctx context.Context, repo name.Repository, scope s
 	return a.rt, nil
 }
 
-func (c *Client) do(ctx context.Context, repo name.Repository, req *http.Request) (*http.Response, error) {
-	rt, err := c.RoundTripper(ctx, repo, transport.PullScope)
+// do sends one distribution request to repo with the scope's
+// authenticated transport, and counts it for WithRequestCounter.
+func (c *Client) do(ctx context.Context, repo name.Repository, scope string, req *http.Request) (*http.Response, error) {
+	rt, err := c.RoundTripper(ctx, repo, scope)
 	if err != nil {
+		if req.Body != nil {
+			req.Body.Close() // as http.Client.Do would
+		}
 		return nil, err
+	}
+	if n, ok := ctx.Value(counterKey{}).(*atomic.Int64); ok {
+		n.Add(1)
 	}
 	return (&http.Client{Transport: rt}).Do(req.WithContext(ctx))
 }
 
+type counterKey struct{}
+
+// WithRequestCounter returns a context under which every request a Client
+// method sends adds one to n: what one piece of work costs (promote counts
+// the requests of each destination, its reads of the source included). A
+// request the Transport retries counts once here; Transport.Stats counts
+// every attempt, and the authentication handshakes.
+func WithRequestCounter(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, counterKey{}, n)
+}
+
+// checkError is transport.CheckError (which reads the registry's error
+// body), then drains and closes the body either way, so that the
+// connection can be reused.
+func checkError(resp *http.Response, codes ...int) error {
+	err := transport.CheckError(resp, codes...)
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+	return err
+}
+
 func repoURL(repo name.Repository, suffix string) *url.URL {
 	return &url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + suffix}
-}
-
-// Descriptor is what a HEAD of a manifest tells.
-type Descriptor struct {
-	Digest    string
-	MediaType string
-	Size      int64
-}
-
-// Head returns the descriptor of repo:ref (a tag or a digest).
-func (c *Client) Head(ctx context.Context, repo name.Repository, ref string) (Descriptor, error) {
-	req, _ := http.NewRequest(http.MethodHead, repoURL(repo, "/manifests/"+ref).String(), nil)
-	req.Header.Set("Accept", mediatype.Accept)
-	resp, err := c.do(ctx, repo, req)
-	if err != nil {
-		return Descriptor{}, fmt.Errorf("head %s:%s: %w", repo.Name(), ref, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return Descriptor{}, fmt.Errorf("head %s:%s: %w", repo.Name(), ref, ErrNotFound)
-	}
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
-		return Descriptor{}, fmt.Errorf("head %s:%s: %w", repo.Name(), ref, err)
-	}
-	d := Descriptor{
-		Digest:    resp.Header.Get("Docker-Content-Digest"),
-		MediaType: mediatype.FromHeader(resp.Header.Get("Content-Type")),
-		Size:      resp.ContentLength,
-	}
-	if _, err := v1.NewHash(d.Digest); err != nil {
-		// Some registries omit the digest on HEAD; the caller GETs instead.
-		return Descriptor{}, fmt.Errorf("head %s:%s: no valid Docker-Content-Digest (%q)", repo.Name(), ref, d.Digest)
-	}
-	return d, nil
-}
-
-// Manifest is a manifest's exact bytes with its media type and digest.
-type Manifest struct {
-	Digest    string
-	MediaType string
-	Raw       []byte
-}
-
-// GetManifest fetches repo@ref (a digest or a tag). When ref is a digest,
-// the body is verified against it; a mismatch is an error.
-func (c *Client) GetManifest(ctx context.Context, repo name.Repository, ref string) (Manifest, error) {
-	req, _ := http.NewRequest(http.MethodGet, repoURL(repo, "/manifests/"+ref).String(), nil)
-	req.Header.Set("Accept", mediatype.Accept)
-	resp, err := c.do(ctx, repo, req)
-	if err != nil {
-		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo.Name(), ref, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo.Name(), ref, ErrNotFound)
-	}
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
-		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo.Name(), ref, err)
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
-	if err != nil {
-		return Manifest{}, fmt.Errorf("get manifest %s@%s: %w", repo.Name(), ref, err)
-	}
-	if len(raw) > MaxManifestSize {
-		return Manifest{}, fmt.Errorf("get manifest %s@%s: larger than %d bytes", repo.Name(), ref, MaxManifestSize)
-	}
-	h, _, err := v1.SHA256(bytes.NewReader(raw))
-	if err != nil {
-		return Manifest{}, err
-	}
-	got := h.String()
-	if strings.HasPrefix(ref, "sha256:") && got != ref {
-		return Manifest{}, fmt.Errorf("get manifest %s@%s: body has digest %s", repo.Name(), ref, got)
-	}
-	if hd := resp.Header.Get("Docker-Content-Digest"); strings.HasPrefix(hd, "sha256:") && hd != got {
-		// The registry and its bytes disagree: trust neither.
-		return Manifest{}, fmt.Errorf("get manifest %s:%s: registry says digest %s, body has digest %s", repo.Name(), ref, hd, got)
-	}
-	return Manifest{Digest: got, MediaType: mediatype.Of(resp.Header.Get("Content-Type"), raw), Raw: raw}, nil
 }
 
 // TagList is a tags/list answer. Manifests and Children are filled only by
@@ -325,7 +275,7 @@ func (c *Client) Tags(ctx context.Context, repo name.Repository) (*TagList, erro
 	out := &TagList{}
 	for u != nil {
 		req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
-		resp, err := c.do(ctx, repo, req)
+		resp, err := c.do(ctx, repo, transport.PullScope, req)
 		if err != nil {
 			return nil, fmt.Errorf("list tags of %s: %w", repo.Name(), err)
 		}
