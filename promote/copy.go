@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cipdev/cip/internal/human"
+	"github.com/cipdev/cip/internal/once"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
 )
@@ -58,14 +59,6 @@ type destStats struct {
 	finished                          time.Time
 }
 
-// call is one piece of work shared by everyone who needs it: a manifest
-// or blob placed in a repository, or a blob's first placement on a host.
-type call struct {
-	done chan struct{}
-	err  error
-	repo string // where the blob landed (host calls)
-}
-
 // engine copies plan rows. One engine per run: its maps make every
 // (repository, digest) a single writer's work.
 type engine struct {
@@ -84,11 +77,15 @@ type engine struct {
 	// repository of (mount sources); others need no look-up.
 	knownHosts map[string]bool
 
-	mu        gosync.Mutex
-	manifests map[string]*call // dstRepo@digest
-	blobs     map[string]*call // dstRepo@blob
-	hosts     map[string]*call // host blob: the blob's first placement on a host
-	read      map[string]*inventory.Manifest
+	// One writer per (repository, digest) and per (repository, blob), and
+	// one first placement of a blob per destination host, whose value is
+	// the repository it landed in (where the others mount it from).
+	manifests once.Group[string, bool]     // dstRepo@digest: put by its tag
+	blobs     once.Group[string, struct{}] // dstRepo@blob
+	hosts     once.Group[string, string]   // host + " " + blob
+
+	mu   gosync.Mutex
+	read map[string]*inventory.Manifest
 }
 
 // Promote carries out a plan's copy and tag rows, records each finished
@@ -110,7 +107,6 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		db: db, client: client, runID: runID, jobs: opts.jobs(),
 		sem: make(chan struct{}, opts.jobs()), fan: newFanout(),
 		absent: map[string]bool{}, knownHosts: map[string]bool{},
-		manifests: map[string]*call{}, blobs: map[string]*call{}, hosts: map[string]*call{},
 		read: map[string]*inventory.Manifest{},
 	}
 	dests := map[string]*destStats{}
@@ -381,35 +377,6 @@ func (e *engine) manifest(ctx context.Context, digest string) (*inventory.Manife
 // enough for one digest's copies to every destination to share one read.
 const manifestCache = 4096
 
-// share runs f once per key among concurrent callers; later callers wait
-// for the first and get its result.
-func (e *engine) share(ctx context.Context, m map[string]*call, key string, f func(c *call) error) error {
-	e.mu.Lock()
-	c, ok := m[key]
-	if !ok {
-		c = &call{done: make(chan struct{})}
-		m[key] = c
-	}
-	e.mu.Unlock()
-	if ok {
-		select {
-		case <-c.done:
-			return c.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	c.err = f(c)
-	if c.err != nil {
-		// Let a later caller try again (e.g. after a transient failure).
-		e.mu.Lock()
-		delete(m, key)
-		e.mu.Unlock()
-	}
-	close(c.done)
-	return c.err
-}
-
 // copyManifest puts digest into dstRepo, complete: an index's children
 // first, an image's blobs first, then the manifest's exact bytes, by tag
 // when tag is set (one PUT makes the digest and the tag), else by digest.
@@ -417,16 +384,16 @@ func (e *engine) share(ctx context.Context, m map[string]*call, key string, f fu
 // put the tag (a caller that found the digest done or in progress puts
 // its tags itself).
 func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRepo, digest, tag string) (tagged bool, err error) {
-	err = e.share(ctx, e.manifests, dstRepo+"@"+digest, func(*call) error {
+	byTag, ran, err := e.manifests.Do(ctx, dstRepo+"@"+digest, func() (bool, error) {
 		if !e.absent[dstRepo] {
 			has, err := e.db.HasDigest(ctx, dstRepo, digest)
 			if err != nil || has {
-				return err
+				return false, err
 			}
 		}
 		m, err := e.manifest(ctx, digest)
 		if err != nil {
-			return err
+			return false, err
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(e.jobs)
@@ -443,28 +410,27 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 			}
 		}
 		if err := g.Wait(); err != nil {
-			return err
+			return false, err
 		}
 		dst, err := e.client.ParseRepository(dstRepo)
 		if err != nil {
-			return err
+			return false, err
 		}
 		ref := digest
 		if tag != "" {
 			ref = tag
 		}
 		if err := e.putManifest(ctx, dst, ref, m); err != nil {
-			return err
+			return false, err
 		}
 		st.manifests.Add(1)
 		e.rec.add(dstRepo, digest, "")
 		if tag != "" {
 			e.rec.add(dstRepo, digest, tag)
-			tagged = true
 		}
-		return nil
+		return tag != "", nil
 	})
-	return tagged, err
+	return ran && byTag, err
 }
 
 // copyBlob makes blob present in dstRepo: nothing when a HEAD finds it, a
@@ -472,10 +438,10 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 // (landed earlier in this run, or known to the inventory), else a stream
 // from the source. A repository the sync found absent gets no HEAD.
 func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo string, b inventory.Blob) error {
-	return e.share(ctx, e.blobs, dstRepo+"@"+b.Digest, func(*call) error {
+	_, _, err := e.blobs.Do(ctx, dstRepo+"@"+b.Digest, func() (struct{}, error) {
 		dst, err := e.client.ParseRepository(dstRepo)
 		if err != nil {
-			return err
+			return struct{}{}, err
 		}
 		host := dst.RegistryStr()
 		if !e.absent[dstRepo] {
@@ -483,44 +449,42 @@ func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo s
 				if ok {
 					e.fan.placed(b.Digest, host)
 				}
-				return err
+				return struct{}{}, err
 			}
 		}
-		key := host + " " + b.Digest
-		e.mu.Lock()
-		h, placed := e.hosts[key]
-		if !placed {
-			h = &call{done: make(chan struct{})}
-			e.hosts[key] = h
-		}
-		e.mu.Unlock()
-		if placed {
-			select {
-			case <-h.done:
-			case <-ctx.Done():
-				return ctx.Err()
+		// The blob's first placement on this host, once; a placement that
+		// failed is forgotten, so the next copy of the blob to this host
+		// tries again as the first (with the inventory's mount source).
+		landed, first, err := e.hosts.Do(ctx, host+" "+b.Digest, func() (string, error) {
+			var from string
+			var err error
+			if e.knownHosts[host] {
+				from, err = e.db.BlobRepository(ctx, host, st.name, b.Digest)
 			}
-			from := ""
-			if h.err == nil && h.repo != dstRepo {
-				from = h.repo
+			if err == nil {
+				if from == dstRepo {
+					from = ""
+				}
+				err = e.place(ctx, st, srcRepo, dst, b, from)
 			}
-			return e.place(ctx, st, srcRepo, dst, b, from)
+			e.fan.placed(b.Digest, host)
+			return dstRepo, err
+		})
+		if first {
+			return struct{}{}, err
 		}
-		var from string
-		if e.knownHosts[host] {
-			from, err = e.db.BlobRepository(ctx, host, st.name, b.Digest)
+		if ctx.Err() != nil {
+			return struct{}{}, ctx.Err()
 		}
-		if err == nil {
-			if from == dstRepo {
-				from = ""
-			}
-			err = e.place(ctx, st, srcRepo, dst, b, from)
+		// Another copy placed it on this host: mount it from there (or,
+		// when that failed, send it).
+		from := ""
+		if err == nil && landed != dstRepo {
+			from = landed
 		}
-		e.fan.placed(b.Digest, host)
-		h.err, h.repo = err, dstRepo
-		close(h.done)
-		return err
+		return struct{}{}, e.place(ctx, st, srcRepo, dst, b, from)
 	})
+	return err
 }
 
 // rowsPerJob is how many plan rows run per request slot: enough that every

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	gosync "sync"
+
+	"github.com/cipdev/cip/internal/once"
 )
 
 // Fan-out bounds. A blob up to fanoutMaxBlob that two or more destination
@@ -25,21 +27,19 @@ const (
 // fetched once (one GET, whoever asks first) and verified against their
 // digest before any destination gets them.
 type fanout struct {
-	mu      gosync.Mutex
-	held    int64
-	entries map[string]*heldBlob       // by blob digest
-	hosts   map[string]map[string]bool // blob digest -> destination hosts still to place it
+	reads once.Group[string, []byte] // by blob digest
+
+	mu       gosync.Mutex
+	held     int64                      // bytes reserved, read or being read
+	reserved map[string]*reservation    // by blob digest: its share of held
+	hosts    map[string]map[string]bool // blob digest -> destination hosts still to place it
 }
 
-type heldBlob struct {
-	done chan struct{}
-	data []byte
-	err  error
-	size int64
-}
+// reservation is one blob's share of the budget, taken before it is read.
+type reservation struct{ size int64 }
 
 func newFanout() *fanout {
-	return &fanout{entries: map[string]*heldBlob{}, hosts: map[string]map[string]bool{}}
+	return &fanout{reserved: map[string]*reservation{}, hosts: map[string]map[string]bool{}}
 }
 
 // need says that host will place blob (from this run's plan).
@@ -59,38 +59,36 @@ func (f *fanout) need(blob, host string) {
 // with fetch once for all callers; ok false means: stream it yourself.
 func (f *fanout) get(ctx context.Context, blob string, size int64, fetch func(ctx context.Context) (io.ReadCloser, error)) (data []byte, ok bool, err error) {
 	f.mu.Lock()
-	e, found := f.entries[blob]
+	r, found := f.reserved[blob]
 	if !found {
 		if len(f.hosts[blob]) < 2 || size > fanoutMaxBlob || size < 0 || f.held+size > fanoutMaxHeld || !strings.HasPrefix(blob, "sha256:") {
 			f.mu.Unlock()
 			return nil, false, nil
 		}
-		e = &heldBlob{done: make(chan struct{}), size: size}
-		f.entries[blob] = e
+		r = &reservation{size: size}
+		f.reserved[blob] = r
 		f.held += size
 	}
 	f.mu.Unlock()
-	if found {
-		select {
-		case <-e.done:
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
+	data, ran, err := f.reads.Do(ctx, blob, func() ([]byte, error) { return readVerified(ctx, blob, size, fetch) })
+	if err != nil {
+		if ran {
+			// Give the budget back; a later caller reserves and tries again.
+			f.release(blob, r)
 		}
-		if e.err != nil {
-			return nil, false, e.err
-		}
-		return e.data, true, nil
+		return nil, false, err
 	}
-	e.data, e.err = readVerified(ctx, blob, size, fetch)
-	if e.err != nil {
-		// Let a later caller try again.
-		f.mu.Lock()
-		delete(f.entries, blob)
-		f.held -= size
-		f.mu.Unlock()
+	return data, true, nil
+}
+
+// release gives r's budget back, unless r is no longer blob's reservation.
+func (f *fanout) release(blob string, r *reservation) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.reserved[blob] == r {
+		delete(f.reserved, blob)
+		f.held -= r.size
 	}
-	close(e.done)
-	return e.data, e.err == nil, e.err
 }
 
 // placed says host has blob (or gave up on it): when no host still needs
@@ -104,9 +102,10 @@ func (f *fanout) placed(blob, host string) {
 		return
 	}
 	delete(f.hosts, blob)
-	if e, ok := f.entries[blob]; ok {
-		delete(f.entries, blob)
-		f.held -= e.size
+	if r, ok := f.reserved[blob]; ok {
+		delete(f.reserved, blob)
+		f.held -= r.size
+		f.reads.Forget(blob)
 	}
 }
 

@@ -48,9 +48,9 @@ func (e *VerifyError) Error() string {
 	return b.String()
 }
 
-// Verify loads set into the inventory (as MakePlan does) and checks with a
-// live HEAD every (destination, image, digest) and (destination, image,
-// tag) it promises. It returns how many references it checked and every
+// Verify checks with a live HEAD every (destination, image, digest) and
+// (destination, image, tag) that the routes loaded as loadID promise (the
+// caller loads them with inventory's LoadRoutes). It returns how many references it checked and every
 // mismatch, in reference order; the error is for failures to run at all.
 func Verify(ctx context.Context, db *inventory.DB, client *registry.Client, loadID int64, opts Options) (int, []Mismatch, error) {
 	refs, err := db.WantedRefs(ctx, loadID)
