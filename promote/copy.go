@@ -59,7 +59,7 @@ type destStats struct {
 	finished                          time.Time
 }
 
-// engine copies plan rows. One engine per run: its maps make every
+// engine copies plan rows. One engine per run: its once groups make every
 // (repository, digest) a single writer's work.
 type engine struct {
 	db     *inventory.DB
@@ -71,7 +71,7 @@ type engine struct {
 	fan    *fanout       // source blobs read once for several destination registries
 	// absent holds the destination repositories the inventory does not
 	// know (the sync found them absent): nothing is there but what this run
-	// puts, which the maps below track, so their blobs need no HEAD.
+	// puts, which the groups below track, so their blobs need no HEAD.
 	absent map[string]bool
 	// knownHosts holds the destination registries the inventory knows any
 	// repository of (mount sources); others need no look-up.
@@ -243,7 +243,8 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 }
 
 // row does one copy or tag row: the digest first (children before an
-// index, blobs before an image), then each missing tag.
+// index, blobs before an image), then each missing tag. Every request it
+// sends counts for its destination's report.
 func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) error {
 	ctx = registry.WithRequestCounter(ctx, &st.requests)
 	missing := r.Missing
