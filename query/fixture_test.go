@@ -49,17 +49,20 @@ var (
 	imgL2  = image("multi-arm64", "multi-arm64-layer")
 	idxM   = index("multi-index", imgL1, imgL2)
 	imgOld = image("imgOld", "old-layer")
-	imgNew = image("imgNew", "new-layer") // in the manifest, not yet promoted
-	allFix = []*inventory.Manifest{imgA, imgB, imgL1, imgL2, idxM, imgOld}
+	imgNew = image("imgNew", "new-layer")         // in the manifest, not yet promoted
+	imgDev = image("imgDev", "base", "dev-layer") // untagged in staging, in no manifest
+	allFix = []*inventory.Manifest{imgA, imgB, imgL1, imgL2, idxM, imgOld, imgDev}
 )
 
 // fixtureTime is the fixed clock of the first sync; the second is a day
 // later.
 var fixtureTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// buildFixture writes the fixture inventory: two syncs of
-// registry.example (staging and prod), the second moving prod/app:latest
-// and adding prod/app:v2, a day apart.
+// buildFixture writes the fixture inventory: a sync of registry.example
+// (staging and prod) and one of empty.example (which holds nothing), and a
+// day later a sync of registry.example/prod (with an error) that moves
+// prod/app:latest and removes prod/old:rc, then a promotion run that tags
+// prod/app:v2.
 func buildFixture(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
@@ -71,21 +74,49 @@ func buildFixture(t testing.TB) string {
 	defer db.Close()
 	now := fixtureTime
 	db.Now = func() time.Time { return now }
-	write := func(st inventory.RepositoryState) {
+	must := func(err error) {
 		t.Helper()
-		st.New = allFix
-		if _, err := db.WriteRepository(ctx, 0, st); err != nil {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(inventory.RepositoryState{Name: "registry.example/staging/app", Tags: map[string]string{"v1": imgA.Digest, "v2": imgB.Digest}})
+	start := func(refs ...string) int64 {
+		t.Helper()
+		id, err := db.StartRun(ctx, refs)
+		must(err)
+		return id
+	}
+	var run int64
+	write := func(st inventory.RepositoryState) {
+		t.Helper()
+		st.New = allFix
+		_, err := db.WriteRepository(ctx, run, st)
+		must(err)
+	}
+	run = start("registry.example")
+	write(inventory.RepositoryState{Name: "registry.example/staging/app", Tags: map[string]string{"v1": imgA.Digest, "v2": imgB.Digest}, Untagged: []string{imgDev.Digest}})
 	write(inventory.RepositoryState{Name: "registry.example/staging/multi", Tags: map[string]string{"v2": idxM.Digest}})
 	write(inventory.RepositoryState{Name: "registry.example/prod/app", Tags: map[string]string{"v1": imgA.Digest, "latest": imgA.Digest}})
 	write(inventory.RepositoryState{Name: "registry.example/prod/multi", Tags: map[string]string{"v2": idxM.Digest}})
-	write(inventory.RepositoryState{Name: "registry.example/prod/old", Tags: map[string]string{"v0": imgOld.Digest}, Untagged: []string{imgL2.Digest}})
+	write(inventory.RepositoryState{Name: "registry.example/prod/old", Tags: map[string]string{"v0": imgOld.Digest, "rc": imgOld.Digest}, Untagged: []string{imgL2.Digest}})
+	write(inventory.RepositoryState{Name: "registry.example/prod/scratch", Untagged: []string{imgDev.Digest}})
 	write(inventory.RepositoryState{Name: "registry.example/prod_x/app", Tags: map[string]string{"v9": imgOld.Digest}}) // not under prod: '_' is no wildcard
+	must(db.FinishRun(ctx, run, inventory.RunStats{Repositories: 7, Tags: 10, ManifestsFetched: len(allFix), Requests: 40}))
+	now = fixtureTime.Add(time.Hour)
+	run = start("empty.example/")
+	must(db.FinishRun(ctx, run, inventory.RunStats{Requests: 1}))
+
 	now = fixtureTime.Add(24 * time.Hour)
-	write(inventory.RepositoryState{Name: "registry.example/prod/app", Tags: map[string]string{"v1": imgA.Digest, "latest": imgB.Digest, "v2": imgB.Digest}})
+	run = start("registry.example/prod")
+	write(inventory.RepositoryState{Name: "registry.example/prod/app", Tags: map[string]string{"v1": imgA.Digest, "latest": imgB.Digest}})
+	write(inventory.RepositoryState{Name: "registry.example/prod/old", Tags: map[string]string{"v0": imgOld.Digest}, Untagged: []string{imgL2.Digest}})
+	must(db.FinishRun(ctx, run, inventory.RunStats{Repositories: 4, Tags: 3, Requests: 12,
+		Errors: []string{"sync registry.example/prod/broken: 500 Internal Server Error"}}))
+	now = fixtureTime.Add(25 * time.Hour)
+	run = start("promote", "load:1")
+	_, err = db.RecordCopies(ctx, run, []inventory.Copy{{Repository: "registry.example/prod/app", Digest: imgB.Digest, Tag: "v2"}})
+	must(err)
+	must(db.FinishRun(ctx, run, inventory.RunStats{Tags: 1, Requests: 3}))
 	return path
 }
 

@@ -43,6 +43,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
@@ -60,6 +61,9 @@ var ErrInvalid = errors.New("invalid query")
 type Options struct {
 	// Manifests are the loaded promoter manifests, if any.
 	Manifests *manifest.Set
+	// Now is the clock questions with relative dates ("yesterday") are
+	// read against; nil is time.Now.
+	Now func() time.Time
 }
 
 // Result is an answer: columns and rows, the statement that produced them
@@ -70,6 +74,7 @@ type Result struct {
 	SQL     string
 	Args    []sql.NamedArg
 	Form    string   // the question form, "" for SQL
+	Reading string   // how the question was read, "" for SQL
 	Notes   []string // for stderr: which source answered, caveats
 }
 
@@ -100,14 +105,15 @@ func open(ctx context.Context, path string) (*session, []string, error) {
 func (s *session) close() { s.r.Close() }
 
 // loadPromotions fills the promotions table with the set's promotions
-// whose destination repository keep accepts, and returns how many.
+// whose destination or source repository keep accepts, and returns how
+// many.
 func (s *session) loadPromotions(ctx context.Context, set *manifest.Set, keep func(repo string) bool) (int, error) {
 	if set == nil {
 		return 0, nil
 	}
 	var ps []inventory.Promotion
 	for _, p := range set.Promotions() {
-		if keep(p.Dst + "/" + p.Image) {
+		if keep(p.Dst+"/"+p.Image) || keep(p.Src+"/"+p.Image) {
 			ps = append(ps, inventory.Promotion(p))
 		}
 	}

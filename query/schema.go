@@ -120,7 +120,7 @@ func Schema(ctx context.Context, path string) (*Result, error) {
 func List() *Result {
 	res := &Result{Columns: []string{"form", "question", "example"}}
 	for _, f := range forms {
-		res.Rows = append(res.Rows, []any{f.Name, f.Templates[0], f.Example})
+		res.Rows = append(res.Rows, []any{f.Name, f.pats[0].display(), f.Example})
 	}
 	return res
 }
