@@ -141,7 +141,7 @@ func (a *asker) prepare(ctx context.Context) ([]Source, error) {
 			if n == 0 {
 				return nil, fmt.Errorf("%w: the inventory %s holds no repository: run cip sync first", ErrInvalid, a.inventory())
 			}
-			a.notes = append(a.notes, fmt.Sprintf("answered from the inventory (%d repositories, every synced registry)", n))
+			a.notes = append(a.notes, fmt.Sprintf("answered from the inventory (%s, every synced registry)", plural(int64(n), "repository", "repositories")))
 		}
 		return []Source{FromInventory}, nil
 	case scopeAny:
@@ -182,7 +182,7 @@ func (a *asker) prepare(ctx context.Context) ([]Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.notes = append(a.notes, fmt.Sprintf("answered from the inventory (%d synced repositories under %s), checked against the manifests (%d promotions name it, as source or destination)", n, reg, named))
+		a.notes = append(a.notes, fmt.Sprintf("answered from the inventory (%s under %s), checked against the manifests (%s name it, as source or destination)", plural(int64(n), "synced repository", "synced repositories"), reg, plural(int64(named), "promotion", "promotions")))
 		return []Source{FromInventory}, nil
 	}
 	return nil, fmt.Errorf("form %s: unknown scope %d", f.Name, f.scope)
@@ -244,7 +244,7 @@ func (a *asker) knownNote(reg string, repos, runs int, last string) string {
 	if repos == 0 {
 		return fmt.Sprintf("%s: answered from the inventory (no repository: a complete sync of it at %s found none)", reg, last)
 	}
-	return fmt.Sprintf("%s: answered from the inventory (%d synced repositories)", reg, repos)
+	return fmt.Sprintf("%s: answered from the inventory (%s)", reg, plural(int64(repos), "synced repository", "synced repositories"))
 }
 
 // source picks where "in REG" answers come from: the inventory when REG
@@ -327,6 +327,13 @@ func (a *asker) mustFindTarget(ctx context.Context) error {
 		return fmt.Errorf("%w: %s holds no digest %s (as of its last sync)", ErrInvalid, p.Params["image"], p.Params["digest"])
 	}
 	return fmt.Errorf("%w: the inventory holds no manifest with digest %s", ErrInvalid, p.Params["digest"])
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // maxCandidates bounds how many names resolve reads, and how many an

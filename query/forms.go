@@ -400,6 +400,7 @@ const (
 	notePlatforms = "platforms are known for the entries of multi-arch indexes: single images are left out (the inventory records no platform for them)"
 	noteSizes     = "sizes are what the registry stores: manifest, config and compressed layers; an index adds its images"
 	noteHistory   = "from the tag history cip recorded (syncs and promotions); digests copied without a tag leave no history"
+	noteUntagged  = "an untagged digest is known when the registry lists it (GCR's tags/list extension) or cip copied it; a plain registry's tag listing cannot show the others"
 )
 
 // Pattern fragments.
@@ -464,6 +465,7 @@ var forms = []*Form{
 		Example:  "how many untagged digests in registry.example/prod",
 		Reading:  "count the distinct digests in {REG} that no tag points to (index children left out)",
 		scope:    scopeInREG,
+		notes:    []string{noteUntagged},
 		sql:      map[string]string{"inventory": countDistinct(untaggedInv), "manifests": countDistinct(untaggedMf)},
 	},
 	{
@@ -611,6 +613,7 @@ ORDER BY image, digest`,
 		Example:  "list untagged digests in registry.example/prod",
 		Reading:  "the digests in {REG} that no tag points to (index children left out)",
 		scope:    scopeInREG,
+		notes:    []string{noteUntagged},
 		sql:      map[string]string{"inventory": untaggedInv, "manifests": untaggedMf},
 	},
 	{

@@ -337,7 +337,7 @@ func back(now time.Time, n int64, unit string) time.Time {
 	return now.AddDate(-int(n), 0, 0)
 }
 
-func plural(n int64, unit string) string {
+func units1(n int64, unit string) string {
 	if n == 1 {
 		return unit
 	}
@@ -384,9 +384,9 @@ func windows(toks []token, i int, now time.Time) []slotValue {
 			ps = append(ps, point{2, back(now, 1, w(j+1)), "the last " + w(j+1)})
 		case w(j) == "last" && tk(j+1).kinds&kNumber != 0 && units[w(j+2)]:
 			n := tk(j + 1).num
-			ps = append(ps, point{3, back(now, n, w(j+2)), "the last " + plural(n, w(j+2))})
+			ps = append(ps, point{3, back(now, n, w(j+2)), "the last " + units1(n, w(j+2))})
 		case t.kinds&kNumber != 0 && units[w(j+1)] && w(j+2) == "ago":
-			ps = append(ps, point{3, back(now, t.num, w(j+1)), plural(t.num, w(j+1)) + " ago"})
+			ps = append(ps, point{3, back(now, t.num, w(j+1)), units1(t.num, w(j+1)) + " ago"})
 		case w(j) == "this" && units[w(j+1)] && w(j+1) != "minute" && w(j+1) != "hour":
 			var s time.Time
 			switch w(j + 1) {

@@ -21,16 +21,27 @@ read-only PRAGMA) on the inventory, or translates a plain-English question
 into SQL (deterministically; --list shows every form). Anything that would
 write is refused with exit 2 and the inventory is left unchanged.
 
+A question is answered only when every word in it is used by one form; a
+word no form uses (a "not", an "except", a platform) makes it unknown,
+exit 2, naming the closest forms. stderr says how the question was read
+("read as: …") and where the answer came from. Questions on signatures,
+attestations or SBOMs exit 2: the inventory records no referrers yet.
+
 "In REG" questions answer from the inventory when REG (a registry root or a
 path below it, by whole path segments) has been synced, otherwise from the
-manifests given with --manifest / --thin-manifest-dir; stderr says which.
-"Promoted to REG" always compares the manifests with the inventory. The
-manifests' promotions are a temporary table, promotions, to SQL as well.
+manifests given with --manifest / --thin-manifest-dir; a registry nothing
+is known of is an error, not an empty answer. A bare name ("prod") is read
+as the one known registry path ending in it. "Promoted to REG" always
+compares the manifests with the inventory. The manifests' promotions are a
+temporary table, promotions, to SQL as well.
 
 Examples:
    cip query "how many unique digests in us.gcr.io/k8s-artifacts-prod"
    cip query "which tags point to sha256:3f1c…" --output csv
    cip query "what is not yet promoted to us.gcr.io/k8s-artifacts-prod" --thin-manifest-dir ./k8s.gcr.io
+   cip query "what in gcr.io/k8s-staging-foo is not in us.gcr.io/k8s-artifacts-prod/foo"
+   cip query "which images in gcr.io/k8s-staging-foo have no arm64"
+   cip query "what changed in us.gcr.io/k8s-artifacts-prod in the last 3 days"
    cip query "SELECT registry, COUNT(*) FROM repositories GROUP BY registry" -o json
    cip query --schema
    cip query --list`,
@@ -84,8 +95,8 @@ func runQuery(c *cli.Context) error {
 		}
 	}
 	if err != nil {
-		var ue *query.UnknownError
-		if errors.Is(err, query.ErrRefused) || errors.Is(err, query.ErrInvalid) || errors.As(err, &ue) {
+		if errors.Is(err, query.ErrRefused) || errors.Is(err, query.ErrInvalid) || errors.Is(err, query.ErrUnknownQuestion) ||
+			errors.Is(err, query.ErrNotSupported) || errors.Is(err, query.ErrAmbiguous) {
 			return &usageError{err}
 		}
 		return err
@@ -98,6 +109,9 @@ func runQuery(c *cli.Context) error {
 		}
 	}
 	if !c.Bool("quiet") {
+		if res.Reading != "" {
+			fmt.Fprintf(errw, "read as: %s\n", res.Reading)
+		}
 		for _, n := range res.Notes {
 			fmt.Fprintln(errw, n)
 		}
