@@ -10,12 +10,14 @@
 // even in a second statement. This package translates and renders; the
 // inventory runs the statements.
 //
-// Questions match a small grammar of forms (see Forms, or 'cip query
-// --list'), with slots REG, REG2, PATTERN, DIGEST, IMAGE:TAG, DATE and N.
-// Matching lower-cases, normalises plurals and synonyms, and tolerates
-// typos and filler words by a weighted edit distance over words. Slot
-// values are bound as parameters; the SQL is always one of the forms'
-// fixed statements.
+// Questions are read by a small grammar of forms (see Forms, or 'cip
+// query --list'): tokens are typed (registry reference, IMAGE:TAG,
+// IMAGE@DIGEST, digest prefix, date or time window, platform, size,
+// number, word), words are lower-cased and normalised (plurals, synonyms,
+// small typos in keywords, a closed list of fillers dropped), and a
+// question is accepted only when one form's pattern uses every token
+// (translate.go, parse.go, grammar.go). Values are bound as parameters;
+// the SQL is always one of the forms' fixed statements.
 //
 // "In REG" answers come from the inventory when some repository at or
 // below REG has been synced, else from the loaded promoter manifests,

@@ -202,6 +202,13 @@ func TestEveryFormHasGolden(t *testing.T) {
 	if len(forms) < 40 {
 		t.Errorf("%d forms, want at least 40", len(forms))
 	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("shows all %d forms", len(forms)); !strings.Contains(string(readme), want) {
+		t.Errorf("README.md does not say %q", want)
+	}
 }
 
 func TestFormats(t *testing.T) {
