@@ -80,6 +80,7 @@ type Form struct {
 	needTarget, targetRef bool
 
 	pats  []*node
+	bnds  []bounds
 	vocab map[string]bool
 }
 
@@ -1126,6 +1127,7 @@ func init() {
 				panic("query: form " + f.Name + ": " + err.Error())
 			}
 			f.pats = append(f.pats, n)
+			f.bnds = append(f.bnds, n.bounds())
 			n.words(f.vocab)
 		}
 		for w := range f.vocab {

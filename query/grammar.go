@@ -1,7 +1,9 @@
 package query
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -126,6 +128,113 @@ func (n *node) display() string {
 		parts = append(parts, k.display())
 	}
 	return strings.Join(parts, " ")
+}
+
+// bounds is what a question must have for a pattern to match it: the
+// words every reading of the pattern holds, and the fewest and most
+// tokens it can consume. Translate skips patterns a question cannot fit.
+type bounds struct {
+	need     []string
+	min, max int
+}
+
+func (n *node) bounds() bounds {
+	req := n.required()
+	b := bounds{min: n.minLen(), max: n.maxLen()}
+	for w := range req {
+		b.need = append(b.need, w)
+	}
+	sort.Strings(b.need)
+	return b
+}
+
+func (n *node) required() map[string]bool {
+	switch n.op {
+	case opWord:
+		return map[string]bool{n.word: true}
+	case opSlot, opOpt:
+		return map[string]bool{}
+	case opAlt:
+		out := n.kids[0].required()
+		for _, k := range n.kids[1:] {
+			r := k.required()
+			for w := range out {
+				if !r[w] {
+					delete(out, w)
+				}
+			}
+		}
+		return out
+	}
+	out := map[string]bool{}
+	for _, k := range n.kids {
+		for w := range k.required() {
+			out[w] = true
+		}
+	}
+	return out
+}
+
+func (n *node) minLen() int {
+	switch n.op {
+	case opWord, opSlot:
+		return 1
+	case opOpt:
+		return 0
+	case opAlt:
+		m := n.kids[0].minLen()
+		for _, k := range n.kids[1:] {
+			m = min(m, k.minLen())
+		}
+		return m
+	}
+	t := 0
+	for _, k := range n.kids {
+		t += k.minLen()
+	}
+	return t
+}
+
+// slotMax is the most tokens a slot consumes: a window such as "between
+// DATE and DATE" or "in last N days" takes four, a size "1.5 GiB" two.
+var slotMax = map[string]int{"WHEN": 4, "SIZE": 2}
+
+func (n *node) maxLen() int {
+	switch n.op {
+	case opWord:
+		return 1
+	case opSlot:
+		if m, ok := slotMax[n.word]; ok {
+			return m
+		}
+		return 1
+	case opOpt:
+		return n.kids[0].maxLen()
+	case opAlt:
+		m := 0
+		for _, k := range n.kids {
+			m = max(m, k.maxLen())
+		}
+		return m
+	}
+	t := 0
+	for _, k := range n.kids {
+		t += k.maxLen()
+	}
+	return t
+}
+
+// fits says a question with these words and n tokens may match.
+func (b bounds) fits(words map[string]bool, n int) bool {
+	if n < b.min || n > b.max {
+		return false
+	}
+	for _, w := range b.need {
+		if !words[w] {
+			return false
+		}
+	}
+	return true
 }
 
 // words lists the literal words of a pattern.
@@ -261,12 +370,12 @@ func fill(slot string, toks []token, i int, now time.Time) []slotValue {
 		if t.kinds&kDigest != 0 {
 			return one
 		}
-	case "TAG":
-		if !t.known && t.kinds&(kWord|kRef|kNumber) != 0 && tagRE.MatchString(t.raw) {
+	case "TAG": // a tag may look like a platform, a date or a number
+		if !t.known && t.kinds&(kDigest|kImageTag|kImageDigest|kGlob) == 0 && tagRE.MatchString(t.raw) {
 			return one
 		}
 	case "PATTERN":
-		if !t.known && t.kinds&(kWord|kRef|kGlob|kNumber) != 0 && len(t.raw) <= 128 {
+		if !t.known && t.kinds&(kDigest|kImageTag|kImageDigest) == 0 && len(t.raw) <= 128 {
 			return one
 		}
 	case "N":
@@ -506,7 +615,7 @@ func closest(toks []token, n int) []*Form {
 		}
 		all = append(all, scored{f, s})
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].s > all[j].s })
+	slices.SortStableFunc(all, func(a, b scored) int { return cmp.Compare(b.s, a.s) })
 	var out []*Form
 	for i := 0; i < n && i < len(all); i++ {
 		out = append(out, all[i].f)

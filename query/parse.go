@@ -230,13 +230,15 @@ func classify(raw string) token {
 	return t
 }
 
+var quotes = strings.NewReplacer("’", "'", "‘", "'", "“", `"`, "”", `"`)
+
 // tokenize splits a question into tokens: whitespace separates, quotes and
 // brackets around a word and trailing punctuation go, and contractions
 // become two words ("what's" → what is, "isn't" → is not).
 func tokenize(q string) []token {
 	var out []token
 	for _, f := range strings.Fields(q) {
-		f = strings.NewReplacer("’", "'", "‘", "'", "“", `"`, "”", `"`).Replace(f)
+		f = quotes.Replace(f)
 		f = strings.Trim(f, "\"'`()<>{}")
 		f = strings.TrimRight(f, "?!,;.:")
 		f = strings.TrimLeft(f, "([{")

@@ -396,6 +396,9 @@ func TestTranslateSlots(t *testing.T) {
 		{"list linux/arm/v7 images in gcr.io/foo", map[string]any{"reg": "gcr.io/foo", "os": "linux", "arch": "arm", "variant": "v7"}},
 		{"list aarch64 images in gcr.io/foo", map[string]any{"reg": "gcr.io/foo", "os": "", "arch": "arm64", "variant": ""}},
 		{"top 7 images in gcr.io/foo", map[string]any{"reg": "gcr.io/foo", "limit": int64(7)}},
+		{"which images in gcr.io/foo have tag arm64", map[string]any{"reg": "gcr.io/foo", "tag": "arm64"}},
+		{"history of tag 2026-01-01 in gcr.io/foo", map[string]any{"reg": "gcr.io/foo", "tag": "2026-01-01"}},
+		{"list tags in gcr.io/foo matching arm64", map[string]any{"reg": "gcr.io/foo", "pattern": "*arm64*"}},
 		{"where is gcr.io/foo/app@sha256:abcdef01", map[string]any{"image": "gcr.io/foo/app", "tag": "", "digest": "sha256:abcdef01"}},
 	} {
 		p, err := Translate(tc.q, testNow)
@@ -634,7 +637,7 @@ func TestNearMissesEverywhere(t *testing.T) {
 			for i := 0; i <= len(words); i++ {
 				mod := strings.Join(append(append(append([]string(nil), words[:i]...), w), words[i:]...), " ")
 				tried++
-				p, err := Translate(mod, testNow)
+				p, err := translate(mod, testNow, false)
 				if err != nil {
 					continue
 				}

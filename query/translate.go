@@ -153,6 +153,13 @@ func fillPlaceholders(s string, slots map[string]string) string {
 // that changes the meaning is never dropped: the question is unknown
 // instead, or not supported yet, or ambiguous.
 func Translate(question string, now time.Time) (*Plan, error) {
+	return translate(question, now, true)
+}
+
+// translate is Translate; suggest false leaves UnknownError.Closest empty
+// (the near-miss sweep translates tens of thousands of unknown questions
+// and checks only that they are refused).
+func translate(question string, now time.Time, suggest bool) (*Plan, error) {
 	if len(question) > maxQuestionB {
 		return nil, fmt.Errorf("%w: question longer than %d bytes", ErrInvalid, maxQuestionB)
 	}
@@ -178,7 +185,10 @@ func Translate(question string, now time.Time) (*Plan, error) {
 				}
 			}
 		}
-		ue := &UnknownError{Question: question, Closest: closest(toks, 3)}
+		ue := &UnknownError{Question: question}
+		if suggest {
+			ue.Closest = closest(toks, 3)
+		}
 		for _, t := range toks {
 			if t.kinds == kWord && t.word == "" && !bare(t) {
 				ue.Unused = append(ue.Unused, t.raw)
@@ -190,10 +200,19 @@ func Translate(question string, now time.Time) (*Plan, error) {
 		return nil, unknown()
 	}
 	m := &matcher{toks: toks, now: now}
+	words := map[string]bool{}
+	for _, t := range toks {
+		if t.word != "" {
+			words[t.word] = true
+		}
+	}
 	var best []*Plan
 	bestCost := 1 << 30
 	for _, f := range forms {
-		for _, pat := range f.pats {
+		for i, pat := range f.pats {
+			if !f.bnds[i].fits(words, len(toks)) {
+				continue
+			}
 			for _, mt := range m.match(pat) {
 				p, ok := f.plan(mt.binds)
 				if !ok || mt.cost > bestCost {
