@@ -419,6 +419,23 @@ images:
 		t.Errorf("in no manifest: no rows, but staging holds more than the manifest promotes")
 	}
 
+	// A bare name is read as the one known path ending in it, and said so;
+	// --show-sql prints the fixed statement and the values bound.
+	_, stderr := Cip(t, 0, "--db", db, "query", "--show-sql", "-o", "csv", "how many repositories in prod")
+	if !strings.Contains(stderr, `read "prod" as `+prod) || !strings.Contains(stderr, "-- :reg = "+prod) || !strings.Contains(stderr, "SELECT COUNT(*) AS repositories") {
+		t.Errorf("bare name with --show-sql: stderr %q", stderr)
+	}
+	out, _ := Cip(t, 0, "--db", db, "query", "-o", "csv", "how many repositories in prod")
+	craneRepos := 0
+	for _, repo := range strings.Fields(Crane(t, "catalog", dstSrv.Host)) {
+		if strings.HasPrefix(repo, "prod/") {
+			craneRepos++
+		}
+	}
+	if out != fmt.Sprintf("repositories\n%d\n", craneRepos) {
+		t.Errorf("how many repositories in prod = %q, crane catalog: %d", out, craneRepos)
+	}
+
 	// Questions that cannot be answered exit 2 and say why.
 	for q, want := range map[string]string{
 		"which images in " + staging + " are signed":      "not supported yet",
