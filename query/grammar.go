@@ -278,6 +278,7 @@ type matcher struct {
 	now   time.Time
 	binds []binding
 	cost  int
+	typos []int // tokens read as a keyword through a typo
 	steps int
 	found []matched
 }
@@ -285,6 +286,7 @@ type matcher struct {
 type matched struct {
 	binds []binding
 	cost  int
+	typos []int
 }
 
 func (m *matcher) match(root *node) []matched {
@@ -292,7 +294,7 @@ func (m *matcher) match(root *node) []matched {
 	m.steps = 0
 	m.walk(root, 0, func(i int) {
 		if i == len(m.toks) && len(m.found) < maxMatches {
-			m.found = append(m.found, matched{binds: append([]binding(nil), m.binds...), cost: m.cost})
+			m.found = append(m.found, matched{binds: append([]binding(nil), m.binds...), cost: m.cost, typos: append([]int(nil), m.typos...)})
 		}
 	})
 	return m.found
@@ -306,9 +308,16 @@ func (m *matcher) walk(n *node, i int, k func(int)) {
 	switch n.op {
 	case opWord:
 		if i < len(m.toks) && m.toks[i].word == n.word {
-			m.cost += m.toks[i].typo
+			typo := m.toks[i].typo
+			m.cost += typo
+			if typo > 0 {
+				m.typos = append(m.typos, i)
+			}
 			k(i + 1)
-			m.cost -= m.toks[i].typo
+			if typo > 0 {
+				m.typos = m.typos[:len(m.typos)-1]
+			}
+			m.cost -= typo
 		}
 	case opSlot:
 		for _, v := range fill(n.word, m.toks, i, m.now) {

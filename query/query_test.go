@@ -419,6 +419,26 @@ func TestTranslateSlots(t *testing.T) {
 	}
 }
 
+// A typo is named in the reading only when the reading used it as a
+// keyword: a misspelt-looking word taken as a value is no typo.
+func TestTyposInReading(t *testing.T) {
+	p, err := Translate("hwo mnay tags in gcr.io/foo", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Typos, []string{"hwo → how", "mnay → many"}; !cmp.Equal(got, want) {
+		t.Errorf("typos = %q, want %q", got, want)
+	}
+	// "tgas" is one edit from "tags", but here it is the PATTERN.
+	p, err = Translate("list tags in gcr.io/foo matching tgas", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Typos) != 0 || p.Params["pattern"] != "*tgas*" {
+		t.Errorf("typos = %q, pattern = %v; want none and *tgas*", p.Typos, p.Params["pattern"])
+	}
+}
+
 func TestUnknownSuggestsThree(t *testing.T) {
 	_, err := Translate("how many layers in gcr.io/foo", testNow)
 	var ue *UnknownError

@@ -222,6 +222,9 @@ func translate(question string, now time.Time, suggest bool) (*Plan, error) {
 					best, bestCost = nil, mt.cost
 				}
 				if !containsPlan(best, p) {
+					for _, i := range mt.typos {
+						p.Typos = append(p.Typos, toks[i].fixes...)
+					}
 					best = append(best, p)
 				}
 			}
@@ -231,11 +234,7 @@ func translate(question string, now time.Time, suggest bool) (*Plan, error) {
 	case 0:
 		return nil, unknown()
 	case 1:
-		p := best[0]
-		for _, t := range toks {
-			p.Typos = append(p.Typos, t.fixes...)
-		}
-		return p, nil
+		return best[0], nil
 	}
 	ae := &AmbiguousError{Question: question}
 	for _, p := range best {
