@@ -377,6 +377,42 @@ func TestTranslateWording(t *testing.T) {
 	}
 }
 
+// The questions of issue 18's table, which were misread or not
+// understood: each now reads as the form that answers it, or is refused.
+func TestIssueTable(t *testing.T) {
+	for _, tc := range []struct{ q, form string }{
+		{"how many digests are not in gcr.io/prod", "count-not-promoted"},
+		{"which images are multi-arch in gcr.io/prod", "list-multiarch"},
+		{"list arm64 images in gcr.io/prod", "list-platform"},
+		{"which images in gcr.io/prod are signed", ""}, // not supported yet
+		{"what is in gcr.io/prod", "list-digests"},
+		{"what in gcr.io/staging is in no manifest", "unmanaged"},
+		{"which digest does gcr.io/prod/app:v1 point to", "digest-of-tag"},
+		{"is sha256:abcd1234 promoted to gcr.io/prod", "is-in"},
+		{"when was gcr.io/prod last synced", "last-synced"},
+		{"how big is gcr.io/prod/app:v1", "size-of"},
+		{"what changed in gcr.io/prod today", "changed"},
+		{"list untagged digests in gcr.io/prod", "list-untagged"},
+		{"what in gcr.io/a is not in gcr.io/b", "difference"},
+		{"which images in gcr.io/prod have no arm64", "list-without-platform"},
+		{"where is app:v1", "where-tag"},
+		{"history of tag v1 in gcr.io/prod", "tag-history"},
+		{"what was promoted to gcr.io/prod since 2026-01-01", "promoted-since"},
+		{"which repositories in gcr.io/prod have no tags", "repositories-without-tags"},
+		{"how many images in prod", "count-images"},
+	} {
+		p, err := Translate(tc.q, testNow)
+		switch {
+		case tc.form == "" && !errors.Is(err, ErrNotSupported):
+			t.Errorf("Translate(%q) = %v, %v; want not supported yet", tc.q, p, err)
+		case tc.form != "" && err != nil:
+			t.Errorf("Translate(%q) = %v, want form %s", tc.q, err, tc.form)
+		case tc.form != "" && p.Form.Name != tc.form:
+			t.Errorf("Translate(%q) = form %s, want %s", tc.q, p.Form.Name, tc.form)
+		}
+	}
+}
+
 func TestTranslateSlots(t *testing.T) {
 	for _, tc := range []struct {
 		q    string
