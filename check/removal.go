@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -24,6 +25,7 @@ func (ImageRemoval) Applies(c *Change) bool { return c.Base != nil }
 
 func (ImageRemoval) Run(_ context.Context, c *Change) ([]Finding, error) {
 	base, head := c.Base.index(), c.Head.index()
+	conflicts := c.Base.conflicts()
 	type group struct {
 		file, image, digest, tag string
 		line                     int
@@ -48,7 +50,7 @@ func (ImageRemoval) Run(_ context.Context, c *Change) ([]Finding, error) {
 			}
 			e := es[0]
 			sev := Error
-			if conflicted(base, e.image, dst, e.digest) {
+			if conflicted(conflicts, e.image, dst, e.digest) {
 				sev = Warning
 			}
 			file := c.headFile(e.m)
@@ -110,15 +112,11 @@ func promotes(x *index, k imageDigest, dst string) bool {
 }
 
 // conflicted reports whether one of digest's tags also names another digest
-// of image in destination dst.
-func conflicted(x *index, image, dst, digest string) bool {
-	for _, e := range x.byDigest[imageDigest{image, digest}] {
-		for _, t := range e.tags {
-			for _, o := range byDestination(x.byTag[imageTag{image, t}])[dst] {
-				if o.digest != digest {
-					return true
-				}
-			}
+// of image in destination dst (validation's tag conflicts).
+func conflicted(conflicts map[conflictKey]*conflict, image, dst, digest string) bool {
+	for k, x := range conflicts {
+		if k.image == image && k.dst == dst && slices.Contains(x.digests, digest) {
+			return true
 		}
 	}
 	return false

@@ -3,13 +3,12 @@ package check
 import (
 	"context"
 	"regexp"
-	"strings"
 )
 
 // Validation reports every rule of `cip validate` broken by the head. A
 // problem the base has too (same file, same message, wherever the line
-// moved) is a warning. Tag conflicts are left to TagConflict, which names
-// the destination repositories.
+// moved) is a warning. Tag conflicts are left to TagConflict, which reports
+// validation's conflicts per destination registry.
 type Validation struct{}
 
 func (Validation) Name() string { return "validation" }
@@ -17,9 +16,6 @@ func (Validation) Description() string {
 	return "the head breaks a rule of cip validate"
 }
 func (Validation) Applies(*Change) bool { return true }
-
-// tagConflictMsg marks the validator's tag-conflict problems.
-const tagConflictMsg = "a tag can name only one digest"
 
 var lineRefs = regexp.MustCompile(`(line |:)\d+`)
 
@@ -32,7 +28,7 @@ func (Validation) Run(_ context.Context, c *Change) ([]Finding, error) {
 	}
 	var out []Finding
 	for _, p := range c.Head.Problems {
-		if strings.Contains(p.Msg, tagConflictMsg) {
+		if p.Conflict != nil {
 			continue
 		}
 		inBase := old[c.Head.rel(p.File)+"\x00"+lineRefs.ReplaceAllString(p.Msg, "$1")]

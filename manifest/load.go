@@ -246,8 +246,8 @@ func (l *loader) checkTagConflicts() []*Error {
 	// Group repositories by their contributors.
 	type group struct {
 		contribs []int
-		repo     string // the first repository, by name
-		repos    int
+		repo     string   // the first repository, by name
+		repos    []string // every repository, by name
 	}
 	groups := map[string]*group{}
 	var order []*group
@@ -265,7 +265,7 @@ func (l *loader) checkTagConflicts() []*Error {
 			groups[string(sig)] = g
 			order = append(order, g)
 		}
-		g.repos++
+		g.repos = append(g.repos, repo)
 	}
 
 	type pairKey struct {
@@ -274,8 +274,8 @@ func (l *loader) checkTagConflicts() []*Error {
 	}
 	type conflict struct {
 		first, second site
-		tag, repo     string // repo: the first shared destination, by name
-		repos         int
+		tag, repo     string   // repo: the first shared destination, by name
+		repos         []string // every shared destination repository
 	}
 	pairs := map[pairKey]*conflict{}
 	var found []*conflict
@@ -306,7 +306,7 @@ func (l *loader) checkTagConflicts() []*Error {
 						pairs[pk] = x
 						found = append(found, x)
 					}
-					x.repos += g.repos
+					x.repos = append(x.repos, g.repos...)
 					if g.repo < x.repo {
 						x.repo = g.repo
 					}
@@ -328,15 +328,24 @@ func (l *loader) checkTagConflicts() []*Error {
 			fmt.Fprintf(&b, " (image %q)", c.first.image)
 		}
 		fmt.Fprintf(&b, "; a tag can name only one digest in %s", c.repo)
-		if c.repos > 1 {
-			fmt.Fprintf(&b, " and %d other destinations", c.repos-1)
+		if len(c.repos) > 1 {
+			fmt.Fprintf(&b, " and %d other destinations", len(c.repos)-1)
 		}
 		if l.opts.SkipInvalid {
 			b.WriteString("; skipped both digest entries")
 			c.first.d.excluded = true
 			c.second.d.excluded = true
 		}
-		errs = append(errs, &Error{File: c.second.m.imagesFile, Line: c.second.line, Msg: b.String()})
+		tc := &TagConflict{
+			Tag: c.tag, Image: c.second.image, Digest: c.second.d.digest, Line: c.second.d.line,
+			OtherImage: c.first.image, Other: c.first.d.digest, OtherFile: c.first.m.imagesFile, OtherLine: c.first.d.line,
+		}
+		for _, repo := range c.repos {
+			tc.Destinations = append(tc.Destinations, strings.TrimSuffix(repo, "/"+c.second.image))
+		}
+		slices.Sort(tc.Destinations)
+		tc.Destinations = slices.Compact(tc.Destinations)
+		errs = append(errs, &Error{File: c.second.m.imagesFile, Line: c.second.line, Msg: b.String(), Conflict: tc})
 	}
 	return errs
 }

@@ -123,6 +123,25 @@ type Error struct {
 	File string
 	Line int
 	Msg  string
+	// Conflict details a tag conflict (nil for any other problem), for
+	// callers that report conflicts their own way (cip check).
+	Conflict *TagConflict
+}
+
+// TagConflict is a tag given to two digests that one destination
+// repository receives: Digest at the Error's file, and Other at OtherFile.
+// Lines are the digests' lines (the Error's Line is the tag's).
+type TagConflict struct {
+	Tag string
+	// The later of the two entries, where the Error is reported.
+	Image, Digest string
+	Line          int
+	// The earlier entry.
+	OtherImage, Other, OtherFile string
+	OtherLine                    int
+	// Destinations are the destination registries of the later entry's
+	// manifest whose repository of Image receives both digests, sorted.
+	Destinations []string
 }
 
 func (e *Error) Error() string {
