@@ -1,0 +1,146 @@
+package sync
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	gosync "sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/registry"
+)
+
+// Ref is a manifest digest in a repository (a full name, host included).
+type Ref struct {
+	Repository string
+	Digest     string
+}
+
+// Found is what Digests learned, each list sorted by repository and digest.
+type Found struct {
+	// Present are the refs their repository holds, complete (every child
+	// of an index too); the inventory now records that it holds them.
+	Present []Ref
+	// Incomplete are refs whose manifest their repository holds while it
+	// lacks a child (a broken index): the manifests found are recorded, not
+	// that the repository holds the digest.
+	Incomplete []Ref
+	// Absent are the refs their repository does not hold.
+	Absent []Ref
+	// Fetched counts the manifests got over the network.
+	Fetched int
+}
+
+// Digests makes the inventory know the given digests: what a crawl does
+// for one repository's tags, for digests that a tag listing cannot show
+// (an untagged manifest, outside GCR's listing extension). For each ref, a
+// manifest the inventory already has costs a HEAD (is it there?); an
+// unknown one a GET (is it there, and what is it), then a GET of each of
+// its children the inventory lacks, however nested. Everything found is
+// recorded in one transaction after the reads. Only opts.Jobs (requests in
+// flight) applies.
+func Digests(ctx context.Context, db *inventory.DB, client *registry.Client, refs []Ref, opts Options) (*Found, error) {
+	refs = slices.Clone(refs)
+	slices.SortFunc(refs, compareRefs)
+	refs = slices.Compact(refs)
+	res := &Found{}
+	if len(refs) == 0 {
+		return res, nil
+	}
+	digests := make([]string, len(refs))
+	for i, r := range refs {
+		digests[i] = r.Digest
+	}
+	known, err := db.KnownDigests(ctx, digests)
+	if err != nil {
+		return nil, err
+	}
+	f := newFetcher(db, client, opts.Jobs)
+	type outcome int
+	const (
+		present outcome = iota
+		incomplete
+		absent
+	)
+	outcomes := make([]outcome, len(refs))
+	// A GET both finds an unknown digest and reads it, for the first ref
+	// of that digest; the others (other repositories) HEAD it: the run's
+	// one GET of a digest says nothing about another repository.
+	getter := make([]bool, len(refs))
+	claimed := map[string]bool{}
+	for i, r := range refs {
+		if !known[r.Digest] && !claimed[r.Digest] {
+			getter[i], claimed[r.Digest] = true, true
+		}
+	}
+	var mu gosync.Mutex
+	var ms []*inventory.Manifest
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(f.jobs)
+	for i, r := range refs {
+		g.Go(func() error {
+			repo, err := client.ParseRepository(r.Repository)
+			if err != nil {
+				return err
+			}
+			if !getter[i] {
+				err := f.request(gctx, func() error {
+					_, err := client.Head(gctx, repo, r.Digest)
+					return err
+				})
+				if errors.Is(err, registry.ErrNotFound) {
+					outcomes[i] = absent
+					return nil
+				}
+				if err != nil || known[r.Digest] {
+					return err
+				}
+			}
+			got, _, missing, err := f.fetchNew(gctx, repo, []string{r.Digest}, true)
+			if err != nil {
+				return err
+			}
+			switch {
+			case getter[i] && slices.Contains(missing, r.Digest):
+				outcomes[i] = absent
+			case len(missing) > 0:
+				outcomes[i] = incomplete
+			}
+			mu.Lock()
+			ms = append(ms, got...)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var held []inventory.Copy
+	for i, r := range refs {
+		switch outcomes[i] {
+		case present:
+			res.Present = append(res.Present, r)
+			held = append(held, inventory.Copy{Repository: r.Repository, Digest: r.Digest})
+		case incomplete:
+			res.Incomplete = append(res.Incomplete, r)
+		case absent:
+			res.Absent = append(res.Absent, r)
+		}
+	}
+	res.Fetched = int(f.gets.Load())
+	// One GET may serve several refs (one digest in two repositories of a
+	// run is got once): record each manifest once, in digest order.
+	slices.SortFunc(ms, func(a, b *inventory.Manifest) int { return cmp.Compare(a.Digest, b.Digest) })
+	ms = slices.CompactFunc(ms, func(a, b *inventory.Manifest) bool { return a.Digest == b.Digest })
+	if err := db.RecordFound(ctx, ms, held); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func compareRefs(a, b Ref) int {
+	return cmp.Or(cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Digest, b.Digest))
+}
