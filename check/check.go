@@ -144,14 +144,17 @@ func SortFindings(fs []Finding) {
 	})
 }
 
-// HasErrors reports whether any finding is an error.
-func HasErrors(fs []Finding) bool {
+// Count counts the findings that are errors and those that are warnings.
+// A change with any error is refused (cip check exits 1).
+func Count(fs []Finding) (errors, warnings int) {
 	for _, f := range fs {
 		if f.Severity == Error {
-			return true
+			errors++
+		} else {
+			warnings++
 		}
 	}
-	return false
+	return errors, warnings
 }
 
 // severity is Error for a problem the change introduces and Warning for one

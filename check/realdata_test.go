@@ -111,8 +111,8 @@ func TestHistoryCases(t *testing.T) {
 					t.Errorf("no %s %s finding containing %q", w.severity, w.check, w.contains)
 				}
 			}
-			if got := HasErrors(fs); got == tc.noError {
-				t.Errorf("HasErrors = %v, want %v", got, !tc.noError)
+			if errs, _ := Count(fs); (errs > 0) == tc.noError {
+				t.Errorf("%d errors, want errors %v", errs, !tc.noError)
 			}
 		})
 	}

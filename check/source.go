@@ -2,9 +2,7 @@ package check
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sort"
 	gosync "sync"
 
@@ -20,8 +18,15 @@ type Inventory struct {
 	DB     *inventory.DB
 	Client *registry.Client
 	Jobs   int
-	// Progress receives sync progress (stderr); nil for none.
-	Progress io.Writer
+	// Progress follows the sync (a live status line); nil for none.
+	Progress cipsync.Progress
+
+	// Synced is the sync the online checks ran (nil before, or when there
+	// was nothing to sync), and SyncErr its failure: the repositories that
+	// failed are looked up digest by digest instead, so it is only a
+	// warning. The caller reports both.
+	Synced  *cipsync.Result
+	SyncErr error
 
 	once    gosync.Once
 	present map[repoDigest]bool
@@ -73,9 +78,10 @@ func newDigests(c *Change) []newDigest {
 }
 
 // load syncs the source repositories of ds (exact targets: no catalog),
-// then fetches by digest what the tag listing could not show (an untagged
-// digest on a registry without GCR's listing extension) and records it, so
-// its size is known too. It returns which of ds the source holds.
+// then looks up by digest what the tag listing could not show (an untagged
+// digest on a registry without GCR's listing extension; sync.Digests) and
+// records it, so its size is known too. It returns which of ds the source
+// holds.
 func (inv *Inventory) load(ctx context.Context, ds []newDigest) (map[repoDigest]bool, error) {
 	inv.once.Do(func() { inv.present, inv.err = inv.doLoad(ctx, ds) })
 	return inv.present, inv.err
@@ -86,18 +92,15 @@ func (inv *Inventory) doLoad(ctx context.Context, ds []newDigest) (map[repoDiges
 	if len(ds) == 0 {
 		return present, nil
 	}
-	var targets []cipsync.Target
+	repos := make([]string, len(ds))
 	for i, d := range ds {
-		if i == 0 || d.repo != ds[i-1].repo {
-			targets = append(targets, cipsync.Target{Ref: d.repo, Exact: true})
-		}
+		repos[i] = d.repo
 	}
 	// A repository that fails to sync is tried again below, digest by
 	// digest, where a missing one is a finding and any other failure an
 	// error.
-	if _, err := cipsync.Run(ctx, inv.DB, inv.Client, targets, cipsync.Options{Jobs: inv.Jobs, Progress: inv.Progress}); err != nil && inv.Progress != nil {
-		fmt.Fprintf(inv.Progress, "warning: %v\n", err)
-	}
+	inv.Synced, inv.SyncErr = cipsync.Run(ctx, inv.DB, inv.Client, cipsync.Exact(repos), cipsync.Options{Jobs: inv.Jobs, Progress: inv.Progress})
+	var lookup []cipsync.Ref
 	for _, d := range ds {
 		held, err := inv.DB.HasDigest(ctx, d.repo, d.digest)
 		if err != nil {
@@ -107,55 +110,18 @@ func (inv *Inventory) doLoad(ctx context.Context, ds []newDigest) (map[repoDiges
 			present[d.repoDigest] = true
 			continue
 		}
-		ok, err := inv.fetch(ctx, d.repo, d.digest)
-		if err != nil {
-			return nil, err
-		}
-		present[d.repoDigest] = ok
+		lookup = append(lookup, cipsync.Ref{Repository: d.repo, Digest: d.digest})
+	}
+	found, err := cipsync.Digests(ctx, inv.DB, inv.Client, lookup, cipsync.Options{Jobs: inv.Jobs})
+	if err != nil {
+		return nil, err
+	}
+	// A broken index (a child missing) is in the source all the same: its
+	// size is what can be known.
+	for _, r := range append(found.Present, found.Incomplete...) {
+		present[repoDigest{r.Repository, r.Digest}] = true
 	}
 	return present, nil
-}
-
-// fetch GETs repo@digest and the children it names that the inventory lacks,
-// then records them in one transaction. It reports false when the source
-// has no such manifest.
-func (inv *Inventory) fetch(ctx context.Context, repoName, digest string) (bool, error) {
-	repo, err := inv.Client.ParseRepository(repoName)
-	if err != nil {
-		return false, err
-	}
-	var ms []*inventory.Manifest
-	todo := []string{digest}
-	for len(todo) > 0 {
-		dg := todo[0]
-		todo = todo[1:]
-		known, err := inv.DB.KnownDigests(ctx, []string{dg})
-		if err != nil {
-			return false, err
-		}
-		if known[dg] && dg != digest {
-			continue
-		}
-		raw, err := inv.Client.GetManifest(ctx, repo, dg)
-		if errors.Is(err, registry.ErrNotFound) {
-			if dg == digest {
-				return false, nil
-			}
-			continue // a dangling child: the size stays unknown
-		}
-		if err != nil {
-			return false, err
-		}
-		m, err := inventory.ParseManifest(raw.Digest, raw.MediaType, raw.Raw)
-		if err != nil {
-			return false, err
-		}
-		ms = append(ms, m)
-		for _, ch := range m.Children {
-			todo = append(todo, ch.Digest)
-		}
-	}
-	return true, inv.DB.InsertManifests(ctx, ms)
 }
 
 // SourcePresence refuses a digest the head adds that its source repository

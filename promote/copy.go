@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/cipdev/cip/internal/human"
 	"github.com/cipdev/cip/internal/once"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
@@ -151,7 +150,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	}
 	e.rec = newRecorder(db, runID)
 
-	prog := newProgress(opts.Progress, opts.Live, names, dests)
+	prog := newProgress(opts.Progress, names, dests)
 	var mu gosync.Mutex
 	var errs []error
 	var done []inventory.PlanRow
@@ -220,15 +219,6 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	}
 	rep.Requests = client.Transport().Requests() - reqs0
 	rep.DurationSeconds = time.Since(start).Seconds()
-	if opts.Progress != nil {
-		for _, d := range rep.Destinations {
-			fmt.Fprintf(opts.Progress, "promoted %s: %d copied, %d tagged, %d skipped, %d lost, %s sent, %s mounted, %d requests in %s\n",
-				d.Destination, d.Copied, d.Tagged, d.Skipped, d.Lost, human.Bytes(d.BytesSent), human.Bytes(d.BytesMounted), d.Requests,
-				time.Duration(d.DurationSeconds*float64(time.Second)).Round(time.Millisecond))
-		}
-		fmt.Fprintf(opts.Progress, "promote: %d requests in %s, %d references verified\n", rep.Requests,
-			time.Since(start).Round(time.Millisecond), rep.Verified)
-	}
 	if ctx.Err() != nil {
 		errs = append(errs, ctx.Err())
 	}

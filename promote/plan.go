@@ -18,35 +18,26 @@ package promote
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"sort"
 	"strings"
-	gosync "sync"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/registry"
+	cipsync "github.com/cipdev/cip/sync"
 )
-
-// DefaultJobs bounds requests in flight, as sync's default does.
-const DefaultJobs = 8
 
 // Options configures MakePlan, Promote and Verify.
 type Options struct {
 	// Jobs bounds registry requests in flight (copies of different images
-	// and destinations run in parallel within it); 0 means DefaultJobs.
+	// and destinations run in parallel within it); 0 means
+	// sync.DefaultJobs.
 	Jobs int
-	// Progress receives one summary line per destination (stderr); nil
-	// means none.
-	Progress io.Writer
-	// Live redraws a status line while copying (for a terminal).
-	Live bool
+	// Progress follows Promote's copies (a live status line); nil for none.
+	Progress Progress
+	// SyncProgress follows MakePlan's syncs; nil for none.
+	SyncProgress cipsync.Progress
 	// TagTTL is the syncs' sync.Options.TagTTL: destination and source
 	// tags cip confirmed less than TagTTL ago are not HEADed again.
 	TagTTL time.Duration
@@ -58,7 +49,7 @@ type Options struct {
 
 func (o Options) jobs() int {
 	if o.Jobs <= 0 {
-		return DefaultJobs
+		return cipsync.DefaultJobs
 	}
 	return o.Jobs
 }
@@ -73,6 +64,9 @@ type Plan struct {
 	// Counts holds every destination's action counts (skip rows included,
 	// listed or not), by destination.
 	Counts []Summary
+	// Syncs are the syncs MakePlan ran, in order (destinations, then the
+	// sources when anything was missing), for the caller to report.
+	Syncs []*cipsync.Result
 }
 
 // MaxSkipRows is how many skip rows a plan lists in detail: a small plan
@@ -112,35 +106,10 @@ type Summary struct {
 	Lost        int    `json:"lost"`
 }
 
-// Summaries counts actions per destination, sorted by destination.
+// Summaries counts actions per destination (every row, listed or not),
+// sorted by destination: a copy of Counts.
 func (p *Plan) Summaries() []Summary {
-	if p.Counts != nil {
-		return append([]Summary(nil), p.Counts...)
-	}
-	by := map[string]*Summary{}
-	for _, r := range p.Rows {
-		s, ok := by[r.Dst]
-		if !ok {
-			s = &Summary{Destination: r.Dst}
-			by[r.Dst] = s
-		}
-		switch r.Action {
-		case inventory.ActionCopy:
-			s.Copy++
-		case inventory.ActionTag:
-			s.Tag++
-		case inventory.ActionSkip:
-			s.Skip++
-		case inventory.ActionLost:
-			s.Lost++
-		}
-	}
-	out := make([]Summary, 0, len(by))
-	for _, s := range by {
-		out = append(out, *s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })
-	return out
+	return append([]Summary(nil), p.Counts...)
 }
 
 // TagMoveError refuses a plan in which wanted tags exist in a destination
@@ -192,24 +161,41 @@ func Routes(set *manifest.Set) []inventory.Route {
 // would look absent after a sync. For each copy or lost row whose
 // destination repository exists (or that wants no tag), MakePlan HEADs the
 // digest there, and for each lost row it HEADs the source; it records what
-// it finds (fetching manifests the inventory lacks): a few reads that let
-// tagless entries be copied and keep a rerun from writing again.
+// it finds (sync.Digests: fetching manifests the inventory lacks): a few
+// reads that let tagless entries be copied and keep a rerun from writing
+// again.
 //
 // With opts.Offline it only loads and reads the plan (and the tag moves)
 // from the inventory as it stands.
+//
+// When it fails after a sync ran, MakePlan returns a Plan holding only the
+// Syncs, with the error.
 func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, origin string, opts Options) (*Plan, error) {
+	var syncs []*cipsync.Result
+	synced := func(res *cipsync.Result, err error) error {
+		if res != nil {
+			syncs = append(syncs, res)
+		}
+		return err
+	}
+	fail := func(err error) (*Plan, error) {
+		if len(syncs) > 0 {
+			return &Plan{Syncs: syncs}, err
+		}
+		return nil, err
+	}
 	if !opts.Offline {
-		if err := syncDestinations(ctx, db, client, set, opts); err != nil {
-			return nil, err
+		if err := synced(syncDestinations(ctx, db, client, set, opts)); err != nil {
+			return fail(err)
 		}
 	}
 	loadID, err := db.LoadRoutes(ctx, origin, Routes(set))
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	rows, counts, moves, err := db.Plan(ctx, loadID, MaxSkipRows)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	// Digests the destinations hold untagged, then the sources of what is
 	// still missing, then digests those sources hold untagged: each step
@@ -218,22 +204,25 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	if !opts.Offline {
 		steps = []func() (bool, error){
 			func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, false); return n > 0, err },
-			func() (bool, error) { return syncSources(ctx, db, client, rows, opts) },
+			func() (bool, error) {
+				res, err := syncSources(ctx, db, client, rows, opts)
+				return res != nil, synced(res, err)
+			},
 			func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, true); return n > 0, err },
 		}
 	}
 	for _, step := range steps {
 		changed, err := step()
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if changed {
 			if rows, counts, moves, err = db.Plan(ctx, loadID, MaxSkipRows); err != nil {
-				return nil, err
+				return fail(err)
 			}
 		}
 	}
-	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves, Counts: make([]Summary, len(counts))}
+	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves, Counts: make([]Summary, len(counts)), Syncs: syncs}
 	for i, c := range counts {
 		p.Counts[i] = Summary{Destination: c.Dst, Copy: c.Copy, Tag: c.Tag, Skip: c.Skip, Lost: c.Lost}
 	}
@@ -243,13 +232,13 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	return p, nil
 }
 
-// probe HEADs, in existing destination repositories, the digests the plan
-// thinks absent, or (sources) in source repositories the digests it thinks
-// lost, and records those that are there. It returns how many it recorded.
+// probe looks up, in existing destination repositories, the digests the
+// plan thinks absent, or (sources) in source repositories the digests it
+// thinks lost, and records those that are there (sync.Digests). It
+// returns how many it recorded.
 func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows []inventory.PlanRow, opts Options, sources bool) (int, error) {
-	type key struct{ repo, digest string }
-	var todo []key
-	seen := map[key]bool{}
+	var todo []cipsync.Ref
+	seen := map[cipsync.Ref]bool{}
 	exists := map[string]bool{}
 	for _, r := range rows {
 		if r.Action != inventory.ActionCopy && r.Action != inventory.ActionLost {
@@ -258,13 +247,13 @@ func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows 
 		// The source too, for lost rows: a source outside GCR lists no
 		// untagged digests either.
 		if sources {
-			if k := (key{r.Src + "/" + r.Image, r.Digest}); r.Action == inventory.ActionLost && !seen[k] {
+			if k := (cipsync.Ref{Repository: r.Src + "/" + r.Image, Digest: r.Digest}); r.Action == inventory.ActionLost && !seen[k] {
 				seen[k] = true
 				todo = append(todo, k)
 			}
 			continue
 		}
-		k := key{r.DstRepo, r.Digest}
+		k := cipsync.Ref{Repository: r.DstRepo, Digest: r.Digest}
 		if seen[k] {
 			continue
 		}
@@ -283,69 +272,12 @@ func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows 
 			todo = append(todo, k)
 		}
 	}
-	var found int
-	var mu gosync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.jobs())
-	for _, k := range todo {
-		g.Go(func() error {
-			repo, err := client.ParseRepository(k.repo)
-			if err != nil {
-				return err
-			}
-			if _, err := client.Head(gctx, repo, k.digest); errors.Is(err, registry.ErrNotFound) {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			if err := learn(gctx, db, client, repo, k.digest); err != nil {
-				return err
-			}
-			if err := db.RecordDigest(gctx, k.repo, k.digest); err != nil {
-				return err
-			}
-			mu.Lock()
-			found++
-			mu.Unlock()
-			return nil
-		})
+	if len(todo) == 0 {
+		return 0, nil
 	}
-	err := g.Wait()
-	return found, err
-}
-
-// learn makes sure the inventory knows the manifest digest (and its
-// children), fetching unknown ones from repo.
-func learn(ctx context.Context, db *inventory.DB, client *registry.Client, r name.Repository, digest string) error {
-	level := []string{digest}
-	for len(level) > 0 {
-		known, err := db.KnownDigests(ctx, level)
-		if err != nil {
-			return err
-		}
-		var fresh []*inventory.Manifest
-		var next []string
-		for _, dg := range level {
-			if known[dg] {
-				continue
-			}
-			raw, err := client.GetManifest(ctx, r, dg)
-			if err != nil {
-				return err
-			}
-			m, err := inventory.ParseManifest(dg, raw.MediaType, raw.Raw)
-			if err != nil {
-				return fmt.Errorf("%s@%s: %w", r.Name(), dg, err)
-			}
-			fresh = append(fresh, m)
-			for _, c := range m.Children {
-				next = append(next, c.Digest)
-			}
-		}
-		if err := db.InsertManifests(ctx, fresh); err != nil {
-			return err
-		}
-		level = next
+	found, err := cipsync.Digests(ctx, db, client, todo, cipsync.Options{Jobs: opts.jobs()})
+	if err != nil {
+		return 0, err
 	}
-	return nil
+	return len(found.Present), nil
 }

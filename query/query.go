@@ -78,6 +78,7 @@ type Result struct {
 	Form    string   // the question form, "" for SQL
 	Reading string   // how the question was read, "" for SQL
 	Notes   []string // for stderr: which source answered, caveats
+	Prose   []string // columns of sentences, wrapped in a fitted table (others are cut)
 }
 
 // session is one read-only handle on the inventory.

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"gopkg.in/yaml.v3"
+
+	"github.com/cipdev/cip/internal/table"
 )
 
 // Format is an output format.
@@ -19,6 +20,7 @@ type Format string
 // Output formats.
 const (
 	Table Format = "table"
+	Wide  Format = "wide" // a table with every cell in full, whatever the width
 	CSV   Format = "csv"
 	JSON  Format = "json"
 	YAML  Format = "yaml"
@@ -27,16 +29,20 @@ const (
 // ParseFormat checks an --output value.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(s); f {
-	case Table, CSV, JSON, YAML:
+	case Table, Wide, CSV, JSON, YAML:
 		return f, nil
 	}
-	return "", fmt.Errorf("unknown output format %q: want table, csv, json or yaml", s)
+	return "", fmt.Errorf("unknown output format %q: want table, wide, csv, json or yaml", s)
 }
 
-// Write renders the result: a table (header and rows), CSV (a header
-// line), JSON (an array of objects, keys in column order) or YAML (a
-// sequence of mappings).
-func (r *Result) Write(w io.Writer, f Format) error {
+// Write renders the result with tables in full: Fit with no width limit.
+func (r *Result) Write(w io.Writer, f Format) error { return r.Fit(w, f, 0) }
+
+// Fit renders the result: a table (header and rows; fitted to width
+// display columns, 0 for no limit, with Prose columns wrapped and the
+// others cut), Wide (a table in full), CSV (a header line), JSON (an array
+// of objects, keys in column order) or YAML (a sequence of mappings).
+func (r *Result) Fit(w io.Writer, f Format, width int) error {
 	switch f {
 	case CSV:
 		cw := csv.NewWriter(w)
@@ -98,28 +104,23 @@ func (r *Result) Write(w io.Writer, f Format) error {
 		}
 		return enc.Close()
 	}
-	t := tablewriter.NewTable(w,
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
-		tablewriter.WithHeaderAlignment(tw.AlignLeft),
-		tablewriter.WithRowAlignment(tw.AlignLeft),
-	)
-	t.Header(anys(r.Columns)...)
-	for _, row := range r.Rows {
-		if err := t.Append(anys(r.strings(row))...); err != nil {
-			return fmt.Errorf("write table: %w", err)
+	if f == Wide {
+		width = 0
+	}
+	cols := table.Columns(r.Columns...)
+	for i := range cols {
+		if slices.Contains(r.Prose, cols[i].Name) {
+			cols[i].Fit = table.Wrap
 		}
 	}
-	return t.Render()
-}
-
-func anys(s []string) []any {
-	out := make([]any, len(s))
-	for i, x := range s {
-		out[i] = x
+	rows := make([][]string, len(r.Rows))
+	for i, row := range r.Rows {
+		rows[i] = r.strings(row)
 	}
-	return out
+	if err := table.Write(w, cols, rows, width); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return nil
 }
 
 func (r *Result) strings(row []any) []string {

@@ -102,7 +102,7 @@ func Schema(ctx context.Context, path string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Columns: []string{"table", "column", "type", "meaning"}, Notes: notes}
+	res := &Result{Columns: []string{"table", "column", "type", "meaning"}, Notes: notes, Prose: []string{"meaning"}}
 	for _, t := range tables {
 		res.Rows = append(res.Rows, []any{t.Name, "", t.Kind, tdocs[t.Name]})
 		for _, c := range t.Columns {
@@ -118,7 +118,7 @@ func Schema(ctx context.Context, path string) (*Result, error) {
 
 // List returns every question form with its wording and an example.
 func List() *Result {
-	res := &Result{Columns: []string{"form", "question", "example"}}
+	res := &Result{Columns: []string{"form", "question", "example"}, Prose: []string{"question", "example"}}
 	for _, f := range forms {
 		res.Rows = append(res.Rows, []any{f.Name, f.pats[0].display(), f.Example})
 	}

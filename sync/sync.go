@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	gosync "sync"
@@ -28,9 +27,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-// DefaultJobs is the default number of concurrent requests. FACTS.md
-// measured docker-registry answering ~1,200 HEADs/s on loopback with 2 or 8
-// clients alike; remote registries need more requests in flight to hide
+// DefaultJobs is the default number of concurrent registry requests, for
+// crawls and promotions alike. docker-registry answers about 1,200 HEADs a
+// second on loopback with 2 or 8 clients alike (measured on a 2-core
+// machine); remote registries need more requests in flight to hide
 // latency, and 8 keeps a local run from crowding two cores.
 const DefaultJobs = 8
 
@@ -45,14 +45,12 @@ type Target struct {
 	Exact bool
 }
 
-// Options configures Run.
+// Options configures Run (and Digests, which reads only Jobs).
 type Options struct {
+	// Jobs bounds registry requests in flight; 0 means DefaultJobs.
 	Jobs int
-	// Progress receives progress lines (stderr); nil means none.
-	Progress io.Writer
-	// Live redraws one status line (for a terminal) instead of printing only
-	// summaries.
-	Live bool
+	// Progress follows the crawl (a live status line); nil for none.
+	Progress Progress
 	// TagTTL lets the crawl of a known repository take a tag the registry
 	// still lists from the inventory, without a HEAD, when cip confirmed its
 	// digest less than TagTTL ago (a crawl, or its own PUT). 0 confirms
@@ -90,9 +88,10 @@ type RepoError struct {
 func (e *RepoError) Error() string { return fmt.Sprintf("sync %s: %v", e.Repository, e.Err) }
 func (e *RepoError) Unwrap() error { return e.Err }
 
-// Run crawls targets into db. Repositories that fail are reported in the
-// returned error (errors.Join of *RepoError) after every other repository
-// has been written.
+// Run crawls targets into db and returns what it did (cmd/app prints it).
+// Repositories that fail are reported in the returned error (errors.Join
+// of *RepoError) after every other repository has been written; the Result
+// is returned with them.
 func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets []Target, opts Options) (*Result, error) {
 	start := time.Now()
 	if opts.Jobs <= 0 {
@@ -109,13 +108,12 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 	reqs0 := client.Transport().Requests()
 	s := &syncer{
 		db: db, client: client, opts: opts, runID: runID,
-		sem:     make(chan struct{}, opts.Jobs),
-		fetched: map[string]*fetchCall{},
-		stats:   map[string]*RegistryStats{},
-		writer:  newWriter(db, runID),
+		fetch:  newFetcher(db, client, opts.Jobs),
+		stats:  map[string]*RegistryStats{},
+		writer: newWriter(db, runID),
 	}
-	prog := newProgress(opts.Progress, opts.Live, s)
-	defer prog.Stop()
+	stop := s.startProgress()
+	defer stop()
 
 	repos, removable, derr := s.discover(ctx, targets)
 	var errs []error
@@ -172,14 +170,7 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 		return a.Tag < b.Tag
 	})
 	res.Changes = s.changes
-	prog.Stop()
-	if opts.Progress != nil {
-		for _, st := range res.Registries {
-			fmt.Fprintf(opts.Progress, "synced %s: %d repositories, %d tags, %d manifests fetched, %d tag changes, %d repositories removed\n",
-				st.Registry, st.Repositories, st.Tags, st.ManifestsFetched, st.TagChanges, st.Removed)
-		}
-		fmt.Fprintf(opts.Progress, "sync: %d requests in %s\n", res.Requests, res.Duration.Round(time.Millisecond))
-	}
+	stop()
 
 	stats := inventory.RunStats{Requests: res.Requests}
 	for _, st := range res.Registries {
@@ -202,18 +193,16 @@ type syncer struct {
 	client *registry.Client
 	opts   Options
 	runID  int64
-	sem    chan struct{} // bounds requests in flight
+	fetch  *fetcher // the run's manifests, and its request slots
 	writer *writer
 
 	mu      gosync.Mutex
-	fetched map[string]*fetchCall // manifests fetched (or being fetched) by this run
 	stats   map[string]*RegistryStats
 	changes []inventory.TagChange
 
 	reposDone atomic.Int64
 	reposAll  atomic.Int64
 	tagsSeen  atomic.Int64
-	gets      atomic.Int64
 }
 
 func (s *syncer) stat(repo string) *RegistryStats {
@@ -230,13 +219,7 @@ func (s *syncer) stat(repo string) *RegistryStats {
 
 // request runs f holding one of the Jobs request slots.
 func (s *syncer) request(ctx context.Context, f func() error) error {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-s.sem }()
-	return f()
+	return s.fetch.request(ctx, f)
 }
 
 // discover turns targets into repositories to crawl, and lists known
@@ -441,7 +424,7 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 		roots = append(roots, dg)
 	}
 	roots = append(roots, state.Untagged...)
-	fresh, nfetched, err := s.fetchNew(ctx, repo, roots)
+	fresh, nfetched, _, err := s.fetch.fetchNew(ctx, repo, roots, false)
 	if err != nil {
 		return err
 	}
@@ -510,7 +493,7 @@ func (s *syncer) headTags(ctx context.Context, repo name.Repository, tags []stri
 }
 
 // getTags learns each tag's digest with a GET of its manifest, in
-// parallel, and keeps the manifests for fetchNew (the run's fetched map).
+// parallel, and keeps the manifests for fetchNew (the run's manifests).
 // It returns how many digests new to the run it fetched.
 func (s *syncer) getTags(ctx context.Context, repo name.Repository, tags []string, out map[string]string) (int, error) {
 	var mu gosync.Mutex
@@ -535,15 +518,9 @@ func (s *syncer) getTags(ctx context.Context, repo name.Repository, tags []strin
 			if err != nil {
 				return fmt.Errorf("%s:%s: %w", repo.Name(), tag, err)
 			}
-			s.mu.Lock()
-			if _, ok := s.fetched[raw.Digest]; !ok {
-				c := &fetchCall{done: make(chan struct{}), m: m}
-				close(c.done)
-				s.fetched[raw.Digest] = c
-				s.gets.Add(1)
+			if s.fetch.keep(gctx, m) {
 				fresh.Add(1)
 			}
-			s.mu.Unlock()
 			mu.Lock()
 			out[tag] = raw.Digest
 			mu.Unlock()
@@ -552,116 +529,4 @@ func (s *syncer) getTags(ctx context.Context, repo name.Repository, tags []strin
 	}
 	err := g.Wait()
 	return int(fresh.Load()), err
-}
-
-// fetchNew GETs every manifest reachable from roots that the inventory does
-// not hold yet, following index children level by level. It returns them,
-// and how many this call fetched over the network.
-func (s *syncer) fetchNew(ctx context.Context, repo name.Repository, roots []string) ([]*inventory.Manifest, int, error) {
-	var out []*inventory.Manifest
-	var nfetched atomic.Int64
-	seen := map[string]bool{}
-	level := roots
-	for len(level) > 0 {
-		var todo []string
-		for _, dg := range level {
-			if !seen[dg] {
-				seen[dg] = true
-				todo = append(todo, dg)
-			}
-		}
-		known, err := s.db.KnownDigests(ctx, todo)
-		if err != nil {
-			return nil, 0, err
-		}
-		var need []string
-		for _, dg := range todo {
-			if !known[dg] {
-				need = append(need, dg)
-			}
-		}
-		got := make([]*inventory.Manifest, len(need))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(s.opts.Jobs)
-		for i, dg := range need {
-			g.Go(func() error {
-				m, fetchedHere, err := s.fetch(gctx, repo, dg)
-				if err != nil {
-					return err
-				}
-				if fetchedHere {
-					nfetched.Add(1)
-				}
-				got[i] = m
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return nil, 0, err
-		}
-		out = append(out, got...)
-		level = nil
-		for _, m := range out {
-			for _, c := range m.Children {
-				if !seen[c.Digest] {
-					level = append(level, c.Digest)
-				}
-			}
-		}
-	}
-	return out, int(nfetched.Load()), nil
-}
-
-// fetchCall is one GET of a manifest, shared by every repository of the run
-// that needs the same digest (content addressing: one GET serves all).
-type fetchCall struct {
-	done chan struct{}
-	m    *inventory.Manifest
-	err  error
-}
-
-// fetch returns the manifest dg, fetching it from repo unless this run
-// already has (or is getting) it; fetchedHere says this call did the GET.
-func (s *syncer) fetch(ctx context.Context, repo name.Repository, dg string) (*inventory.Manifest, bool, error) {
-	s.mu.Lock()
-	c, ok := s.fetched[dg]
-	if !ok {
-		c = &fetchCall{done: make(chan struct{})}
-		s.fetched[dg] = c
-	}
-	s.mu.Unlock()
-	if ok {
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		}
-		if c.err == nil {
-			return c.m, false, nil
-		}
-		// The other repository failed; try from this one.
-		s.mu.Lock()
-		if s.fetched[dg] == c {
-			delete(s.fetched, dg)
-		}
-		s.mu.Unlock()
-		return s.fetch(ctx, repo, dg)
-	}
-	c.err = s.request(ctx, func() error {
-		raw, err := s.client.GetManifest(ctx, repo, dg)
-		if err != nil {
-			return err
-		}
-		m, err := inventory.ParseManifest(dg, raw.MediaType, raw.Raw)
-		if err != nil {
-			return fmt.Errorf("%s@%s: %w", repo.Name(), dg, err)
-		}
-		c.m = m
-		return nil
-	})
-	if c.err == nil {
-		s.gets.Add(1)
-	}
-	close(c.done)
-	return c.m, c.err == nil, c.err
 }

@@ -9,11 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cipdev/cip/check"
+	"github.com/cipdev/cip/internal/table"
 	"github.com/cipdev/cip/manifest"
 )
 
@@ -51,7 +50,7 @@ Examples:
 			&cli.BoolFlag{Name: "offline", EnvVars: []string{"CIP_OFFLINE"}, Usage: "skip the checks that read registries (source-presence, image-size)"},
 			&cli.StringFlag{Name: "max-image-size", EnvVars: []string{"CIP_MAX_IMAGE_SIZE"}, Value: "2GiB", Usage: "image-size limit per image (`SIZE`: bytes, or with KiB, MiB, GiB)"},
 			&cli.StringFlag{Name: "floating-tags", EnvVars: []string{"CIP_FLOATING_TAGS"}, Usage: "refuse new tags matching `REGEXP` besides latest"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_CHECK_OUTPUT"}, Value: "table", Usage: "table, json or github (workflow-command annotations)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_CHECK_OUTPUT"}, Value: "table", Usage: "table, wide (a table with no cell cut), json or github (workflow-command annotations)"},
 			&cli.BoolFlag{Name: "strict", EnvVars: []string{"CIP_STRICT"}, Usage: "turn warnings into errors"},
 		}, registryFlags()...),
 		Action: runCheck,
@@ -63,9 +62,10 @@ func runCheck(c *cli.Context) error {
 		return usagef("check: unexpected argument %q", c.Args().First())
 	}
 	output := c.String("output")
-	if output != "table" && output != "json" && output != "github" {
-		return usagef("check: --output %q: want table, json or github", output)
+	if output != "table" && output != "wide" && output != "json" && output != "github" {
+		return usagef("check: --output %q: want table, wide, json or github", output)
 	}
+	width := tableWidth(c, output == "wide")
 	maxSize, err := parseSize(c.String("max-image-size"))
 	if err != nil {
 		return usagef("check: --max-image-size: %v", err)
@@ -79,7 +79,7 @@ func runCheck(c *cli.Context) error {
 		opts.FloatingTags = re
 	}
 	if c.Bool("list") {
-		return listChecks(c.App.Writer, check.All(opts))
+		return listChecks(c.App.Writer, check.All(opts), width)
 	}
 
 	head, err := pathSource(c, "head")
@@ -95,7 +95,6 @@ func runCheck(c *cli.Context) error {
 			return err
 		}
 		defer db.Close()
-		w, _ := progressWriter(c)
 		// The source registries may need the manifests' service accounts
 		// to be read; the head names them (its problems are findings, so
 		// a head that does not load simply names none).
@@ -103,7 +102,7 @@ func runCheck(c *cli.Context) error {
 		if set, err := manifest.Load(head.File, head.Dir, manifest.Options{SkipInvalid: true}); err == nil {
 			accounts = serviceAccounts(set)
 		}
-		opts.Inventory = &check.Inventory{DB: db, Client: newClient(c, accounts), Jobs: c.Int("jobs"), Progress: w}
+		opts.Inventory = &check.Inventory{DB: db, Client: newClient(c, accounts), Jobs: c.Int("jobs")}
 	}
 	checks, err := check.Select(check.All(opts), splitList(c.String("checks")), splitList(c.String("skip-checks")))
 	if err != nil {
@@ -133,20 +132,20 @@ func runCheck(c *cli.Context) error {
 	}
 
 	findings, err := check.Run(c.Context, change, checks, c.Bool("strict"))
+	if inv := opts.Inventory; inv != nil {
+		prog := newProgress(c)
+		prog.synced(inv.Synced)
+		if inv.SyncErr != nil && prog.w != nil {
+			fmt.Fprintf(prog.w, "warning: %v\n", inv.SyncErr)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	if err := writeFindings(c.App.Writer, output, findings); err != nil {
+	if err := writeFindings(c.App.Writer, output, findings, width); err != nil {
 		return err
 	}
-	errs, warns := 0, 0
-	for _, f := range findings {
-		if f.Severity == check.Error {
-			errs++
-		} else {
-			warns++
-		}
-	}
+	errs, warns := check.Count(findings)
 	if !c.Bool("quiet") {
 		var skipped []string
 		for _, ch := range checks {
@@ -228,30 +227,18 @@ func parseSize(s string) (int64, error) {
 	return int64(n * float64(mult)), nil
 }
 
-func listChecks(w io.Writer, checks []check.Check) error {
-	t := checkTable(w)
-	t.Header("CHECK", "DESCRIPTION")
+func listChecks(w io.Writer, checks []check.Check, width int) error {
+	var rows [][]string
 	for _, ch := range checks {
-		if err := t.Append(ch.Name(), ch.Description()); err != nil {
-			return err
-		}
+		rows = append(rows, []string{ch.Name(), ch.Description()})
 	}
-	return t.Render()
+	return writeTable(w, []table.Column{{Name: "CHECK"}, {Name: "DESCRIPTION", Fit: table.Wrap}}, rows, width)
 }
 
-func checkTable(w io.Writer) *tablewriter.Table {
-	return tablewriter.NewTable(w,
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
-		tablewriter.WithHeaderAlignment(tw.AlignLeft),
-		tablewriter.WithRowAlignment(tw.AlignLeft),
-	)
-}
-
-// writeFindings renders findings as a table, JSON, or GitHub Actions
-// workflow commands (annotations on the pull request's files).
-func writeFindings(w io.Writer, output string, fs []check.Finding) error {
+// writeFindings renders findings as a table (fitted to width), JSON, or
+// GitHub Actions workflow commands (annotations on the pull request's
+// files).
+func writeFindings(w io.Writer, output string, fs []check.Finding, width int) error {
 	switch output {
 	case "json":
 		if fs == nil {
@@ -282,18 +269,16 @@ func writeFindings(w io.Writer, output string, fs []check.Finding) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	t := checkTable(w)
-	t.Header("SEVERITY", "CHECK", "FILE", "MESSAGE")
+	var rows [][]string
 	for _, f := range fs {
 		loc := f.File
 		if f.Line > 0 {
 			loc += ":" + strconv.Itoa(f.Line)
 		}
-		if err := t.Append(string(f.Severity), f.Check, loc, f.Message); err != nil {
-			return err
-		}
+		rows = append(rows, []string{string(f.Severity), f.Check, loc, f.Message})
 	}
-	return t.Render()
+	cols := []table.Column{{Name: "SEVERITY"}, {Name: "CHECK"}, {Name: "FILE", Fit: table.CutStart}, {Name: "MESSAGE", Fit: table.Wrap}}
+	return writeTable(w, cols, rows, width)
 }
 
 // ghData escapes a workflow command's message.

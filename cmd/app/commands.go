@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 	"runtime/debug"
-	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -75,7 +74,7 @@ Examples:
 				if err != nil {
 					return err
 				}
-				targets = ManifestTargets(set)
+				targets = cipsync.ManifestTargets(set)
 				accounts = serviceAccounts(set)
 			} else {
 				if c.NArg() == 0 {
@@ -93,27 +92,12 @@ Examples:
 				return err
 			}
 			defer db.Close()
-			w, live := progressWriter(c)
-			_, err = cipsync.Run(c.Context, db, newClient(c, accounts), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: w, Live: live, TagTTL: c.Duration("tag-ttl")})
+			prog := newProgress(c)
+			res, err := cipsync.Run(c.Context, db, newClient(c, accounts), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync(), TagTTL: c.Duration("tag-ttl")})
+			prog.synced(res)
 			return err
 		},
 	}
-}
-
-// ManifestTargets lists the repositories a set of manifests touches: the
-// source and every destination of each image, crawled exactly.
-func ManifestTargets(set *manifest.Set) []cipsync.Target {
-	seen := map[string]bool{}
-	for _, p := range set.Promotions() {
-		seen[p.Src+"/"+p.Image] = true
-		seen[p.Dst+"/"+p.Image] = true
-	}
-	out := make([]cipsync.Target, 0, len(seen))
-	for r := range seen {
-		out = append(out, cipsync.Target{Ref: r, Exact: true})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
-	return out
 }
 
 // checkRef validates a REF argument: a registry host, or host/path.
@@ -190,8 +174,10 @@ func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minima
 	}
 	defer db.Close()
 	if !offline {
-		w, live := progressWriter(c)
-		if _, err := cipsync.Run(c.Context, db, newClient(c, nil), []cipsync.Target{{Ref: ref}}, cipsync.Options{Jobs: c.Int("jobs"), Progress: w, Live: live}); err != nil {
+		prog := newProgress(c)
+		res, err := cipsync.Run(c.Context, db, newClient(c, nil), []cipsync.Target{{Ref: ref}}, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync()})
+		prog.synced(res)
+		if err != nil {
 			return err
 		}
 	}

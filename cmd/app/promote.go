@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,12 +8,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
 
+	"github.com/cipdev/cip/internal/table"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/promote"
@@ -25,7 +22,7 @@ const ExitPending = 3
 
 var (
 	planOutputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_PLAN_OUTPUT"}, Value: "table",
-		Usage: "plan output `FORMAT`: table, json or yaml"}
+		Usage: "plan output `FORMAT`: table, wide (a table with no cell cut), json or yaml"}
 	confirmFlag = &cli.BoolFlag{Name: "confirm", EnvVars: []string{"CIP_CONFIRM"}, Usage: "really copy (the default is a dry run)"}
 )
 
@@ -96,7 +93,7 @@ Examples:
 }
 
 type promotionFlags struct {
-	output   string // table, json, yaml
+	output   string // table, wide, json, yaml
 	confirm  bool
 	exitCode bool
 	report   string
@@ -107,9 +104,9 @@ type promotionFlags struct {
 // sync, plan, print, and with confirm copy, record and verify.
 func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	switch f.output {
-	case "table", "json", "yaml":
+	case "table", "wide", "json", "yaml":
 	default:
-		return usagef("unknown output format %q (want table, json or yaml)", f.output)
+		return usagef("unknown output format %q (want table, wide, json or yaml)", f.output)
 	}
 	db, err := openDB(c)
 	if err != nil {
@@ -117,13 +114,17 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	}
 	defer db.Close()
 	client := newClient(c, serviceAccounts(set))
-	w, live := progressWriter(c)
-	opts := promote.Options{Jobs: c.Int("jobs"), Progress: w, Live: live, Offline: f.offline, TagTTL: c.Duration("tag-ttl")}
+	prog := newProgress(c)
+	w := prog.w
+	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl")}
 	origin := c.String("manifest")
 	if origin == "" {
 		origin = c.String("thin-manifest-dir")
 	}
 	plan, err := promote.MakePlan(c.Context, db, client, set, origin, opts)
+	if plan != nil {
+		prog.synced(plan.Syncs...)
+	}
 	var tm *promote.TagMoveError
 	if errors.As(err, &tm) {
 		return &usageError{err}
@@ -140,7 +141,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 			fmt.Fprintf(w, "plan %s: %d copy, %d tag, %d skip, %d lost\n", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost)
 		}
 	}
-	if err := writePlan(c.App.Writer, f.output, plan); err != nil {
+	if err := writePlan(c.App.Writer, f.output, plan, tableWidth(c, f.output == "wide")); err != nil {
 		return err
 	}
 	if !f.confirm {
@@ -158,6 +159,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		return nil
 	}
 	rep, perr := promote.Promote(c.Context, db, client, plan, opts)
+	prog.promoted(rep)
 	if f.report != "" && rep != nil {
 		if err := writeReport(f.report, runReport{Plan: plan.Summaries(), Report: rep}); err != nil {
 			return errors.Join(perr, err)
@@ -198,20 +200,21 @@ type planRow struct {
 }
 
 // writePlan prints the plan's rows: copy, tag and lost rows, and skip rows
-// when the plan lists them (promote.MaxSkipRows). The table ends with one
-// line per destination whose skip rows are counted but not listed; json and
-// yaml carry the listed rows only (--report has every count).
-func writePlan(w io.Writer, format string, plan *promote.Plan) error {
+// when the plan lists them (promote.MaxSkipRows). The table (fitted to
+// width) ends with one line per destination whose skip rows are counted
+// but not listed; json and yaml carry the listed rows only (--report has
+// every count).
+func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error {
 	rows := plan.Rows
 	out := make([]planRow, len(rows))
 	for i, r := range rows {
 		out[i] = planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: r.Action, Source: r.Src,
 			Tags: r.Tags, TagsMissing: r.Missing, File: r.File, Line: r.Line}
 	}
-	if format != "table" {
+	if format != "table" && format != "wide" {
 		return writeData(w, format, out)
 	}
-	header := []string{"ACTION", "DESTINATION", "IMAGE", "DIGEST", "TAGS"}
+	header := table.Columns("ACTION", "DESTINATION", "IMAGE", "DIGEST", "TAGS")
 	var cells [][]string
 	for _, r := range out {
 		tags := strings.Join(r.Tags, ",")
@@ -237,7 +240,7 @@ func writePlan(w io.Writer, format string, plan *promote.Plan) error {
 			cells = append(cells, []string{inventory.ActionSkip, s.Destination, "*", fmt.Sprintf("(%d digests not listed)", n), "-"})
 		}
 	}
-	return writeTable(w, header, cells)
+	return writeTable(w, header, cells, width)
 }
 
 // writeData prints v as indented JSON or YAML.
@@ -253,41 +256,4 @@ func writeData(w io.Writer, format string, v any) error {
 		return err
 	}
 	return enc.Close()
-}
-
-// writeTable prints a plain, borderless table: columns aligned by two
-// spaces, no trailing blanks.
-func writeTable(w io.Writer, header []string, rows [][]string) error {
-	var buf bytes.Buffer
-	pad := tw.Padding{Left: "", Right: "  ", Overwrite: true}
-	t := tablewriter.NewTable(&buf,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
-			Borders: tw.BorderNone,
-			Symbols: tw.NewSymbols(tw.StyleNone),
-			Settings: tw.Settings{
-				Separators: tw.Separators{BetweenRows: tw.Off, BetweenColumns: tw.Off},
-				Lines:      tw.Lines{ShowHeaderLine: tw.Off},
-			},
-		})),
-		tablewriter.WithConfig(tablewriter.NewConfigBuilder().
-			WithHeaderGlobalPadding(pad).WithRowGlobalPadding(pad).
-			WithHeaderAutoFormat(tw.Off).WithHeaderAlignment(tw.AlignLeft).WithRowAlignment(tw.AlignLeft).
-			WithHeaderAutoWrap(tw.WrapNone).WithRowAutoWrap(tw.WrapNone).Build()),
-	)
-	t.Header(header)
-	if err := t.Bulk(rows); err != nil {
-		return err
-	}
-	if err := t.Render(); err != nil {
-		return err
-	}
-	for _, line := range strings.SplitAfter(buf.String(), "\n") {
-		if line == "" {
-			continue
-		}
-		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
-			return err
-		}
-	}
-	return nil
 }

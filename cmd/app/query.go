@@ -47,7 +47,7 @@ Examples:
    cip query --list`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_QUERY_OUTPUT"}, Value: "table",
-				Usage: "output `FORMAT`: table, csv, json or yaml"},
+				Usage: "output `FORMAT`: table, wide (a table with no cell cut), csv, json or yaml"},
 			&cli.BoolFlag{Name: "show-sql", EnvVars: []string{"CIP_SHOW_SQL"}, Usage: "print the SQL and its parameters on stderr"},
 			&cli.BoolFlag{Name: "schema", EnvVars: []string{"CIP_QUERY_SCHEMA"}, Usage: "print the inventory's tables and columns with their meanings"},
 			&cli.BoolFlag{Name: "list", EnvVars: []string{"CIP_QUERY_LIST"}, Usage: "print every question form with an example"},
@@ -116,7 +116,7 @@ func runQuery(c *cli.Context) error {
 			fmt.Fprintln(errw, n)
 		}
 	}
-	return res.Write(c.App.Writer, format)
+	return res.Fit(c.App.Writer, format, tableWidth(c, format == query.Wide))
 }
 
 // dbPath is --db, $CIP_DB or the default path (query never creates it).

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cipdev/cip/internal/table"
 	"github.com/cipdev/cip/promote"
 )
 
@@ -24,9 +25,9 @@ Examples:
 		Action: func(c *cli.Context) error {
 			format := c.String("output")
 			switch format {
-			case "table", "json", "yaml":
+			case "table", "wide", "json", "yaml":
 			default:
-				return usagef("unknown output format %q (want table, json or yaml)", format)
+				return usagef("unknown output format %q (want table, wide, json or yaml)", format)
 			}
 			set, err := loadManifests(c)
 			if err != nil {
@@ -80,5 +81,6 @@ func writeMismatches(c *cli.Context, format string, ms []promote.Mismatch) error
 	for _, m := range ms {
 		rows = append(rows, []string{m.Ref(), m.Want, m.Got, fmt.Sprintf("%s:%d", m.File, m.Line)})
 	}
-	return writeTable(w, []string{"REFERENCE", "WANT", "GOT", "MANIFEST"}, rows)
+	cols := []table.Column{{Name: "REFERENCE"}, {Name: "WANT"}, {Name: "GOT", Fit: table.Wrap}, {Name: "MANIFEST", Fit: table.CutStart}}
+	return writeTable(w, cols, rows, tableWidth(c, format == "wide"))
 }
