@@ -69,7 +69,14 @@ func TestPromoteDockerRegistry(t *testing.T) {
 	db := filepath.Join(dir, "inventory.db")
 
 	// Dry run with --exit-code: work pending, nothing written.
-	out, _ := Cip(t, 3, "--db", db, "promote", "--manifest", mf, "--plan", "--exit-code", "-o", "json")
+	out, planErr := Cip(t, 3, "--db", db, "promote", "--manifest", mf, "--plan", "--exit-code", "-o", "json")
+	// cip prints the summaries the libraries return: the plan's syncs and
+	// counts.
+	for _, want := range []string{"synced " + dstSrv.Host + ": ", "sync: ", "plan " + dstSrv.Host + "/prod: " + fmt.Sprint(len(entries)) + " copy, 0 tag, 0 skip, 0 lost"} {
+		if !strings.Contains(planErr, want) {
+			t.Errorf("plan stderr lacks %q:\n%s", want, planErr)
+		}
+	}
 	var plan []struct {
 		Destination, Image, Digest, Action string
 	}
@@ -89,7 +96,12 @@ func TestPromoteDockerRegistry(t *testing.T) {
 	}
 
 	report := filepath.Join(dir, "report.json")
-	Cip(t, 0, "--db", db, "promote", "--manifest", mf, "--confirm", "--report", report)
+	_, promoteErr := Cip(t, 0, "--db", db, "promote", "--manifest", mf, "--confirm", "--report", report)
+	for _, want := range []string{"promoted " + dstSrv.Host + "/prod: " + fmt.Sprint(len(entries)) + " copied, 11 tagged, 0 skipped, 0 lost", "references verified"} {
+		if !strings.Contains(promoteErr, want) {
+			t.Errorf("promote stderr lacks %q:\n%s", want, promoteErr)
+		}
+	}
 
 	for _, prefix := range []string{"prod", "mirror"} {
 		for _, e := range entries {

@@ -144,3 +144,42 @@ func TestRepositoriesAndTargets(t *testing.T) {
 		t.Errorf("Exact (-want +got):\n%s", diff)
 	}
 }
+
+// statusRecorder keeps the Status a Run reported when it stopped.
+type statusRecorder struct {
+	starts, stops int
+	status        func() cipsync.Status
+	last          cipsync.Status
+}
+
+func (p *statusRecorder) Start(status func() cipsync.Status) { p.starts++; p.status = status }
+func (p *statusRecorder) Stop()                              { p.stops++; p.last = p.status() }
+
+// Run reports its progress to a Progress, and its summary in the Result
+// (which cmd/app prints): the two agree.
+func TestRunProgress(t *testing.T) {
+	reg := regtest.New(t)
+	reg.Push(t, "s/app", "v1", regtest.Image(t, 64, 1, true))
+	reg.Push(t, "s/app", "v2", regtest.Image(t, 64, 1, false))
+	reg.Push(t, "s/multi", "v1", regtest.Index(t, regtest.Platforms, true))
+	db := mustOpen(t)
+	p := &statusRecorder{}
+	res, err := cipsync.Run(context.Background(), db, client(), []cipsync.Target{{Ref: reg.Host + "/s"}}, cipsync.Options{Jobs: 2, Progress: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.starts != 1 || p.stops != 1 {
+		t.Errorf("progress started %d, stopped %d times; want once each", p.starts, p.stops)
+	}
+	if len(res.Registries) != 1 {
+		t.Fatalf("Result.Registries = %+v, want one", res.Registries)
+	}
+	st := res.Registries[0]
+	want := cipsync.Status{Repositories: 2, Done: 2, Tags: 3, Fetched: 2 + 4}
+	if p.last != want || st.Repositories != 2 || st.Tags != 3 || st.ManifestsFetched != 6 {
+		t.Errorf("status at Stop = %+v, want %+v; Result %+v, want 2 repositories, 3 tags, 6 manifests", p.last, want, st)
+	}
+	if res.Requests == 0 || res.Duration <= 0 {
+		t.Errorf("Result = %+v, want requests and a duration", res)
+	}
+}
