@@ -159,11 +159,11 @@ func Routes(set *manifest.Set) []inventory.Route {
 // A registry's tag listing (outside GCR's extension) does not show untagged
 // manifests, so a tagless promotion (or a copy cut off before its tags)
 // would look absent after a sync. For each copy or lost row whose
-// destination repository exists (or that wants no tag), MakePlan HEADs the
-// digest there, and for each lost row it HEADs the source; it records what
-// it finds (sync.Digests: fetching manifests the inventory lacks): a few
-// reads that let tagless entries be copied and keep a rerun from writing
-// again.
+// destination repository exists (or that wants no tag), MakePlan looks the
+// digest up there, and for each lost row in the source (sync.Digests: a
+// HEAD when the inventory has the manifest, else a GET, with its missing
+// children); it records what it finds: a few reads that let tagless
+// entries be copied and keep a rerun from writing again.
 //
 // With opts.Offline it only loads and reads the plan (and the tag moves)
 // from the inventory as it stands.
