@@ -1,0 +1,174 @@
+package inventory_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cipdev/cip/inventory"
+)
+
+func auditEvent(id, verdict string) inventory.AuditEvent {
+	return inventory.AuditEvent{Source: "distribution", EventID: id, Action: "push", Registry: "r.example",
+		Repository: "r.example/prod/app", Digest: digest('a'), Tag: "v1", Verdict: verdict, Reason: "promoted", Detail: "d " + id}
+}
+
+func TestRecordAuditEventsOncePerID(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	got, err := db.RecordAuditEvents(ctx, []inventory.AuditEvent{auditEvent("e1", "VERIFIED"), auditEvent("e2", "REJECTED"), auditEvent("e1", "REJECTED")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]bool{true, true, false}, got); diff != "" {
+		t.Errorf("RecordAuditEvents inserted (-want +got):\n%s", diff)
+	}
+	// A redelivery changes nothing, not even the verdict of the first copy.
+	got, err = db.RecordAuditEvents(ctx, []inventory.AuditEvent{auditEvent("e2", "VERIFIED")})
+	if err != nil || len(got) != 1 || got[0] {
+		t.Errorf("redelivered e2: inserted %v, err %v; want [false], nil", got, err)
+	}
+	// The same id from another source is another event.
+	other := auditEvent("e1", "VERIFIED")
+	other.Source = "pubsub"
+	if got, err := db.RecordAuditEvents(ctx, []inventory.AuditEvent{other}); err != nil || !got[0] {
+		t.Errorf("pubsub e1: inserted %v, err %v; want [true], nil", got, err)
+	}
+	all, err := db.AuditEvents(ctx, inventory.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range all {
+		ids = append(ids, e.Source+"/"+e.EventID+"/"+e.Verdict)
+	}
+	if diff := cmp.Diff([]string{"distribution/e1/VERIFIED", "distribution/e2/REJECTED", "pubsub/e1/VERIFIED"}, ids); diff != "" {
+		t.Errorf("AuditEvents (-want +got):\n%s", diff)
+	}
+	if !all[0].ReceivedAt.Equal(db.Now()) || all[0].Detail != "d e1" || all[0].Repository != "r.example/prod/app" {
+		t.Errorf("stored event = %+v", all[0])
+	}
+	rejected, err := db.AuditEvents(ctx, inventory.AuditFilter{Verdict: "REJECTED"})
+	if err != nil || len(rejected) != 1 || rejected[0].EventID != "e2" {
+		t.Errorf("AuditEvents(REJECTED) = %+v, %v; want e2 only", rejected, err)
+	}
+}
+
+func TestRecordAuditEventsRejectsUnknownVerdict(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	_, err := db.RecordAuditEvents(ctx, []inventory.AuditEvent{auditEvent("ok", "VERIFIED"), auditEvent("bad", "MAYBE")})
+	if err == nil {
+		t.Fatal("RecordAuditEvents accepted verdict MAYBE")
+	}
+	// One transaction: the good event went with the bad one.
+	if all, _ := db.AuditEvents(ctx, inventory.AuditFilter{}); len(all) != 0 {
+		t.Errorf("after a failed write, %d events stored, want 0", len(all))
+	}
+}
+
+func TestAuditEventsSinceAndLimit(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var evs []inventory.AuditEvent
+	for i, id := range []string{"a", "b", "c", "d"} {
+		e := auditEvent(id, "REJECTED")
+		e.ReceivedAt = base.Add(time.Duration(i) * 24 * time.Hour)
+		evs = append(evs, e)
+	}
+	if _, err := db.RecordAuditEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.AuditEvents(ctx, inventory.AuditFilter{Since: base.Add(36 * time.Hour)})
+	if err != nil || len(got) != 2 || got[0].EventID != "c" {
+		t.Errorf("AuditEvents(since day 1.5) = %+v, %v; want c, d", got, err)
+	}
+	got, err = db.AuditEvents(ctx, inventory.AuditFilter{Limit: 1})
+	if err != nil || len(got) != 1 || got[0].EventID != "a" {
+		t.Errorf("AuditEvents(limit 1) = %+v, %v; want a", got, err)
+	}
+}
+
+// Concurrent deliveries of one event (a sender retrying while the first
+// request is still being answered) store it once and report it new once.
+func TestRecordAuditEventsConcurrentRedelivery(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	news := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := db.RecordAuditEvents(ctx, []inventory.AuditEvent{auditEvent("same", "REJECTED")})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if got[0] {
+				mu.Lock()
+				news++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if news != 1 {
+		t.Errorf("%d deliveries reported new, want 1", news)
+	}
+}
+
+func TestParentsAndLatestTagChanges(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	idx := &inventory.Manifest{Digest: digest('i'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+		Children: []inventory.Child{{Digest: digest('a')}, {Digest: digest('b')}}}
+	idx2 := &inventory.Manifest{Digest: digest('j'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{"j":1}`),
+		Children: []inventory.Child{{Digest: digest('a')}}}
+	st := inventory.RepositoryState{Name: "r.example/prod/app", Tags: map[string]string{"v1": digest('i'), "v2": digest('j'), "solo": digest('d')},
+		New: []*inventory.Manifest{idx, idx2, image('a'), image('b'), image('d')}}
+	if _, err := db.WriteRepository(ctx, 0, st); err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string][]string{digest('a'): {digest('i'), digest('j')}, digest('b'): {digest('i')}, digest('d'): nil} {
+		got, err := db.Parents(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Parents(%s) (-want +got):\n%s", d[:8], diff)
+		}
+	}
+	// solo removed, v1 moved, v2 unchanged: the latest change of each tag.
+	st.Tags = map[string]string{"v1": digest('d'), "v2": digest('j')}
+	st.New = nil
+	if _, err := db.WriteRepository(ctx, 0, st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.LatestTagChanges(ctx, "r.example/prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, e.Tag+" "+e.Change+" "+short(e.Old)+">"+short(e.New))
+	}
+	if diff := cmp.Diff([]string{"solo removed d>", "v1 moved i>d", "v2 added >j"}, lines); diff != "" {
+		t.Errorf("LatestTagChanges (-want +got):\n%s", diff)
+	}
+	if got, _ := db.LatestTagChanges(ctx, "r.example/pro"); len(got) != 0 {
+		t.Errorf("LatestTagChanges(r.example/pro) = %v, want none (not below by whole segments)", got)
+	}
+}
+
+func short(d string) string {
+	if d == "" {
+		return ""
+	}
+	return d[7:8]
+}
