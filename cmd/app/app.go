@@ -144,14 +144,20 @@ func newApp(name string, stdout, stderr io.Writer) *cli.App {
 			completionCommand(),
 			checkCommand(),
 			fmtCommand(),
+			auditCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error { return &usageError{err} },
 	}
-	for _, c := range app.Commands {
-		c.OnUsageError = app.OnUsageError
-		// Examples name the program as it was invoked ("kubectl cip").
-		c.Description = strings.ReplaceAll(c.Description, "\n   cip ", "\n   "+name+" ")
+	var setup func(cmds []*cli.Command)
+	setup = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.OnUsageError = app.OnUsageError
+			// Examples name the program as it was invoked ("kubectl cip").
+			c.Description = strings.ReplaceAll(c.Description, "\n   cip ", "\n   "+name+" ")
+			setup(c.Subcommands)
+		}
 	}
+	setup(app.Commands)
 	return app
 }
 
@@ -247,6 +253,15 @@ func reorderArgs(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	// A subcommand (cip audit serve) takes its own flags.
+	for i+1 < len(args) {
+		sub := subcommand(cmd, args[i+1])
+		if sub == nil {
+			break
+		}
+		cmd = sub
+		i++
+	}
 	var flags, pos []string
 	rest := args[i+1:]
 	for j := 0; j < len(rest); j++ {
@@ -268,6 +283,16 @@ func reorderArgs(app *cli.App, args []string) []string {
 	out := append([]string{}, args[:i+1]...)
 	out = append(out, flags...)
 	return append(out, pos...)
+}
+
+// subcommand returns cmd's subcommand called name, or nil.
+func subcommand(cmd *cli.Command, name string) *cli.Command {
+	for _, s := range cmd.Subcommands {
+		if s.HasName(name) {
+			return s
+		}
+	}
+	return nil
 }
 
 // takesValue reports whether arg (e.g. "--output", not "--output=csv") is a
