@@ -1,14 +1,19 @@
 package audit
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/registry"
 )
 
 // Finding is one difference between production, as the inventory has it,
@@ -38,27 +43,67 @@ type ScanInventory interface {
 	LatestTagChanges(ctx context.Context, prefix string) ([]inventory.TagHistoryEntry, error)
 }
 
+// ScanOptions configures Scan.
+type ScanOptions struct {
+	// Present, when set, is asked whether a promoted digest the inventory
+	// does not hold is in its repository all the same: a registry's tag
+	// listing shows no untagged manifest (outside GCR), so a tagless
+	// promotion is invisible to a sync. LivePresence asks with a HEAD.
+	// Without it such digests are reported missing.
+	Present func(ctx context.Context, repo, digest string) (bool, error)
+	// Jobs bounds the Present calls in flight (DefaultJobs when 0).
+	Jobs int
+}
+
+// DefaultJobs is how many Present calls Scan makes at once by default, as
+// many as sync's requests in flight.
+const DefaultJobs = 8
+
 // Scan compares what the inventory holds under scopes (registry names or
 // path prefixes; the policy's destination registries when none) with the
 // policy, and returns every finding, sorted by repository, digest, tag and
-// reason. It reads only the inventory: sync the scopes first for an
-// up-to-date answer.
+// reason. It reads the inventory (sync the scopes first for an up-to-date
+// answer), and asks opts.Present only about promoted digests it does not
+// hold.
 //
 // Index children of a promoted index, and referrers of promoted digests
 // (by cosign's tag scheme), are accounted for. The untagged children of an
 // unpromoted index are not listed on their own: the index's finding stands
 // for them.
-func Scan(ctx context.Context, inv ScanInventory, p *Policy, scopes []string) ([]Finding, error) {
+func Scan(ctx context.Context, inv ScanInventory, p *Policy, scopes []string, opts ScanOptions) ([]Finding, error) {
 	if len(scopes) == 0 {
 		scopes = p.Destinations()
 	}
 	var out []Finding
+	var unheld []unheldDigest
 	for _, scope := range outermost(scopes) {
-		fs, err := scanScope(ctx, inv, p, scope)
+		fs, err := scanScope(ctx, inv, p, scope, &unheld)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, fs...)
+	}
+	present := make([]bool, len(unheld))
+	if opts.Present != nil {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(cmp.Or(opts.Jobs, DefaultJobs))
+		for i, u := range unheld {
+			g.Go(func() error {
+				ok, err := opts.Present(gctx, u.repo, u.digest)
+				present[i] = ok
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	for i, u := range unheld {
+		if present[i] {
+			out = append(out, u.present...)
+		} else {
+			out = append(out, u.absent)
+		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -74,6 +119,22 @@ func Scan(ctx context.Context, inv ScanInventory, p *Policy, scopes []string) ([
 		return a.Reason < b.Reason
 	})
 	return out, nil
+}
+
+// LivePresence answers ScanOptions.Present with a HEAD of repo@digest.
+func LivePresence(client *registry.Client) func(ctx context.Context, repo, digest string) (bool, error) {
+	return func(ctx context.Context, repo, digest string) (bool, error) {
+		r, err := client.ParseRepository(repo)
+		if err != nil {
+			return false, err
+		}
+		if _, err := client.Head(ctx, r, digest); errors.Is(err, registry.ErrNotFound) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		return true, nil
+	}
 }
 
 // outermost drops scopes that lie below another scope, so that nothing is
@@ -100,7 +161,7 @@ type held struct {
 	child  bool
 }
 
-func scanScope(ctx context.Context, inv ScanInventory, p *Policy, scope string) ([]Finding, error) {
+func scanScope(ctx context.Context, inv ScanInventory, p *Policy, scope string, unheld *[]unheldDigest) ([]Finding, error) {
 	contents, err := inv.Contents(ctx, scope)
 	if err != nil {
 		return nil, err
@@ -130,7 +191,7 @@ func scanScope(ctx context.Context, inv ScanInventory, p *Policy, scope string) 
 	}
 	var out []Finding
 	for _, repo := range slices.Sorted(maps.Keys(repos)) {
-		fs, err := scanRepository(ctx, inv, p, repo, byRepo[repo], changes)
+		fs, err := scanRepository(ctx, inv, p, repo, byRepo[repo], changes, unheld)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +200,7 @@ func scanScope(ctx context.Context, inv ScanInventory, p *Policy, scope string) 
 	return out, nil
 }
 
-func scanRepository(ctx context.Context, inv ScanInventory, p *Policy, repo string, contents []held, changes map[[2]string]inventory.TagHistoryEntry) ([]Finding, error) {
+func scanRepository(ctx context.Context, inv ScanInventory, p *Policy, repo string, contents []held, changes map[[2]string]inventory.TagHistoryEntry, unheld *[]unheldDigest) ([]Finding, error) {
 	var out []Finding
 	if !p.known(repo) {
 		for _, h := range contents {
@@ -165,36 +226,52 @@ func scanRepository(ctx context.Context, inv ScanInventory, p *Policy, repo stri
 			// index (accounted when the index is, listed under it if not).
 			continue
 		}
-		if _, _, ok, err := p.referrer(ctx, inv, repo, h.digest, h.tags); err != nil {
-			return nil, err
-		} else if ok {
-			continue
-		}
 		reason, w, err := p.account(ctx, inv, repo, h.digest)
 		if err != nil {
 			return nil, err
 		}
+		// Tags that make the digest a referrer of something that belongs
+		// here are accounted for; its other tags are judged like any.
+		var tags []string
+		subject, sw, isRef, err := p.referrer(ctx, inv, repo, h.digest, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range h.tags {
+			s, tw, ok, err := p.referrer(ctx, inv, repo, h.digest, []string{t})
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				if !isRef {
+					subject, sw, isRef = s, tw, true
+				}
+				continue
+			}
+			tags = append(tags, t)
+		}
+		if reason == "" && isRef {
+			reason, w = Referrer, sw
+		}
 		if reason == "" {
-			f := Finding{Reason: NotInManifest, Repository: repo, Digest: h.digest, Tags: h.tags,
+			f := Finding{Reason: NotInManifest, Repository: repo, Digest: h.digest,
 				Detail: fmt.Sprintf("%s@%s: no manifest promotes it into %s", repo, h.digest, repo)}
 			// A tag it carries that the manifests put elsewhere is a moved
 			// tag: say so on its own line.
-			var rest []string
-			for _, t := range h.tags {
+			for _, t := range tags {
 				if tw, ok := p.tag(repo, t); ok {
 					out = append(out, tagMismatch(repo, t, h.digest, tw, changes))
 					continue
 				}
-				rest = append(rest, t)
+				f.Tags = append(f.Tags, t)
 			}
-			f.Tags = rest
-			if len(rest) > 0 {
-				f.Detail += " (tags " + strings.Join(rest, ", ") + ")"
+			if len(f.Tags) > 0 {
+				f.Detail += " (tags " + strings.Join(f.Tags, ", ") + ")"
 			}
 			out = append(out, f)
 			continue
 		}
-		for _, t := range h.tags {
+		for _, t := range tags {
 			if tw, ok := p.tag(repo, t); ok {
 				if tw.digest != h.digest {
 					out = append(out, tagMismatch(repo, t, h.digest, tw, changes))
@@ -202,9 +279,12 @@ func scanRepository(ctx context.Context, inv ScanInventory, p *Policy, repo stri
 				continue
 			}
 			f := Finding{Reason: TagMismatch, Repository: repo, Digest: h.digest, Tag: t, File: w.file, Line: w.line}
-			if reason == Child {
+			switch reason {
+			case Child:
 				f.Detail = fmt.Sprintf("%s:%s: tag on %s, a child of %s (%s): no manifest gives it that tag", repo, t, h.digest, w.digest, w.where())
-			} else {
+			case Referrer:
+				f.Detail = fmt.Sprintf("%s:%s: tag on %s, a referrer of %s (%s): no manifest gives it that tag", repo, t, h.digest, subject, w.where())
+			default:
 				f.Detail = fmt.Sprintf("%s:%s: tag on %s; %s gives it %s", repo, t, h.digest, w.where(), tagList(w.tags))
 			}
 			if c, ok := changes[[2]string{repo, t}]; ok && c.New == h.digest {
@@ -213,36 +293,54 @@ func scanRepository(ctx context.Context, inv ScanInventory, p *Policy, repo stri
 			out = append(out, f)
 		}
 	}
-	// What the manifests promote here that is not here.
+	// What the manifests promote here that is not here. A digest the
+	// inventory does not hold may still be there untagged (a tag listing
+	// shows no untagged manifest outside GCR): Scan asks the registry.
 	for _, w := range p.wantedIn(repo) {
-		if !holds[w.digest] {
-			f := Finding{Reason: Missing, Repository: repo, Digest: w.digest, File: w.file, Line: w.line,
-				Detail: fmt.Sprintf("%s@%s, promoted at %s, is not there: not promoted yet, or deleted before cip saw it", repo, w.digest, w.where())}
-			for _, t := range w.tags {
-				if c, ok := changes[[2]string{repo, t}]; ok && c.Old == w.digest && c.Change != "added" {
-					f.Reason, f.Since = Deletion, c.At
-					f.Detail = fmt.Sprintf("%s@%s, promoted at %s, was deleted: its tag %s was %s at %s", repo, w.digest, w.where(), t, c.Change, c.At)
-					break
-				}
-			}
-			out = append(out, f)
+		if holds[w.digest] {
+			out = append(out, missingTags(repo, w, tagAt, changes)...)
 			continue
 		}
+		f := Finding{Reason: Missing, Repository: repo, Digest: w.digest, File: w.file, Line: w.line,
+			Detail: fmt.Sprintf("%s@%s, promoted at %s, is not there: not promoted yet, or deleted before cip saw it", repo, w.digest, w.where())}
 		for _, t := range w.tags {
-			if _, ok := tagAt[t]; ok {
-				// Where it should be, or elsewhere (a tag mismatch above).
-				continue
-			}
-			f := Finding{Reason: Missing, Repository: repo, Digest: w.digest, Tag: t, Want: w.digest, File: w.file, Line: w.line,
-				Detail: fmt.Sprintf("%s:%s, promoted at %s, is not there: not tagged yet, or removed before cip saw it", repo, t, w.where())}
-			if c, ok := changes[[2]string{repo, t}]; ok && c.Change == "removed" {
+			if c, ok := changes[[2]string{repo, t}]; ok && c.Old == w.digest && c.Change != "added" {
 				f.Reason, f.Since = Deletion, c.At
-				f.Detail = fmt.Sprintf("%s:%s, promoted at %s, was removed at %s", repo, t, w.where(), c.At)
+				f.Detail = fmt.Sprintf("%s@%s, promoted at %s, was deleted: its tag %s was %s at %s", repo, w.digest, w.where(), t, c.Change, c.At)
+				break
 			}
-			out = append(out, f)
 		}
+		*unheld = append(*unheld, unheldDigest{repo: repo, digest: w.digest, absent: f, present: missingTags(repo, w, tagAt, changes)})
 	}
 	return out, nil
+}
+
+// unheldDigest is a promoted digest the inventory does not hold, with the
+// findings for either answer of the registry: absent, or there untagged
+// (then only its tags are missing).
+type unheldDigest struct {
+	repo, digest string
+	absent       Finding
+	present      []Finding
+}
+
+// missingTags lists the tags the manifests give w that repo does not carry
+// anywhere (a tag at another digest is a tag mismatch, reported apart).
+func missingTags(repo string, w wanted, tagAt map[string]string, changes map[[2]string]inventory.TagHistoryEntry) []Finding {
+	var out []Finding
+	for _, t := range w.tags {
+		if _, ok := tagAt[t]; ok {
+			continue
+		}
+		f := Finding{Reason: Missing, Repository: repo, Digest: w.digest, Tag: t, Want: w.digest, File: w.file, Line: w.line,
+			Detail: fmt.Sprintf("%s:%s, promoted at %s, is not there: not tagged yet, or removed before cip saw it", repo, t, w.where())}
+		if c, ok := changes[[2]string{repo, t}]; ok && c.Change == "removed" {
+			f.Reason, f.Since = Deletion, c.At
+			f.Detail = fmt.Sprintf("%s:%s, promoted at %s, was removed at %s", repo, t, w.where(), c.At)
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 func tagMismatch(repo, tag, at string, w wanted, changes map[[2]string]inventory.TagHistoryEntry) Finding {

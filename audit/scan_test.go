@@ -2,7 +2,10 @@ package audit_test
 
 import (
 	"context"
+	"errors"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -22,7 +25,7 @@ func TestScan(t *testing.T) {
 	set, _ := loadSet(t, fixture)
 	p := audit.NewPolicy(set)
 	db := openDB(t)
-	dS, dR := dg('5'), dg('6') // a signature of a; a rogue index over 1 and x
+	dS, dR, dY := dg('5'), dg('6'), dg('7') // a signature of a; a rogue index over 1 and x; a rogue image posing as a signature
 	rogue := &inventory.Manifest{Digest: dR, MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{"rogue":1}`),
 		Children: []inventory.Child{{Digest: d1}, {Digest: dX}}}
 	const prod, mirror = "prod.example/prod/", "mirror.example:5000/m/"
@@ -31,8 +34,9 @@ func TestScan(t *testing.T) {
 	// image and an extra tag; multi holds the promoted index and a rogue
 	// one; nested and tagless were never promoted; rogue is a repository
 	// no manifest names.
-	write(t, db, prod+"app", map[string]string{"latest": dA, "v1": dA, "hotfix": dA, "v0.9": dB, "evil": dX, "sha256-" + dA[7:] + ".sig": dS},
-		image(dA), image(dB), image(dX), image(dS))
+	write(t, db, prod+"app", map[string]string{"latest": dA, "v1": dA, "hotfix": dA, "v0.9": dB, "evil": dX, "sha256-" + dA[7:] + ".sig": dS,
+		"sha256-" + dB[7:] + ".att": dY, "innocent": dY},
+		image(dA), image(dB), image(dX), image(dS), image(dY))
 	write(t, db, prod+"multi", map[string]string{"v2": dI, "v3x": dR}, rogue)
 	write(t, db, "prod.example/prod/rogue", map[string]string{"v1": dX})
 	// mirror: app's latest moved to b and v0.9 was removed (b stays, by
@@ -44,7 +48,7 @@ func TestScan(t *testing.T) {
 	// Outside the destinations: never audited.
 	write(t, db, "src.example/staging/app", map[string]string{"v1": dX})
 
-	fs, err := audit.Scan(context.Background(), db, p, nil)
+	fs, err := audit.Scan(context.Background(), db, p, nil, audit.ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +74,7 @@ func TestScan(t *testing.T) {
 		{audit.Deletion, mirror + "multi", dI, "", "", "", "yes"},
 		{audit.Missing, mirror + "nested", dN, "", "", "", ""},
 		{audit.Missing, mirror + "tagless", dT, "", "", "", ""},
+		{audit.TagMismatch, prod + "app", dY, "innocent", "", "", "yes"},
 		{audit.NotInManifest, prod + "app", dX, "", "evil", "", ""},
 		{audit.TagMismatch, prod + "app", dA, "hotfix", "", "", "yes"},
 		{audit.NotInManifest, prod + "multi", dR, "", "v3x", "", ""},
@@ -82,7 +87,7 @@ func TestScan(t *testing.T) {
 	}
 
 	// A scope limits the audit; a scope below another adds nothing.
-	fs, err = audit.Scan(context.Background(), db, p, []string{"prod.example/prod/multi", "prod.example/prod/multi/x", "prod.example/prod/mult"})
+	fs, err = audit.Scan(context.Background(), db, p, []string{"prod.example/prod/multi", "prod.example/prod/multi/x", "prod.example/prod/mult"}, audit.ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,11 +114,52 @@ func TestScanClean(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fs, err := audit.Scan(context.Background(), db, p, nil)
+	fs, err := audit.Scan(context.Background(), db, p, nil, audit.ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(fs) != 0 {
 		t.Errorf("Scan of a clean production = %+v, want none", fs)
+	}
+}
+
+// A promoted digest the inventory does not hold may be there untagged:
+// Scan asks Present, and reports only its missing tags when it is.
+func TestScanAsksPresence(t *testing.T) {
+	set, _ := loadSet(t, fixture)
+	p := audit.NewPolicy(set)
+	db := openDB(t)
+	const prod = "prod.example/prod/"
+	write(t, db, prod+"app", map[string]string{"latest": dA, "v1": dA, "v0.9": dB}, image(dA), image(dB))
+	write(t, db, prod+"nested", map[string]string{"v3": dN})
+	write(t, db, prod+"multi", map[string]string{"v2": dI})
+	write(t, db, prod+"multi", map[string]string{}) // v2 removed: the index is untagged now, or gone
+	var asked []string
+	var mu sync.Mutex
+	present := func(_ context.Context, repo, digest string) (bool, error) {
+		mu.Lock()
+		asked = append(asked, repo+"@"+digest[7:8])
+		mu.Unlock()
+		return repo == prod+"tagless" || repo == prod+"multi", nil
+	}
+	fs, err := audit.Scan(context.Background(), db, p, []string{"prod.example/prod"}, audit.ScanOptions{Present: present, Jobs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fs {
+		got = append(got, string(f.Reason)+" "+f.Repository+"@"+f.Digest[7:8]+":"+f.Tag)
+	}
+	want := []string{"deletion " + prod + "multi@e:v2"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Scan with presence (-want +got):\n%s", diff)
+	}
+	sort.Strings(asked)
+	if diff := cmp.Diff([]string{prod + "multi@e", prod + "tagless@c"}, asked); diff != "" {
+		t.Errorf("Present asked about (-want +got):\n%s", diff)
+	}
+	broken := func(context.Context, string, string) (bool, error) { return false, errBroken }
+	if _, err := audit.Scan(context.Background(), db, p, nil, audit.ScanOptions{Present: broken}); !errors.Is(err, errBroken) {
+		t.Errorf("Scan with a failing Present: %v, want %v", err, errBroken)
 	}
 }

@@ -88,17 +88,20 @@ func runAudit(c *cli.Context) error {
 	if len(scopes) == 0 {
 		scopes = policy.Destinations()
 	}
+	var opts audit.ScanOptions
 	if !c.Bool("offline") {
 		targets := make([]cipsync.Target, len(scopes))
 		for i, s := range scopes {
 			targets[i] = cipsync.Target{Ref: s}
 		}
+		client := newClient(c, serviceAccounts(set))
 		w, live := progressWriter(c)
-		if _, err := cipsync.Run(c.Context, db, newClient(c, serviceAccounts(set)), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: w, Live: live}); err != nil {
+		if _, err := cipsync.Run(c.Context, db, client, targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: w, Live: live}); err != nil {
 			return err
 		}
+		opts = audit.ScanOptions{Present: audit.LivePresence(client), Jobs: c.Int("jobs")}
 	}
-	findings, err := audit.Scan(c.Context, db, policy, scopes)
+	findings, err := audit.Scan(c.Context, db, policy, scopes, opts)
 	if err != nil {
 		return err
 	}
