@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Binary finds the docker-registry server: $CIP_DOCKER_REGISTRY, then PATH,
@@ -47,6 +49,54 @@ type Options struct {
 	HTTPExtra string
 	// Dir holds the config; empty means a new temporary directory.
 	Dir string
+	// Notify lists notifications endpoints: the server POSTs every event
+	// (pushes, pulls, deletions of manifests and blobs) to each. Extra must
+	// not hold a notifications section then.
+	Notify []Endpoint
+}
+
+// Endpoint is one of docker-registry's notifications.endpoints.
+type Endpoint struct {
+	Name    string
+	URL     string
+	Headers map[string]string // sent with every request, e.g. Authorization
+	// IgnoredMediaTypes are not sent (application/octet-stream: blobs).
+	IgnoredMediaTypes []string
+}
+
+// notifications renders the notifications section for endpoints. The
+// timeout and backoff are short so that a test's events arrive quickly
+// once its receiver answers: docker-registry retries an endpoint that
+// fails, after threshold failures waiting backoff between tries.
+func notifications(endpoints []Endpoint) (string, error) {
+	if len(endpoints) == 0 {
+		return "", nil
+	}
+	type endpoint struct {
+		Name              string              `yaml:"name"`
+		URL               string              `yaml:"url"`
+		Headers           map[string][]string `yaml:"headers,omitempty"`
+		Timeout           string              `yaml:"timeout"`
+		Threshold         int                 `yaml:"threshold"`
+		Backoff           string              `yaml:"backoff"`
+		IgnoredMediaTypes []string            `yaml:"ignoredmediatypes,omitempty"`
+	}
+	var eps []endpoint
+	for _, e := range endpoints {
+		ep := endpoint{Name: e.Name, URL: e.URL, Timeout: "5s", Threshold: 3, Backoff: "200ms", IgnoredMediaTypes: e.IgnoredMediaTypes}
+		for k, v := range e.Headers {
+			if ep.Headers == nil {
+				ep.Headers = map[string][]string{}
+			}
+			ep.Headers[k] = []string{v}
+		}
+		eps = append(eps, ep)
+	}
+	b, err := yaml.Marshal(map[string]any{"notifications": map[string]any{"endpoints": eps}})
+	if err != nil {
+		return "", fmt.Errorf("render notifications: %w", err)
+	}
+	return string(b), nil
 }
 
 // Start runs docker-registry on a free loopback port and waits until it
@@ -67,6 +117,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	host := fmt.Sprintf("127.0.0.1:%d", port)
+	notify, err := notifications(opts.Notify)
+	if err != nil {
+		return nil, err
+	}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
@@ -81,7 +135,8 @@ http:
   secret: cip-test-secret
 %s
 %s
-`, host, indent(opts.HTTPExtra, "  "), opts.Extra)
+%s
+`, host, indent(opts.HTTPExtra, "  "), opts.Extra, notify)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
