@@ -11,7 +11,7 @@ CREATE TABLE audit_events (
     event_id    TEXT NOT NULL,           -- the sender's id (distribution event id, Pub/Sub messageId; a sha256 of the event when it had none)
     received_at TEXT NOT NULL,           -- RFC 3339 UTC when cip first received it
     occurred_at TEXT NOT NULL,           -- when the sender says it happened, as sent ('' when not given)
-    action      TEXT NOT NULL,           -- push or delete ('' when the event named none it knows)
+    action      TEXT NOT NULL,           -- push or delete (for an invalid event, what the sender said)
     registry    TEXT NOT NULL,           -- host[:port] of the registry changed
     repository  TEXT NOT NULL,           -- full repository name, host[:port]/path
     digest      TEXT NOT NULL,           -- the manifest's sha256:<hex> ('' when the event named none)
