@@ -550,7 +550,7 @@ func newMetrics() *metrics {
 		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cip_audit_manifest_last_reload_timestamp_seconds",
 			Help: "When the manifests in force were loaded (Unix time)."}),
 		digests: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cip_audit_manifest_digests",
-			Help: "(destination repository, digest) pairs the manifests in force promote."}),
+			Help: "Digests the manifests in force promote, counted once per destination repository and manifest naming them."}),
 	}
 	m.reg.MustRegister(m.events, m.ignored, m.requests, m.reloads, m.lastReload, m.digests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

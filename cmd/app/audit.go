@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -254,7 +255,7 @@ func runAuditServe(c *cli.Context) error {
 		Load: func() (*manifest.Set, error) {
 			return manifest.Load(file, dir, manifest.Options{SkipInvalid: c.Bool("skip-invalid")})
 		},
-		Watch:        []string{file + dir},
+		Watch:        []string{cmp.Or(file, dir)},
 		PollInterval: c.Duration("reload-interval"),
 	}
 	if !c.Bool("offline") {
