@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,9 +72,9 @@ func openDB(t testing.TB) *inventory.DB {
 	t.Cleanup(func() { db.Close() })
 	db.Now = func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) }
 	index := func(d string, children ...string) *inventory.Manifest {
-		m := &inventory.Manifest{Digest: d, MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{"` + d + `":1}`)}
+		m := &inventory.Manifest{Digest: d, MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{"` + d + `":1}`)}
 		for _, c := range children {
-			m.Children = append(m.Children, inventory.Child{Digest: c, MediaType: inventory.MediaTypeOCIManifest})
+			m.Children = append(m.Children, inventory.Child{Digest: c, MediaType: string(types.OCIManifestSchema1)})
 		}
 		return m
 	}
@@ -87,5 +88,5 @@ func openDB(t testing.TB) *inventory.DB {
 }
 
 func image(d string) *inventory.Manifest {
-	return &inventory.Manifest{Digest: d, MediaType: inventory.MediaTypeOCIManifest, Raw: []byte(`{"` + d + `":0}`)}
+	return &inventory.Manifest{Digest: d, MediaType: string(types.OCIManifestSchema1), Raw: []byte(`{"` + d + `":0}`)}
 }

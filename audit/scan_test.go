@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"errors"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"sort"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ func TestScan(t *testing.T) {
 	p := audit.NewPolicy(set)
 	db := openDB(t)
 	dS, dR, dY := dg('5'), dg('6'), dg('7') // a signature of a; a rogue index over 1 and x; a rogue image posing as a signature
-	rogue := &inventory.Manifest{Digest: dR, MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{"rogue":1}`),
+	rogue := &inventory.Manifest{Digest: dR, MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{"rogue":1}`),
 		Children: []inventory.Child{{Digest: d1}, {Digest: dX}}}
 	const prod, mirror = "prod.example/prod/", "mirror.example:5000/m/"
 

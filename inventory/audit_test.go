@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"context"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"sync"
 	"testing"
 	"time"
@@ -126,9 +127,9 @@ func TestRecordAuditEventsConcurrentRedelivery(t *testing.T) {
 func TestParentsAndLatestTagChanges(t *testing.T) {
 	db, _ := mustOpen(t)
 	ctx := context.Background()
-	idx := &inventory.Manifest{Digest: digest('i'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{}`),
+	idx := &inventory.Manifest{Digest: digest('i'), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{}`),
 		Children: []inventory.Child{{Digest: digest('a')}, {Digest: digest('b')}}}
-	idx2 := &inventory.Manifest{Digest: digest('j'), MediaType: inventory.MediaTypeOCIIndex, IsIndex: true, Raw: []byte(`{"j":1}`),
+	idx2 := &inventory.Manifest{Digest: digest('j'), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{"j":1}`),
 		Children: []inventory.Child{{Digest: digest('a')}}}
 	st := inventory.RepositoryState{Name: "r.example/prod/app", Tags: map[string]string{"v1": digest('i'), "v2": digest('j'), "solo": digest('d')},
 		New: []*inventory.Manifest{idx, idx2, image('a'), image('b'), image('d')}}

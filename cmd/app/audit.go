@@ -18,12 +18,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cipdev/cip/audit"
+	"github.com/cipdev/cip/internal/table"
 	"github.com/cipdev/cip/manifest"
 	cipsync "github.com/cipdev/cip/sync"
 )
 
 var auditOutputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_AUDIT_OUTPUT"}, Value: "table",
-	Usage: "findings `FORMAT`: table, json, yaml or github (workflow-command annotations)"}
+	Usage: "findings `FORMAT`: table, wide (a table with every cell in full), json, yaml or github (workflow-command annotations)"}
 
 func auditCommand() *cli.Command {
 	return &cli.Command{
@@ -66,9 +67,9 @@ Examples:
 func runAudit(c *cli.Context) error {
 	format := c.String("output")
 	switch format {
-	case "table", "json", "yaml", "github":
+	case "table", "wide", "json", "yaml", "github":
 	default:
-		return usagef("audit: --output %q: want table, json, yaml or github", format)
+		return usagef("audit: --output %q: want table, wide, json, yaml or github", format)
 	}
 	scopes := c.Args().Slice()
 	for _, s := range scopes {
@@ -96,8 +97,10 @@ func runAudit(c *cli.Context) error {
 			targets[i] = cipsync.Target{Ref: s}
 		}
 		client := newClient(c, serviceAccounts(set))
-		w, live := progressWriter(c)
-		if _, err := cipsync.Run(c.Context, db, client, targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: w, Live: live}); err != nil {
+		prog := newProgress(c)
+		res, err := cipsync.Run(c.Context, db, client, targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync()})
+		prog.synced(res)
+		if err != nil {
 			return err
 		}
 		opts = audit.ScanOptions{Present: audit.LivePresence(client), Jobs: c.Int("jobs")}
@@ -106,7 +109,7 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAuditFindings(c.App.Writer, format, findings); err != nil {
+	if err := writeAuditFindings(c.App.Writer, format, findings, tableWidth(c, format == "wide")); err != nil {
 		return err
 	}
 	if w, _ := progressWriter(c); w != nil {
@@ -135,7 +138,7 @@ func countFindings(fs []audit.Finding) string {
 	return fmt.Sprintf("%d findings (%s)", len(fs), strings.Join(parts, ", "))
 }
 
-func writeAuditFindings(w io.Writer, format string, fs []audit.Finding) error {
+func writeAuditFindings(w io.Writer, format string, fs []audit.Finding, width int) error {
 	switch format {
 	case "json", "yaml":
 		if fs == nil {
@@ -175,7 +178,9 @@ func writeAuditFindings(w io.Writer, format string, fs []audit.Finding) error {
 		}
 		rows = append(rows, []string{string(f.Reason), f.Repository, dash(f.Digest), dash(tag), dash(f.Want), dash(f.Since), dash(where)})
 	}
-	return writeTable(w, []string{"REASON", "REPOSITORY", "DIGEST", "TAG", "WANT", "SINCE", "MANIFEST"}, rows)
+	cols := table.Columns("REASON", "REPOSITORY", "DIGEST", "TAG", "WANT", "SINCE")
+	cols = append(cols, table.Column{Name: "MANIFEST", Fit: table.CutStart})
+	return writeTable(w, cols, rows, width)
 }
 
 func auditServeCommand() *cli.Command {

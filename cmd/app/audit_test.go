@@ -55,7 +55,7 @@ func TestAuditUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"audit"}, "exactly one of --manifest or --thin-manifest-dir"},
-		{[]string{"audit", "-m", m, "-o", "xml"}, "want table, json, yaml or github"},
+		{[]string{"audit", "-m", m, "-o", "xml"}, "want table, wide, json, yaml or github"},
 		{[]string{"audit", "-m", m, "not a ref"}, "invalid REF"},
 		{[]string{"audit", "-m", bad, "--offline"}, "manifest error"},
 		{[]string{"audit", "serve", "-m", m}, "--token-file is required"},
