@@ -177,7 +177,9 @@ func (r *regsyncTool) Run(ctx context.Context, st *procStats) error {
 // craneTool runs `crane copy` of each tag, 8 processes at once. The tags
 // of one digest go to one job, copied once and tagged after (`crane tag`):
 // two concurrent copies of one digest into one repository race in
-// docker-registry (FACTS.md).
+// docker-registry 2.8 (measured here, 2026-11: two `crane copy` runs of one
+// digest to two tags of one repository failed once with DIGEST_INVALID /
+// MANIFEST_BLOB_UNKNOWN).
 type craneTool struct {
 	e    *toolEnv
 	jobs []craneJob
