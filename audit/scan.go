@@ -14,6 +14,7 @@ import (
 
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
+	cipsync "github.com/cipdev/cip/sync"
 )
 
 // Finding is one difference between production, as the inventory has it,
@@ -51,13 +52,10 @@ type ScanOptions struct {
 	// promotion is invisible to a sync. LivePresence asks with a HEAD.
 	// Without it such digests are reported missing.
 	Present func(ctx context.Context, repo, digest string) (bool, error)
-	// Jobs bounds the Present calls in flight (DefaultJobs when 0).
+	// Jobs bounds the Present calls in flight (sync.DefaultJobs when 0:
+	// as many as a crawl's requests in flight).
 	Jobs int
 }
-
-// DefaultJobs is how many Present calls Scan makes at once by default, as
-// many as sync's requests in flight.
-const DefaultJobs = 8
 
 // Scan compares what the inventory holds under scopes (registry names or
 // path prefixes; the policy's destination registries when none) with the
@@ -86,7 +84,7 @@ func Scan(ctx context.Context, inv ScanInventory, p *Policy, scopes []string, op
 	present := make([]bool, len(unheld))
 	if opts.Present != nil {
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(cmp.Or(opts.Jobs, DefaultJobs))
+		g.SetLimit(cmp.Or(opts.Jobs, cipsync.DefaultJobs))
 		for i, u := range unheld {
 			g.Go(func() error {
 				ok, err := opts.Present(gctx, u.repo, u.digest)
