@@ -37,6 +37,9 @@ type State struct {
 	Manifests     []*Manifest // sorted by Rel
 	// Problems are the validation errors of `cip validate`.
 	Problems []*manifest.Error
+	// Notices are what `cip validate` warns about but accepts (a stale
+	// imagesPath, a service account cip will not use).
+	Notices []*manifest.Error
 
 	idx *index
 }
@@ -64,7 +67,7 @@ func LoadState(src Source) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &State{Root: src.root(), Display: src.root(), Thin: src.Dir != "", Problems: set.Warnings}
+	st := &State{Root: src.root(), Display: src.root(), Thin: src.Dir != "", Problems: set.Warnings, Notices: set.Notices}
 	for _, m := range set.Manifests {
 		x := &Manifest{File: m.File, ImagesFile: m.ImagesFile, Source: m.Source().Name}
 		if st.Thin {

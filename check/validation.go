@@ -8,7 +8,8 @@ import (
 // Validation reports every rule of `cip validate` broken by the head. A
 // problem the base has too (same file, same message, wherever the line
 // moved) is a warning. Tag conflicts are left to TagConflict, which reports
-// validation's conflicts per destination registry.
+// validation's conflicts per destination registry. What `cip validate` only
+// warns about (the head's notices) is a warning.
 type Validation struct{}
 
 func (Validation) Name() string { return "validation" }
@@ -37,6 +38,9 @@ func (Validation) Run(_ context.Context, c *Change) ([]Finding, error) {
 			msg += " (already in the base)"
 		}
 		out = append(out, Finding{Severity: severity(inBase), File: p.File, Line: p.Line, Message: msg})
+	}
+	for _, n := range c.Head.Notices {
+		out = append(out, Finding{Severity: Warning, File: n.File, Line: n.Line, Message: n.Msg})
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ func TestValidation(t *testing.T) {
 	tests := []struct {
 		name       string
 		base, head string
+		headRegs   string     // the head's promoter manifest, when not the default
 		want       []Severity // one per finding
 		contains   string
 	}{
@@ -19,10 +20,15 @@ func TestValidation(t *testing.T) {
 		{name: "bad tag", base: img("app", dig(dA, "v1")), head: img("app", dig(dA, "-v1")), want: []Severity{Error}, contains: "tag"},
 		{name: "bad yaml", base: img("app", dig(dA, "v1")), head: "- name: app\n  dmap: [\n", want: []Severity{Error}},
 		{name: "tag conflict left to tag-conflict", base: img("app", dig(dA, "v1")), head: img("app", dig(dA, "v1"), dig(dB, "v1"))},
+		{name: "a notice is a warning", base: img("app", dig(dA, "v1")), head: img("app", dig(dA, "v1")), headRegs: regs + "imagesPath: ../../images/elsewhere.yaml\n", want: []Severity{Warning}, contains: "deprecated and ignored"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := runCheck(t, Validation{}, tc.base, tc.head)
+			var headRegs map[string]string
+			if tc.headRegs != "" {
+				headRegs = map[string]string{"foo": tc.headRegs}
+			}
+			got := runCheckMulti(t, Validation{}, map[string]string{"foo": tc.base}, map[string]string{"foo": tc.head}, nil, headRegs)
 			if len(got) != len(tc.want) {
 				t.Fatalf("Validation findings = %v, want %d", got, len(tc.want))
 			}

@@ -76,7 +76,6 @@ var hostileCases = []hostileCase{
 	{path: "thin-images-duplicate-key", file: "images/a/images.yaml", line: 2, msg: `duplicate key "name"`},
 	{path: "thin-images-non-utf8", file: "images/a/images.yaml", line: 3, msg: "byte 0xfe"},
 	{path: "thin-images-truncated", file: "images/a/images.yaml", line: 3, msg: "unexpected end of stream"},
-	{path: "thin-imagespath-absolute", file: "manifests/a/promoter-manifest.yaml", line: 5, msg: "want a path relative to the manifest's folder"},
 	{path: "thin-manifest-unknown-field", file: "manifests/a/promoter-manifest.yaml", line: 5, msg: `unknown field "promote"`},
 	{path: "thin-no-manifests", file: "", msg: "has no manifests folder"},
 	{path: "thin-tag-conflict-live", file: "images/b/images.yaml", line: 3, msg: `tag "v1" is also on digest`},

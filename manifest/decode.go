@@ -2,6 +2,8 @@ package manifest
 
 import (
 	"gopkg.in/yaml.v3"
+
+	"github.com/cipdev/cip/internal/googlehost"
 )
 
 // image and digest are the loader's working form of Image and Digest: maps
@@ -73,6 +75,11 @@ func (c *fileCheck) decodeRegistries(n *yaml.Node, keyLine int) []Registry {
 				continue
 			}
 			r.ServiceAccount = sa
+			if !googlehost.OfName(name) {
+				// cip borrows an account through gcloud, whose tokens are
+				// good only at Google: elsewhere it would fail every run.
+				c.note(f.val.Line, "registry %q: service-account %s is ignored: service accounts are used only for Google registries (gcr.io, *.pkg.dev)", name, sa)
+			}
 		}
 		if i, dup := first[name]; dup {
 			// An exact repeat (real data has one) changes nothing: only

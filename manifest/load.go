@@ -72,6 +72,7 @@ func loadPlain(c *fileCheck, data []byte, opts Options) (*Set, error) {
 		}
 	}
 	l.errs = append(l.errs, c.errs...)
+	l.notes = append(l.notes, c.notes...)
 	return l.finish()
 }
 
@@ -115,6 +116,7 @@ func decodePlain(c *fileCheck, data []byte) *loaded {
 type loader struct {
 	opts      Options
 	errs      []*Error
+	notes     []*Error
 	manifests []*loaded // usable manifests (no fatal problem)
 }
 
@@ -134,7 +136,8 @@ func (l *loader) finish() (*Set, error) {
 	if len(l.errs) > 0 && !l.opts.SkipInvalid {
 		return nil, &ValidationError{Errors: l.errs}
 	}
-	s := &Set{Warnings: l.errs}
+	sortErrors(l.notes)
+	s := &Set{Warnings: l.errs, Notices: l.notes}
 	for _, m := range l.manifests {
 		s.Manifests = append(s.Manifests, m.export())
 	}

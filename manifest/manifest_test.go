@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,11 @@ func relSet(t *testing.T, s *Set) *Set {
 		x := *w
 		x.File = rel(x.File)
 		out.Warnings = append(out.Warnings, &x)
+	}
+	for _, w := range s.Notices {
+		x := *w
+		x.File = rel(x.File)
+		out.Notices = append(out.Notices, &x)
 	}
 	return out
 }
@@ -69,6 +75,10 @@ func TestLoadGood(t *testing.T) {
 	}{
 		{name: "plain", file: filepath.Join(testdata, "good", "plain.yaml")},
 		{name: "thin", thin: filepath.Join(testdata, "good", "thin")},
+		// The Kubernetes promoter's own fixture shape: four thin
+		// manifests, one with a stale imagesPath (../../images/a.yaml)
+		// that the promoter ignores, and so does cip (with a notice).
+		{name: "basic-thin", thin: filepath.Join(testdata, "good", "basic-thin")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,7 +214,6 @@ var badCases = []badCase{
 	{"tag on two digests in one file", "tag-conflict.yaml", "", 14, `image "apple": digest "sha256:c3d310f4741b3642497da8826e0986db5e02afc9777a2b8e668c8e41034128c1": tag "latest" is also on digest "sha256:e8ca4f9ff069d6a35f444832097e6650f6594b3ec0de129109d53a1b760884e9" at line 8; a tag can name only one digest in us.gcr.io/example-prod/apple`},
 
 	{"thin: tag on two digests across manifests", "thin-tag-conflict", "images/b/images.yaml", 4, `image "widget": digest "sha256:c3d310f4741b3642497da8826e0986db5e02afc9777a2b8e668c8e41034128c1": tag "v1.0.0" is also on digest "sha256:e8ca4f9ff069d6a35f444832097e6650f6594b3ec0de129109d53a1b760884e9" at ` + filepath.Join(testdata, "bad", "thin-tag-conflict", "images", "a", "images.yaml") + `:3; a tag can name only one digest in us.gcr.io/example-prod/widget`},
-	{"thin: imagesPath escaping the root", "thin-imagespath-escape", "manifests/a/promoter-manifest.yaml", 5, `imagesPath "../../../../good/thin/images/a/images.yaml": resolves to ` + filepath.Join(testdata, "good", "thin", "images", "a", "images.yaml") + `, outside the thin manifest directory`},
 	{"thin: manifest without images", "thin-missing-images", "manifests/a/promoter-manifest.yaml", 0, "missing images file " + filepath.Join(testdata, "bad", "thin-missing-images", "images", "a", "images.yaml")},
 	{"thin: images without manifest", "thin-orphan-images", "images/b/images.yaml", 0, "no promoter manifest for these images: want " + filepath.Join(testdata, "bad", "thin-orphan-images", "manifests", "b", "promoter-manifest.yaml")},
 	{"thin: nested manifest", "thin-nested", "manifests/a/b/promoter-manifest.yaml", 0, "nested manifest: want"},
@@ -362,20 +371,6 @@ func TestLoadGenerated(t *testing.T) {
 			},
 			file: "images/a/images.yaml",
 			msg:  "too many levels of symbolic links",
-		},
-		{
-			name: "imagesPath escaping through a symlink",
-			setup: func(t *testing.T) (string, Options) {
-				dir := thin(t)
-				outside := t.TempDir()
-				write(t, filepath.Join(outside, "images.yaml"), "[]\n")
-				symlink(t, outside, filepath.Join(dir, "images", "out"))
-				write(t, filepath.Join(dir, "manifests", "a", "promoter-manifest.yaml"), manifest+"imagesPath: ../../images/out/images.yaml\n")
-				return dir, Options{}
-			},
-			file: "manifests/a/promoter-manifest.yaml",
-			line: 5,
-			msg:  "resolves through a symbolic link to",
 		},
 	}
 	for _, tt := range tests {
@@ -568,5 +563,132 @@ func TestValidators(t *testing.T) {
 		if (err == nil) != tt.valid {
 			t.Errorf("Validate %s(%q) = %v, want valid=%v", tt.name, tt.in, err, tt.valid)
 		}
+	}
+}
+
+// TestImagesPathIgnored: the deprecated imagesPath never changes which
+// images file is read (images/<name>/images.yaml, as the Kubernetes
+// promoter does since January 2020); a value naming another file is a
+// notice at its line, never a problem, whatever it points at.
+func TestImagesPathIgnored(t *testing.T) {
+	const regs = "registries:\n- name: gcr.io/example-a\n  src: true\n- name: us.gcr.io/example-prod\n"
+	const d = "sha256:e8ca4f9ff069d6a35f444832097e6650f6594b3ec0de129109d53a1b760884e9"
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "images.yaml"), []byte("- name: other\n  dmap:\n    \""+d+"\": [v9]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		value  string // the imagesPath line, "" for none
+		notice string // "" when none is wanted
+	}{
+		{"absent", "", ""},
+		{"the derived file", `imagesPath: "../../images/a/images.yaml"`, ""},
+		{"the derived file, spelled otherwise", `imagesPath: ./../../images/a/../a/images.yaml`, ""},
+		{"empty", `imagesPath: ""`, ""},
+		{"null", `imagesPath:`, ""},
+		{"stale, as in the promoter's basic-thin fixture", `imagesPath: ../../images/a.yaml`, `imagesPath "../../images/a.yaml" is deprecated and ignored`},
+		{"another valid images file", `imagesPath: ../../images/b/images.yaml`, string(filepath.Separator) + filepath.Join("images", "b", "images.yaml")},
+		{"absolute", `imagesPath: /etc/passwd`, `imagesPath "/etc/passwd" is deprecated and ignored`},
+		{"outside the tree", `imagesPath: ` + filepath.Join(outside, "images.yaml"), `is deprecated and ignored`},
+		{"escaping the root", `imagesPath: ../../../../elsewhere/images.yaml`, `is deprecated and ignored`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string]string{
+				"manifests/a/promoter-manifest.yaml": regs + tt.value + "\n",
+				"images/a/images.yaml":               "- name: app\n  dmap:\n    \"" + d + "\": [v1]\n",
+				// b's images, which a's imagesPath may name: they must
+				// still be b's only.
+				"manifests/b/promoter-manifest.yaml": "registries:\n- name: gcr.io/example-b\n  src: true\n- name: us.gcr.io/example-prod\n",
+				"images/b/images.yaml":               "- name: bee\n  dmap:\n    \"" + d + "\": [v2]\n",
+			}
+			for p, data := range files {
+				p = filepath.Join(dir, filepath.FromSlash(p))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			set, err := LoadThinDir(dir, Options{})
+			if err != nil {
+				t.Fatalf("LoadThinDir = %v, want no error", err)
+			}
+			var got []string
+			for _, p := range set.Promotions() {
+				got = append(got, p.Src+" "+p.Image+" "+strings.Join(p.Tags, ","))
+			}
+			if want := []string{"gcr.io/example-a app v1", "gcr.io/example-b bee v2"}; !slices.Equal(got, want) {
+				t.Errorf("promotions = %q, want %q (imagesPath must not change what is read)", got, want)
+			}
+			if tt.notice == "" {
+				if len(set.Notices) != 0 {
+					t.Errorf("Notices = %v, want none", set.Notices)
+				}
+				return
+			}
+			if len(set.Notices) != 1 {
+				t.Fatalf("Notices = %v, want one", set.Notices)
+			}
+			n := set.Notices[0]
+			if n.File != filepath.Join(dir, "manifests", "a", "promoter-manifest.yaml") || n.Line != 5 || !strings.Contains(n.Msg, tt.notice) {
+				t.Errorf("notice = %s, want manifests/a/promoter-manifest.yaml:5: ...%s...", n, tt.notice)
+			}
+			if want := filepath.Join(dir, "images", "a", "images.yaml"); !strings.Contains(n.Msg, "read from "+want) {
+				t.Errorf("notice = %s, want it to name the file read, %s", n, want)
+			}
+		})
+	}
+}
+
+// TestImagesPathNotAString: imagesPath is still a string field (the
+// Kubernetes promoter decodes it as one), so a list is refused.
+func TestImagesPathNotAString(t *testing.T) {
+	dir := t.TempDir()
+	for p, data := range map[string]string{
+		"manifests/a/promoter-manifest.yaml": "registries:\n- name: gcr.io/example-a\n  src: true\nimagesPath: [a, b]\n",
+		"images/a/images.yaml":               "[]\n",
+	} {
+		p = filepath.Join(dir, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := LoadThinDir(dir, Options{})
+	checkOneProblem(t, dir, badCase{file: "manifests/a/promoter-manifest.yaml", line: 4, msg: "imagesPath: want a file path, got list"}, err)
+}
+
+// TestServiceAccountNotice: a service account on a registry that is not
+// Google's is kept as written but noticed (cip never uses it there); on a
+// Google registry it says nothing.
+func TestServiceAccountNotice(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.yaml")
+	data := "registries:\n" +
+		"- name: gcr.io/example-staging\n  src: true\n  service-account: reader@example.iam.gserviceaccount.com\n" +
+		"- name: us-docker.pkg.dev/example/prod\n  service-account: writer@example.iam.gserviceaccount.com\n" +
+		"- name: registry.example.com/prod\n  service-account: writer@example.iam.gserviceaccount.com\n" +
+		"- name: 127.0.0.1:5000/prod\n" +
+		"images: []\n"
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := LoadFile(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Notices) != 1 {
+		t.Fatalf("Notices = %v, want one", set.Notices)
+	}
+	n := set.Notices[0]
+	want := `registry "registry.example.com/prod": service-account writer@example.iam.gserviceaccount.com is ignored: service accounts are used only for Google registries`
+	if n.File != p || n.Line != 8 || !strings.Contains(n.Msg, want) {
+		t.Errorf("notice = %s, want %s:8: %s...", n, p, want)
+	}
+	if got := set.Manifests[0].Registries[2].ServiceAccount; got != "writer@example.iam.gserviceaccount.com" {
+		t.Errorf("ServiceAccount = %q, want it kept as written", got)
 	}
 }

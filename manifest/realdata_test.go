@@ -73,6 +73,11 @@ func TestRealData(t *testing.T) {
 				rel.File, _ = filepath.Rel(realData, w.File)
 				t.Logf("  warning: %v", &rel)
 			}
+			// Every real imagesPath names the file cip derives, and every
+			// real service account is on a Google registry: nothing to say.
+			for _, n := range set.Notices {
+				t.Errorf("notice on real data: %v", n)
+			}
 			if (ve == nil) != (len(set.Warnings) == 0) {
 				t.Errorf("strict load error %v but %d warnings with SkipInvalid", strictErr, len(set.Warnings))
 			}

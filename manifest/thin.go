@@ -26,9 +26,9 @@ const maxNestedDepth = 16
 
 // LoadThinDir loads the thin manifest directory dir: every
 // dir/manifests/<name>/promoter-manifest.yaml (its registries) with its
-// dir/images/<name>/images.yaml (its images), or the file named by the
-// manifest's deprecated imagesPath. Folders beside images and manifests are
-// ignored. A dir that cannot be read or has no manifests folder is a plain
+// dir/images/<name>/images.yaml (its images). The deprecated imagesPath is
+// ignored, with a notice in Set.Notices when it names another file.
+// Folders beside images and manifests are ignored. A dir that cannot be read or has no manifests folder is a plain
 // error; problems with the files in it are reported as a *ValidationError
 // (or, with opts.SkipInvalid, as Set.Warnings).
 func LoadThinDir(dir string, opts Options) (*Set, error) {
@@ -89,7 +89,7 @@ type thinDir struct {
 	loader
 	root    string
 	claimed map[string]bool          // images files some manifest uses
-	images  map[string]*imagesResult // by path, so a file shared through imagesPath is read once
+	images  map[string]*imagesResult // by path
 }
 
 type imagesResult struct {
@@ -193,8 +193,8 @@ func (t *thinDir) findNested(dir, name, msg string, depth int) {
 }
 
 // scanImagesDir returns the images/<name>/images.yaml files, reporting
-// misplaced and nested ones. A thin directory may lack images/ when every
-// manifest names its images with imagesPath.
+// misplaced and nested ones. A missing images/ is reported as each
+// manifest's missing images file.
 func (t *thinDir) scanImagesDir() []string {
 	idir := filepath.Join(t.root, imagesDir)
 	entries, err := os.ReadDir(idir)
@@ -250,7 +250,9 @@ func (t *thinDir) escapes(c *fileCheck, p string) bool {
 	return true
 }
 
-// loadPair loads one thin manifest and its images file.
+// loadPair loads one thin manifest and its images file, which is always
+// images/<name>/images.yaml for manifests/<name>/: like the Kubernetes
+// promoter (since January 2020), cip ignores the deprecated imagesPath.
 func (t *thinDir) loadPair(mfile string) {
 	c := &fileCheck{file: mfile}
 	if t.escapes(c, mfile) {
@@ -260,22 +262,16 @@ func (t *thinDir) loadPair(mfile string) {
 	name := filepath.Base(filepath.Dir(mfile))
 	ifile := filepath.Join(t.root, imagesDir, name, imagesFile)
 	if imagesPath != "" {
-		def := ifile
-		if ifile = t.resolveImagesPath(c, mfile, imagesPath, ipLine); ifile == "" {
-			// images/<name>/images.yaml is then not reported as lacking
-			// a manifest: that would repeat the problem.
-			t.claimed[def] = true
-		}
+		noteImagesPath(c, mfile, ifile, imagesPath, ipLine)
 	}
-	if ifile != "" && t.escapes(c, ifile) {
-		t.claimed[ifile] = true
+	t.claimed[ifile] = true
+	if t.escapes(c, ifile) {
 		ifile, m = "", nil
 	}
 	if ifile != "" {
-		t.claimed[ifile] = true
-		// When the manifest could not be read, whether it names another
-		// images file is unknown: a missing images file is not reported.
-		if r := t.loadImages(c, ifile, ipLine, parsed); r != nil && m != nil {
+		// When the manifest could not be read, a missing images file is
+		// not reported: the manifest's own problem says enough.
+		if r := t.loadImages(c, ifile, parsed); r != nil && m != nil {
 			if r.fatal {
 				m = nil
 			} else {
@@ -287,14 +283,32 @@ func (t *thinDir) loadPair(mfile string) {
 		}
 	}
 	t.errs = append(t.errs, c.errs...)
+	t.notes = append(t.notes, c.notes...)
 	if m != nil && !c.fatal {
 		t.manifests = append(t.manifests, m)
 	}
 }
 
+// noteImagesPath records a notice when the deprecated imagesPath (resolved
+// against the manifest's folder) names another file than ifile, the one
+// cip reads: a stale value is harmless, but its author may expect other
+// images to be promoted than will be.
+func noteImagesPath(c *fileCheck, mfile, ifile, imagesPath string, line int) {
+	p := filepath.FromSlash(imagesPath)
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(filepath.Dir(mfile), p)
+	}
+	want, err1 := filepath.Abs(ifile)
+	got, err2 := filepath.Abs(p)
+	if err1 == nil && err2 == nil && want == got {
+		return
+	}
+	c.note(line, "imagesPath %q is deprecated and ignored: the images are read from %s (from the folder name), not %s", imagesPath, ifile, p)
+}
+
 // decodeThinManifest reads a promoter-manifest.yaml: registries and the
 // optional imagesPath. parsed reports whether its top-level fields could be
-// read, so whether imagesPath is known.
+// read.
 func (t *thinDir) decodeThinManifest(c *fileCheck) (m *loaded, parsed bool, imagesPath string, ipLine int) {
 	data, err := readFile(c, t.opts.maxFileSize())
 	if err != nil {
@@ -325,9 +339,11 @@ func (t *thinDir) decodeThinManifest(c *fileCheck) (m *loaded, parsed bool, imag
 		return nil, false, "", 0
 	}
 	parsed = true
-	if f, has := fs["imagesPath"]; has {
+	if f, has := fs["imagesPath"]; has && !isNull(f.val) {
 		ipLine = f.key.Line
-		if imagesPath, ok = scalar(f.val); !ok || imagesPath == "" {
+		if imagesPath, ok = scalar(f.val); !ok {
+			// The Kubernetes promoter reads it as a string, so it refuses
+			// a list or a mapping too.
 			c.fail(f.val.Line, "imagesPath: want a file path, got %s", kindName(f.val))
 		}
 	}
@@ -344,29 +360,6 @@ func (t *thinDir) decodeThinManifest(c *fileCheck) (m *loaded, parsed bool, imag
 	return m, parsed, imagesPath, ipLine
 }
 
-// resolveImagesPath resolves imagesPath relative to the manifest's folder
-// and checks that it stays inside the thin directory, also after resolving
-// symbolic links. It returns "" after recording a problem.
-func (t *thinDir) resolveImagesPath(c *fileCheck, mfile, imagesPath string, line int) string {
-	if filepath.IsAbs(imagesPath) {
-		c.fail(line, "imagesPath %q: want a path relative to the manifest's folder", imagesPath)
-		return ""
-	}
-	p := filepath.Join(filepath.Dir(mfile), filepath.FromSlash(imagesPath))
-	if !inside(t.root, p) {
-		c.fail(line, "imagesPath %q: resolves to %s, outside the thin manifest directory %s", imagesPath, p, t.root)
-		return ""
-	}
-	if real, err := filepath.EvalSymlinks(p); err == nil {
-		if root, err := filepath.EvalSymlinks(t.root); err == nil && !inside(root, real) {
-			t.claimed[p] = true // reported here, not again as lacking a manifest
-			c.fail(line, "imagesPath %q: resolves through a symbolic link to %s, outside the thin manifest directory %s", imagesPath, real, t.root)
-			return ""
-		}
-	}
-	return p
-}
-
 // inside reports whether p is root or below it, lexically.
 func inside(root, p string) bool {
 	rel, err := filepath.Rel(root, p)
@@ -379,7 +372,7 @@ func inside(root, p string) bool {
 // loadImages reads an images file once; c is the manifest that needs it and
 // receives the problem when the file is missing. It returns nil if the file
 // could not be read.
-func (t *thinDir) loadImages(c *fileCheck, ifile string, ipLine int, reportMissing bool) *imagesResult {
+func (t *thinDir) loadImages(c *fileCheck, ifile string, reportMissing bool) *imagesResult {
 	if r, ok := t.images[ifile]; ok {
 		return r
 	}
@@ -387,7 +380,7 @@ func (t *thinDir) loadImages(c *fileCheck, ifile string, ipLine int, reportMissi
 		if !reportMissing {
 			return nil
 		}
-		c.fail(ipLine, "missing images file %s: every promoter manifest needs one (for no images, write a comment such as \"# No images yet\")", ifile)
+		c.fail(0, "missing images file %s: every promoter manifest needs one (for no images, write a comment such as \"# No images yet\")", ifile)
 		return nil
 	}
 	ic := &fileCheck{file: ifile}

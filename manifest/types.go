@@ -81,6 +81,11 @@ type Set struct {
 	// Warnings lists problems that were skipped because of
 	// Options.SkipInvalid, in file and line order.
 	Warnings []*Error
+	// Notices lists what is worth saying but invalidates nothing, with or
+	// without SkipInvalid, in file and line order: a deprecated imagesPath
+	// naming another file than the one cip reads, a service account on a
+	// registry that is not Google's (never used).
+	Notices []*Error
 }
 
 // Promotion is one flattened row of intent: copy Digest of Image from the

@@ -21,7 +21,14 @@ import (
 type fileCheck struct {
 	file  string
 	errs  []*Error
+	notes []*Error // Set.Notices: worth saying, never a reason to refuse
 	fatal bool
+}
+
+// note records something worth saying that does not make the file or any
+// entry invalid (a deprecated field, a setting cip ignores).
+func (c *fileCheck) note(line int, format string, args ...any) {
+	c.notes = append(c.notes, &Error{File: c.file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // fail records a problem that makes the whole file unusable.
