@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/google"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/cipdev/cip/internal/googlehost"
 	"github.com/cipdev/cip/internal/once"
 )
 
@@ -49,6 +50,8 @@ type Options struct {
 	Insecure []string
 	// ServiceAccounts maps a registry name (host/path prefix) to a service
 	// account whose identity is borrowed through gcloud impersonation.
+	// Entries on registries that are not Google's are never used: a gcloud
+	// access token is good only at Google.
 	ServiceAccounts map[string]string
 }
 
@@ -84,7 +87,12 @@ func New(opts Options) *Client {
 	if kc == nil {
 		kc = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain)
 	}
-	c := &Client{tr: tr, keychain: kc, insecure: map[string]bool{}, accounts: opts.ServiceAccounts}
+	c := &Client{tr: tr, keychain: kc, insecure: map[string]bool{}, accounts: map[string]string{}}
+	for reg, sa := range opts.ServiceAccounts {
+		if googlehost.OfName(reg) {
+			c.accounts[reg] = sa
+		}
+	}
 	for _, h := range opts.Insecure {
 		c.insecure[h] = true
 	}
