@@ -230,15 +230,17 @@ func TestFmt(t *testing.T) {
 	}
 }
 
-// TestCheckUsesServiceAccounts: the online checks read the source with the
-// service account the manifest names (through gcloud) rather than
-// anonymously. cip runs with a PATH holding no gcloud, so no impersonation
-// is attempted and the run fails naming the account and gcloud.
-func TestCheckUsesServiceAccounts(t *testing.T) {
+// TestCheckIgnoresServiceAccountOffGoogle: a service account on a registry
+// that is not Google's is never used (a gcloud token is good only at
+// Google): the online checks read the source with ambient credentials and
+// find the digest missing, and nothing runs gcloud. cip runs with a PATH
+// whose only gcloud fails loudly when called.
+func TestCheckIgnoresServiceAccountOffGoogle(t *testing.T) {
 	s := StartRegistry(t)
 	dir := t.TempDir()
 	regs := "registries:\n- name: " + s.Host + "/staging\n  src: true\n  service-account: reader@example.iam.gserviceaccount.com\n- name: " + s.Host + "/prod\n"
 	images := "- name: app\n  dmap:\n    \"sha256:" + strings.Repeat("a", 64) + "\": [\"v1\"]\n"
+	bin := t.TempDir()
 	for p, data := range map[string]string{"manifests/foo/promoter-manifest.yaml": regs, "images/foo/images.yaml": images} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
 			t.Fatal(err)
@@ -247,14 +249,17 @@ func TestCheckUsesServiceAccounts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := os.WriteFile(filepath.Join(bin, "gcloud"), []byte("#!/bin/sh\necho gcloud was called >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(cipBin, "--db", filepath.Join(t.TempDir(), "inv.db"), "check", "--head", dir, "--checks", "source-presence")
-	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+	cmd.Env = append(os.Environ(), "PATH="+bin)
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 {
 		t.Fatalf("cip check: %v, want exit 1\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "reader@example.iam.gserviceaccount.com") || !strings.Contains(string(out), "gcloud") {
-		t.Errorf("output = %q, want the service account and gcloud named", out)
+	if !strings.Contains(string(out), "is not in the source repository") || strings.Contains(string(out), "gcloud") {
+		t.Errorf("output = %q, want the missing digest found without gcloud", out)
 	}
 }
