@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -14,7 +15,10 @@ import (
 type RepositoryState struct {
 	Name     string            // full name: host[:port]/path
 	Tags     map[string]string // tag -> digest
-	Untagged []string          // digests the registry listed without a tag (GCR extension)
+	// Untagged are digests the repository holds without a tag: those GCR's
+	// listing names, or (elsewhere) those the inventory knew untagged and
+	// a HEAD by digest confirmed (UntaggedDigests).
+	Untagged []string
 	// New holds every manifest reachable from Tags and Untagged that is not
 	// yet in the inventory (children included).
 	New []*Manifest
@@ -186,7 +190,7 @@ func (d *DB) WriteRepositories(ctx context.Context, runID int64, sts []Repositor
 // writeOne writes one crawl inside tx: only synced_at and checked_at when
 // the inventory already holds the repository as st has it.
 func (d *DB) writeOne(ctx context.Context, tx *sql.Tx, runID int64, st RepositoryState, now string) ([]TagChange, error) {
-	if len(st.New) == 0 && len(st.Untagged) == 0 {
+	if len(st.New) == 0 {
 		id, same, err := unchanged(ctx, tx, st)
 		if err != nil {
 			return nil, err
@@ -202,8 +206,8 @@ func (d *DB) writeOne(ctx context.Context, tx *sql.Tx, runID int64, st Repositor
 }
 
 // unchanged reports whether the inventory already holds repository
-// st.Name exactly as a full write of st (which has no new manifest and no
-// untagged digest) would leave it.
+// st.Name exactly as a full write of st (which has no new manifest) would
+// leave it.
 func unchanged(ctx context.Context, tx *sql.Tx, st RepositoryState) (int64, bool, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, st.Name).Scan(&id)
@@ -225,18 +229,25 @@ func unchanged(ctx context.Context, tx *sql.Tx, st RepositoryState) (int64, bool
 			return id, false, nil
 		}
 	}
-	// The digests held are exactly those the tags reach (as the full write
-	// would record them): nothing untagged left over from before.
+	// The digests held are exactly those the tags and the untagged digests
+	// reach (as the full write would record them): nothing left over from
+	// before, nothing missing.
+	untagged, err := json.Marshal(st.Untagged)
+	if err != nil {
+		return 0, false, err
+	}
 	var same bool
 	err = tx.QueryRowContext(ctx, `
 		WITH RECURSIVE reach(digest) AS (
 			SELECT digest FROM tags WHERE repository_id = ?1
 			UNION
+			SELECT value FROM json_each(?2)
+			UNION
 			SELECT c.child_digest FROM manifest_children c JOIN reach r ON c.parent_digest = r.digest
 		), want AS (SELECT r.digest FROM reach r JOIN manifests m ON m.digest = r.digest)
 		SELECT (SELECT COUNT(*) FROM want) = (SELECT COUNT(*) FROM repository_manifests WHERE repository_id = ?1)
 			AND NOT EXISTS (SELECT 1 FROM want w WHERE NOT EXISTS (
-				SELECT 1 FROM repository_manifests rm WHERE rm.repository_id = ?1 AND rm.digest = w.digest))`, id).Scan(&same)
+				SELECT 1 FROM repository_manifests rm WHERE rm.repository_id = ?1 AND rm.digest = w.digest))`, id, string(untagged)).Scan(&same)
 	if err != nil {
 		return 0, false, err
 	}

@@ -108,3 +108,53 @@ func TestLargestImage(t *testing.T) {
 		}
 	}
 }
+
+// UntaggedDigests lists what a repository holds that no tag reaches, with
+// the untagged children of each; a write with the same untagged digests is
+// unchanged (synced_at only), one without them drops them.
+func TestUntaggedDigests(t *testing.T) {
+	db, _ := mustOpen(t)
+	ctx := context.Background()
+	const repo = "r.example/p/app"
+	// v1 -> index i (children a, b); untagged: index j (children b, c), image d.
+	idx := func(d byte, kids ...byte) *inventory.Manifest {
+		m := &inventory.Manifest{Digest: digest(d), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{"` + string(d) + `":1}`)}
+		for _, k := range kids {
+			m.Children = append(m.Children, inventory.Child{Digest: digest(k)})
+		}
+		return m
+	}
+	st := inventory.RepositoryState{Name: repo, Tags: map[string]string{"v1": digest('i')}, Untagged: []string{digest('d'), digest('j')},
+		New: []*inventory.Manifest{idx('i', 'a', 'b'), idx('j', 'b', 'c'), image('a'), image('b'), image('c'), image('d')}}
+	if _, err := db.WriteRepository(ctx, 0, st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.UntaggedDigests(ctx, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b is reached from v1; c only from the untagged j.
+	want := []inventory.UntaggedDigest{{Digest: digest('c')}, {Digest: digest('d')}, {Digest: digest('j'), Children: []string{digest('c')}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("UntaggedDigests (-want +got):\n%s", diff)
+	}
+	if got, err := db.UntaggedDigests(ctx, "r.example/p/none"); err != nil || len(got) != 0 {
+		t.Errorf("UntaggedDigests(unknown) = %v, %v; want none", got, err)
+	}
+
+	all := []string{digest('a'), digest('b'), digest('c'), digest('d'), digest('i'), digest('j')}
+	same := inventory.RepositoryState{Name: repo, Tags: map[string]string{"v1": digest('i')}, Untagged: []string{digest('d'), digest('j')}}
+	if changes, err := db.WriteRepository(ctx, 0, same); err != nil || len(changes) != 0 {
+		t.Fatalf("same write: %v, %v", changes, err)
+	}
+	if diff := cmp.Diff(all, contentDigests(t, db, repo)); diff != "" {
+		t.Errorf("contents after the same write (-want +got):\n%s", diff)
+	}
+	less := inventory.RepositoryState{Name: repo, Tags: map[string]string{"v1": digest('i')}, Untagged: []string{digest('d')}}
+	if _, err := db.WriteRepository(ctx, 0, less); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{digest('a'), digest('b'), digest('d'), digest('i')}, contentDigests(t, db, repo)); diff != "" {
+		t.Errorf("contents after dropping j (-want +got):\n%s", diff)
+	}
+}

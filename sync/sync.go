@@ -4,7 +4,10 @@
 // the registry offers it, which also names untagged digests), HEADs each
 // tag to learn its digest, and GETs a manifest only when its digest is new
 // to the inventory: digests are content addresses, so a re-sync of an
-// unchanged registry fetches no manifest at all. Manifest lists and OCI
+// unchanged registry fetches no manifest at all. Elsewhere, the digests the
+// inventory knows the repository holds untagged (cip put them there, or a
+// live HEAD found them) are confirmed with a HEAD by digest each, and kept
+// unless the registry answers 404. Manifest lists and OCI
 // indexes are followed to their children, however nested. Each repository
 // is written in one short transaction after all of its reads, so an
 // interrupted sync leaves a consistent inventory and a rerun completes it.
@@ -355,7 +358,22 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 		return err
 	})
 	if errors.Is(err, registry.ErrNotFound) {
-		// The repository does not exist (any more).
+		// No tag listing: the repository does not exist (any more), or it
+		// holds only untagged manifests (docker-registry answers
+		// NAME_UNKNOWN then), which the inventory may know.
+		untagged, err := s.confirmUntagged(ctx, repo, nil)
+		if err != nil {
+			return err
+		}
+		if len(untagged) > 0 {
+			state := inventory.RepositoryState{Name: repoName, Tags: map[string]string{}, Untagged: untagged}
+			changes, err := s.writer.write(state)
+			if err != nil {
+				return err
+			}
+			s.record(repoName, 0, 0, changes, true)
+			return nil
+		}
 		changes, err := s.db.RemoveRepository(ctx, s.runID, repoName)
 		if err != nil {
 			return err
@@ -409,7 +427,9 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 					}
 				}
 			}
-			err = s.headTags(ctx, repo, toHead, state.Tags)
+			if err = s.headTags(ctx, repo, toHead, state.Tags); err == nil {
+				state.Untagged, err = s.confirmUntagged(ctx, repo, state.Tags)
+			}
 		} else {
 			tagGets, err = s.getTags(ctx, repo, tl.Tags, state.Tags)
 		}
