@@ -13,8 +13,8 @@ import (
 
 // RepositoryState is what one crawl of a repository found.
 type RepositoryState struct {
-	Name     string            // full name: host[:port]/path
-	Tags     map[string]string // tag -> digest
+	Name string            // full name: host[:port]/path
+	Tags map[string]string // tag -> digest
 	// Untagged are digests the repository holds without a tag: those GCR's
 	// listing names, or (elsewhere) those the inventory knew untagged and
 	// a HEAD by digest confirmed (UntaggedDigests).
