@@ -252,14 +252,17 @@ func TestCheckIgnoresServiceAccountOffGoogle(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "gcloud"), []byte("#!/bin/sh\necho gcloud was called >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(cipBin, "--db", filepath.Join(t.TempDir(), "inv.db"), "check", "--head", dir, "--checks", "source-presence")
-	cmd.Env = append(os.Environ(), "PATH="+bin)
-	out, err := cmd.CombinedOutput()
-	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 1 {
-		t.Fatalf("cip check: %v, want exit 1\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "is not in the source repository") || strings.Contains(string(out), "gcloud") {
-		t.Errorf("output = %q, want the missing digest found without gcloud", out)
+	for _, extra := range [][]string{nil, {"--use-service-account"}} {
+		args := append([]string{"--db", filepath.Join(t.TempDir(), "inv.db"), "check", "--head", dir, "--checks", "source-presence"}, extra...)
+		cmd := exec.Command(cipBin, args...)
+		cmd.Env = append(os.Environ(), "PATH="+bin)
+		out, err := cmd.CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 {
+			t.Fatalf("cip check %v: %v, want exit 1\n%s", extra, err, out)
+		}
+		if !strings.Contains(string(out), "is not in the source repository") || strings.Contains(string(out), "gcloud") {
+			t.Errorf("cip check %v: output = %q, want the missing digest found without gcloud", extra, out)
+		}
 	}
 }

@@ -115,9 +115,13 @@ var (
 		Usage: "thin-manifest `DIR` (holding images/ and manifests/)"}
 	skipInvalidFlag = &cli.BoolFlag{Name: "skip-invalid", EnvVars: []string{"CIP_SKIP_INVALID"},
 		Usage: "skip invalid manifest entries (warning on stderr) instead of stopping"}
+	useServiceAccountFlag = &cli.BoolFlag{Name: "use-service-account", EnvVars: []string{"CIP_USE_SERVICE_ACCOUNT"},
+		Usage: "authenticate to a Google registry as the service-account its manifest names (gcloud impersonation) instead of with ambient credentials"}
 )
 
-func registryFlags() []cli.Flag { return []cli.Flag{jobsFlag, qpsFlag, insecureFlag} }
+func registryFlags() []cli.Flag {
+	return []cli.Flag{jobsFlag, qpsFlag, insecureFlag, useServiceAccountFlag}
+}
 
 func newApp(name string, stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
@@ -189,13 +193,27 @@ func progressWriter(c *cli.Context) (io.Writer, bool) {
 	return w, err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func newClient(c *cli.Context, accounts map[string]string) *registry.Client {
-	tr := registry.NewTransport(registry.TransportOptions{QPS: c.Float64("qps")})
-	return registry.New(registry.Options{Transport: tr, Insecure: c.StringSlice("insecure-registry"), ServiceAccounts: accounts})
+// newClient returns the run's registry client. Credentials are ambient
+// (docker config, credential helpers, the Google keychain) unless
+// --use-service-account borrows the service accounts set's manifests name
+// (set may be nil: none); the registry package uses an account on Google
+// registries only.
+func newClient(c *cli.Context, set *manifest.Set) *registry.Client {
+	return registry.New(clientOptions(c, set))
 }
 
-// loadManifests loads --manifest or --thin-manifest-dir; warnings (with
-// --skip-invalid) go to stderr.
+func clientOptions(c *cli.Context, set *manifest.Set) registry.Options {
+	var accounts map[string]string
+	if c.Bool("use-service-account") && set != nil {
+		accounts = serviceAccounts(set)
+	}
+	tr := registry.NewTransport(registry.TransportOptions{QPS: c.Float64("qps")})
+	return registry.Options{Transport: tr, Insecure: c.StringSlice("insecure-registry"), ServiceAccounts: accounts}
+}
+
+// loadManifests loads --manifest or --thin-manifest-dir; warnings (what
+// --skip-invalid skipped, and the notices: a stale imagesPath, a service
+// account cip will not use) go to stderr.
 func loadManifests(c *cli.Context) (*manifest.Set, error) {
 	file, dir := c.String("manifest"), c.String("thin-manifest-dir")
 	if (file == "") == (dir == "") {
@@ -211,6 +229,9 @@ func loadManifests(c *cli.Context) (*manifest.Set, error) {
 	}
 	for _, w := range set.Warnings {
 		fmt.Fprintf(c.App.ErrWriter, "warning: skipped: %s\n", w)
+	}
+	for _, n := range set.Notices {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", n)
 	}
 	return set, nil
 }

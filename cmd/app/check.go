@@ -95,14 +95,14 @@ func runCheck(c *cli.Context) error {
 			return err
 		}
 		defer db.Close()
-		// The source registries may need the manifests' service accounts
-		// to be read; the head names them (its problems are findings, so
-		// a head that does not load simply names none).
-		var accounts map[string]string
-		if set, err := manifest.Load(head.File, head.Dir, manifest.Options{SkipInvalid: true}); err == nil {
-			accounts = serviceAccounts(set)
+		// With --use-service-account, the source registries are read with
+		// the service accounts the head names (its problems are findings,
+		// so a head that does not load simply names none).
+		var set *manifest.Set
+		if c.Bool("use-service-account") {
+			set, _ = manifest.Load(head.File, head.Dir, manifest.Options{SkipInvalid: true})
 		}
-		opts.Inventory = &check.Inventory{DB: db, Client: newClient(c, accounts), Jobs: c.Int("jobs")}
+		opts.Inventory = &check.Inventory{DB: db, Client: newClient(c, set), Jobs: c.Int("jobs")}
 	}
 	checks, err := check.Select(check.All(opts), splitList(c.String("checks")), splitList(c.String("skip-checks")))
 	if err != nil {

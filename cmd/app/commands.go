@@ -55,7 +55,13 @@ repository (gcr.io/foo/app). Repositories are found with the catalog, GCR's
 tags/list extension or taken as given. Manifests already in the inventory are
 never fetched again. With --manifest or --thin-manifest-dir, exactly the
 repositories those manifests touch (source and every destination) are
-crawled.
+crawled. Digests the inventory knows a repository holds untagged (a tag
+listing cannot show them) are confirmed with a HEAD by digest, and kept
+unless the registry answers 404.
+
+Credentials are ambient (docker config, credential helpers, the Google
+keychain); --use-service-account borrows the service accounts the
+manifests name, on Google registries only (gcloud impersonation).
 
 Examples:
    cip sync 127.0.0.1:5000
@@ -65,17 +71,16 @@ Examples:
 		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, tagTTLFlag}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			var targets []cipsync.Target
-			accounts := map[string]string{}
+			var set *manifest.Set
 			if c.String("manifest") != "" || c.String("thin-manifest-dir") != "" {
 				if c.NArg() > 0 {
 					return usagef("give REFs or a manifest, not both")
 				}
-				set, err := loadManifests(c)
-				if err != nil {
+				var err error
+				if set, err = loadManifests(c); err != nil {
 					return err
 				}
 				targets = cipsync.ManifestTargets(set)
-				accounts = serviceAccounts(set)
 			} else {
 				if c.NArg() == 0 {
 					return usagef("sync: give at least one REF, or --manifest / --thin-manifest-dir")
@@ -93,7 +98,7 @@ Examples:
 			}
 			defer db.Close()
 			prog := newProgress(c)
-			res, err := cipsync.Run(c.Context, db, newClient(c, accounts), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync(), TagTTL: c.Duration("tag-ttl")})
+			res, err := cipsync.Run(c.Context, db, newClient(c, set), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync(), TagTTL: c.Duration("tag-ttl")})
 			prog.synced(res)
 			return err
 		},

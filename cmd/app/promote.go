@@ -46,7 +46,10 @@ Syncing HEADs every listed tag of the repositories it crawls; with
 --tag-ttl D, tags cip confirmed less than D ago (by a HEAD or its own PUT)
 and the registry still lists are taken from the inventory instead (a tag
 someone else moved within D goes unnoticed until then). --offline plans
-from the inventory alone, with no request (dry runs only).
+from the inventory alone, with no request (dry runs only). Credentials are
+ambient (docker config, credential helpers, the Google keychain);
+--use-service-account borrows the service accounts the manifests name, on
+Google registries only (gcloud impersonation).
 
 Nothing is written without --confirm. With it, each (destination repository,
 digest) is copied once, server side and digest for digest (children before
@@ -113,7 +116,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		return err
 	}
 	defer db.Close()
-	client := newClient(c, serviceAccounts(set))
+	client := newClient(c, set)
 	prog := newProgress(c)
 	w := prog.w
 	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl")}

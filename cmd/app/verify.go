@@ -46,7 +46,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			client := newClient(c, serviceAccounts(set))
+			client := newClient(c, set)
 			checked, mismatches, err := promote.Verify(c.Context, db, client, loadID, promote.Options{Jobs: c.Int("jobs")})
 			if err != nil {
 				return err
