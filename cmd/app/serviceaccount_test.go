@@ -94,3 +94,21 @@ func TestServiceAccountOffGoogleNeverUsed(t *testing.T) {
 		t.Errorf("gcloud was run: %s", b)
 	}
 }
+
+// The Kubernetes promoter's basic-thin fixture shape, with its stale
+// imagesPath, validates (kpromo accepts it) with one warning naming the
+// file and line.
+func TestValidateStaleImagesPath(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "manifests", "good", "basic-thin")
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), "cip", []string{"cip", "validate", "--thin-manifest-dir", dir}, &out, &errb); code != 0 {
+		t.Fatalf("cip validate = exit %d, want 0\n%s", code, errb.String())
+	}
+	if want := "ok: 4 manifests, 4 images, 4 digests, 12 promotions, 0 skipped\n"; out.String() != want {
+		t.Errorf("stdout = %q, want %q", out.String(), want)
+	}
+	want := "warning: " + filepath.Join(dir, "manifests", "a", "promoter-manifest.yaml") + `:11: imagesPath "../../images/a.yaml" is deprecated and ignored`
+	if !strings.HasPrefix(errb.String(), want) || strings.Count(errb.String(), "\n") != 1 {
+		t.Errorf("stderr = %q, want one line starting %q", errb.String(), want)
+	}
+}
