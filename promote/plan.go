@@ -127,6 +127,23 @@ func (e *TagMoveError) Error() string {
 	return b.String()
 }
 
+// LostError reports rows in neither their source nor their destination: a
+// promotion that ends with one has not delivered what the manifests
+// promise, so `cip promote` fails with it after doing the rest (unless
+// --allow-lost).
+type LostError struct {
+	Rows []inventory.PlanRow
+}
+
+func (e *LostError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d digest(s) lost: in neither the source nor the destination (--allow-lost to only warn):", len(e.Rows))
+	for _, r := range e.Rows {
+		fmt.Fprintf(&b, "\n  %s:%d: %s/%s@%s is not in %s/%s", r.File, r.Line, r.Dst, r.Image, r.Digest, r.Src, r.Image)
+	}
+	return b.String()
+}
+
 // Routes turns a manifest set into the inventory's M routes: one per
 // manifest, unflattened.
 func Routes(set *manifest.Set) []inventory.Route {

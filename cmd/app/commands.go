@@ -236,7 +236,8 @@ Examples:
 			if err != nil {
 				return err
 			}
-			return promotion(c, set, promotionFlags{output: "table", confirm: c.Bool("confirm")})
+			// The original promoter only warns about lost images.
+			return promotion(c, set, promotionFlags{output: "table", confirm: c.Bool("confirm"), allowLost: true})
 		},
 	}
 }

@@ -38,9 +38,11 @@ listed when the plan has at most 1000 of them, otherwise counted: one
    skip  the digest is in the destination with every wanted tag
    tag   the digest is there; some wanted tags are missing (no blob traffic)
    copy  in the source, not in the destination
-   lost  in neither (a warning)
+   lost  in neither: the run fails (exit 1) once the rest is done, listing
+         them; --allow-lost makes them warnings
 A wanted tag that a destination already has at another digest (a tag move)
-stops the run before any write, dry run included, with exit 2.
+refuses every write, dry run included: the whole plan is printed with the
+moves marked, every move is named, and the run exits 2.
 
 Syncing HEADs every listed tag of the repositories it crawls; with
 --tag-ttl D, tags cip confirmed less than D ago (by a HEAD or its own PUT)
@@ -58,9 +60,10 @@ tags after their digest; each finished copy is recorded in the inventory, so
 an interrupted run can be rerun; at the end every reference written is
 checked with a live HEAD.
 
-Exit codes: 0 done (or nothing to do), 1 runtime failure or verification
-mismatch, 2 invalid manifests or a tag move, 3 with --exit-code when the
-plan has copy or tag rows pending.
+Exit codes: 0 done (or nothing to do), 1 runtime failure, verification
+mismatch or lost rows (without --allow-lost), 2 invalid manifests or a tag
+move, 3 with --exit-code when the plan has copy or tag rows pending (and
+nothing is lost).
 
 Examples:
    cip promote --manifest promoter-manifest.yaml --plan
@@ -72,6 +75,7 @@ Examples:
 			&cli.BoolFlag{Name: "offline", EnvVars: []string{"CIP_OFFLINE"}, Usage: "plan from the inventory as it stands (after a cip sync), with no registry request; dry runs only"},
 			&cli.BoolFlag{Name: "exit-code", EnvVars: []string{"CIP_EXIT_CODE"}, Usage: "without --confirm, exit 3 when the plan has pending copy or tag rows"},
 			&cli.StringFlag{Name: "report", EnvVars: []string{"CIP_REPORT"}, Usage: "write a JSON run report to `FILE`"},
+			&cli.BoolFlag{Name: "allow-lost", EnvVars: []string{"CIP_ALLOW_LOST"}, Usage: "only warn about lost rows (in neither source nor destination) instead of exiting 1"},
 		}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.Bool("plan") && c.Bool("confirm") {
@@ -90,6 +94,7 @@ Examples:
 			return promotion(c, set, promotionFlags{
 				output: c.String("output"), confirm: c.Bool("confirm"),
 				exitCode: c.Bool("exit-code"), report: c.String("report"), offline: c.Bool("offline"),
+				allowLost: c.Bool("allow-lost"),
 			})
 		},
 	}
@@ -101,6 +106,9 @@ type promotionFlags struct {
 	exitCode bool
 	report   string
 	offline  bool
+	// allowLost makes lost rows warnings (cip run, as the original
+	// promoter; cip promote --allow-lost) instead of a failure.
+	allowLost bool
 }
 
 // promotion is `cip promote` and `cip run --manifest/--thin-manifest-dir`:
@@ -129,15 +137,15 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		prog.synced(plan.Syncs...)
 	}
 	var tm *promote.TagMoveError
-	if errors.As(err, &tm) {
-		return &usageError{err}
-	}
-	if err != nil {
+	moved := errors.As(err, &tm)
+	if err != nil && !moved {
 		return err
 	}
 	stderr := c.App.ErrWriter
-	for _, r := range plan.Lost() {
-		fmt.Fprintf(stderr, "warning: lost: %s/%s@%s is in neither the source %s nor the destination (%s:%d)\n", r.Dst, r.Image, r.Digest, r.Src, r.File, r.Line)
+	if f.allowLost {
+		for _, r := range plan.Lost() {
+			fmt.Fprintf(stderr, "warning: lost: %s/%s@%s is in neither the source %s nor the destination (%s:%d)\n", r.Dst, r.Image, r.Digest, r.Src, r.File, r.Line)
+		}
 	}
 	if w != nil {
 		for _, s := range plan.Summaries() {
@@ -146,6 +154,16 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	}
 	if err := writePlan(c.App.Writer, f.output, plan, tableWidth(c, f.output == "wide")); err != nil {
 		return err
+	}
+	if moved {
+		// The whole plan is out, its moves marked; nothing is written.
+		return &usageError{tm}
+	}
+	// Lost rows fail the run once the rest is done: a release must not go
+	// green without its image.
+	var lost error
+	if rows := plan.Lost(); len(rows) > 0 && !f.allowLost {
+		lost = &promote.LostError{Rows: rows}
 	}
 	if !f.confirm {
 		if f.report != "" {
@@ -156,6 +174,9 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		if w != nil && plan.Pending() > 0 {
 			fmt.Fprintf(w, "dry run: %d rows pending; nothing written (add --confirm to promote)\n", plan.Pending())
 		}
+		if lost != nil {
+			return lost
+		}
 		if f.exitCode && plan.Pending() > 0 {
 			return cli.Exit("", ExitPending)
 		}
@@ -165,10 +186,10 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	prog.promoted(rep)
 	if f.report != "" && rep != nil {
 		if err := writeReport(f.report, runReport{Plan: plan.Summaries(), Report: rep}); err != nil {
-			return errors.Join(perr, err)
+			return errors.Join(perr, err, lost)
 		}
 	}
-	return perr
+	return errors.Join(perr, lost)
 }
 
 // runReport is the --report file.
@@ -200,19 +221,34 @@ type planRow struct {
 	TagsMissing []string `json:"tags_missing" yaml:"tags_missing,flow"`
 	File        string   `json:"file" yaml:"file"`
 	Line        int      `json:"line" yaml:"line"`
+	// TagMoves are the wanted tags the destination has at another digest:
+	// refused (cip never moves a tag), and the reason nothing is written.
+	TagMoves []planMove `json:"tag_moves,omitempty" yaml:"tag_moves,omitempty"`
+}
+
+// planMove is one refused tag move of a plan row.
+type planMove struct {
+	Tag       string `json:"tag" yaml:"tag"`
+	DigestNow string `json:"digest_now" yaml:"digest_now"`
 }
 
 // writePlan prints the plan's rows: copy, tag and lost rows, and skip rows
-// when the plan lists them (promote.MaxSkipRows). The table (fitted to
-// width) ends with one line per destination whose skip rows are counted
-// but not listed; json and yaml carry the listed rows only (--report has
-// every count).
+// when the plan lists them (promote.MaxSkipRows), each with the tag moves
+// it would need (refused). The table (fitted to width) ends with one line
+// per destination whose skip rows are counted but not listed; json and
+// yaml carry the listed rows only (--report has every count).
 func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error {
+	type rowKey struct{ dst, image, digest string }
+	moves := map[rowKey][]planMove{}
+	for _, m := range plan.TagMoves {
+		k := rowKey{m.Dst, m.Image, m.DigestWanted}
+		moves[k] = append(moves[k], planMove{Tag: m.Tag, DigestNow: m.DigestNow})
+	}
 	rows := plan.Rows
 	out := make([]planRow, len(rows))
 	for i, r := range rows {
 		out[i] = planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: r.Action, Source: r.Src,
-			Tags: r.Tags, TagsMissing: r.Missing, File: r.File, Line: r.Line}
+			Tags: r.Tags, TagsMissing: r.Missing, File: r.File, Line: r.Line, TagMoves: moves[rowKey{r.Dst, r.Image, r.Digest}]}
 	}
 	if format != "table" && format != "wide" {
 		return writeData(w, format, out)
@@ -229,6 +265,9 @@ func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error 
 		}
 		if tags == "" {
 			tags = "-"
+		}
+		for _, m := range r.TagMoves {
+			tags += " MOVE REFUSED: " + m.Tag + " is at " + m.DigestNow
 		}
 		cells = append(cells, []string{r.Action, r.Destination, r.Image, r.Digest, tags})
 	}
