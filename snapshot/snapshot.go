@@ -8,6 +8,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/cipdev/cip/inventory"
@@ -81,6 +82,28 @@ func FromManifests(set *manifest.Set, reg string) []manifest.Image {
 		})
 	}
 	return manifest.Canonical(images)
+}
+
+// WithTag keeps, of images, only the digests that carry tag, each listed
+// with that one tag, and the images left with a digest: the Kubernetes
+// promoter's --snapshot-tag. An empty tag keeps everything.
+func WithTag(images []manifest.Image, tag string) []manifest.Image {
+	if tag == "" {
+		return images
+	}
+	var out []manifest.Image
+	for _, img := range images {
+		var ds []manifest.Digest
+		for _, d := range img.Digests {
+			if slices.Contains(d.Tags, tag) {
+				ds = append(ds, manifest.Digest{Digest: d.Digest, Tags: []string{tag}, Line: d.Line})
+			}
+		}
+		if len(ds) > 0 {
+			out = append(out, manifest.Image{Name: img.Name, Digests: ds, Line: img.Line})
+		}
+	}
+	return out
 }
 
 // Write renders images in format f.

@@ -113,3 +113,33 @@ func TestFromManifestsGolden(t *testing.T) {
 	snapshot.Write(&b, snapshot.CSV, snapshot.FromManifests(set, "us.gcr.io/prod/"))
 	golden(t, "manifest-based.csv", b.Bytes())
 }
+
+// WithTag is the Kubernetes promoter's --snapshot-tag: only the digests
+// carrying the tag, each with that tag alone.
+func TestWithTag(t *testing.T) {
+	images, err := snapshot.FromInventory(context.Background(), fixture(t), "reg.example/prod", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := snapshot.WithTag(images, "latest")
+	want := []manifest.Image{{Name: "app", Digests: []manifest.Digest{{Digest: digest('9'), Tags: []string{"latest"}}}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("WithTag(latest) (-want +got):\n%s", diff)
+	}
+	if got := snapshot.WithTag(images, "1.0"); len(got) != 1 || got[0].Name != "tools/kit" || got[0].Digests[0].Digest != digest('b') {
+		t.Errorf("WithTag(1.0) = %+v, want tools/kit@b", got)
+	}
+	if got := snapshot.WithTag(images, "nope"); len(got) != 0 {
+		t.Errorf("WithTag(nope) = %+v, want nothing", got)
+	}
+	if got := snapshot.WithTag(images, ""); !cmp.Equal(got, images) {
+		t.Errorf("WithTag(\"\") changed the images")
+	}
+	var b bytes.Buffer
+	if err := snapshot.WriteCSV(&b, snapshot.WithTag(images, "v2.0")); err != nil {
+		t.Fatal(err)
+	}
+	if want := "app@" + digest('9') + ",app:v2.0\n"; b.String() != want {
+		t.Errorf("CSV = %q, want %q", b.String(), want)
+	}
+}

@@ -113,6 +113,9 @@ func checkRef(ref string) error {
 	return nil
 }
 
+var snapshotTagFlag = &cli.StringFlag{Name: "snapshot-tag", EnvVars: []string{"CIP_SNAPSHOT_TAG"},
+	Usage: "snapshot only the digests carrying `TAG` (each listed with that tag alone)"}
+
 var outputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, EnvVars: []string{"CIP_SNAPSHOT_OUTPUT"}, Value: "yaml",
 	Usage: "output `FORMAT`: yaml (thin images.yaml) or csv"}
 
@@ -124,7 +127,9 @@ func snapshotCommand() *cli.Command {
 		Description: `Prints the images at or below REF as a thin images.yaml (images, digests and
 tags sorted) or as CSV (image@digest,image:tag; image@digest,- when untagged).
 REF is synced first unless --offline. --minimal drops untagged children of
-manifest lists and indexes.
+manifest lists and indexes. --snapshot-tag TAG keeps only the digests that
+carry TAG, each listed with TAG alone (as the Kubernetes promoter's
+--snapshot-tag), in either kind of snapshot.
 
 With --manifest-based-snapshot-of REG, prints instead what the manifests
 promote into REG (or below it), offline.
@@ -132,17 +137,21 @@ promote into REG (or below it), offline.
 Examples:
    cip snapshot 127.0.0.1:5000/prod
    cip snapshot gcr.io/foo --output csv --minimal
+   cip snapshot gcr.io/foo --snapshot-tag latest
    cip snapshot --manifest-based-snapshot-of us.gcr.io/k8s-artifacts-prod --thin-manifest-dir ./k8s.gcr.io -o csv`,
 		Flags: append([]cli.Flag{outputFlag,
 			&cli.BoolFlag{Name: "minimal", EnvVars: []string{"CIP_MINIMAL"}, Usage: "drop untagged children of manifest lists and indexes"},
 			&cli.BoolFlag{Name: "offline", EnvVars: []string{"CIP_OFFLINE"}, Usage: "answer from the inventory without syncing"},
 			&cli.StringFlag{Name: "manifest-based-snapshot-of", EnvVars: []string{"CIP_MANIFEST_BASED_SNAPSHOT_OF"}, Usage: "snapshot what the manifests promote into `REG`"},
-			manifestFlag, thinDirFlag, skipInvalidFlag,
+			snapshotTagFlag, manifestFlag, thinDirFlag, skipInvalidFlag,
 		}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			format, err := snapshot.ParseFormat(c.String("output"))
 			if err != nil {
 				return &usageError{err}
+			}
+			if err := checkSnapshotTag(c); err != nil {
+				return err
 			}
 			if reg := c.String("manifest-based-snapshot-of"); reg != "" {
 				if c.NArg() > 0 {
@@ -158,6 +167,16 @@ Examples:
 	}
 }
 
+// checkSnapshotTag refuses a --snapshot-tag no tag can equal.
+func checkSnapshotTag(c *cli.Context) error {
+	if tag := c.String("snapshot-tag"); tag != "" {
+		if err := manifest.ValidateTag(tag); err != nil {
+			return usagef("--snapshot-tag %q: %v", tag, err)
+		}
+	}
+	return nil
+}
+
 func manifestSnapshot(c *cli.Context, reg string, format snapshot.Format) error {
 	if err := checkRef(reg); err != nil {
 		return err
@@ -166,7 +185,7 @@ func manifestSnapshot(c *cli.Context, reg string, format snapshot.Format) error 
 	if err != nil {
 		return err
 	}
-	return snapshot.Write(c.App.Writer, format, snapshot.FromManifests(set, reg))
+	return snapshot.Write(c.App.Writer, format, snapshot.WithTag(snapshot.FromManifests(set, reg), c.String("snapshot-tag")))
 }
 
 func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minimal, offline bool) error {
@@ -190,7 +209,7 @@ func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minima
 	if err != nil {
 		return err
 	}
-	return snapshot.Write(c.App.Writer, format, images)
+	return snapshot.Write(c.App.Writer, format, snapshot.WithTag(images, c.String("snapshot-tag")))
 }
 
 func runCommand() *cli.Command {
@@ -201,24 +220,31 @@ func runCommand() *cli.Command {
    --parse-only                      validate the manifests (cip validate)
    --snapshot REF                    snapshot a registry (cip snapshot REF)
    --manifest-based-snapshot-of REG  snapshot what manifests promote into REG
-   --output yaml|csv, --minimal-snapshot
+   --output yaml|csv, --minimal-snapshot, --snapshot-tag TAG
    --manifest F | --thin-manifest-dir D [--confirm]  promote (dry run by default)
+A promotion only warns about lost rows (as the original promoter; cip
+promote fails on them). --parse-only, --snapshot and
+--manifest-based-snapshot-of are one each: combining them is refused.
 
 Examples:
    cip run --manifest promoter-manifest.yaml --parse-only
    cip run --snapshot gcr.io/foo --output csv --minimal-snapshot
+   cip run --snapshot gcr.io/foo --snapshot-tag latest
    cip run --thin-manifest-dir ./registry.k8s.io --confirm`,
 		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, outputFlag,
 			&cli.StringFlag{Name: "snapshot", EnvVars: []string{"CIP_SNAPSHOT"}, Usage: "snapshot registry `REF`"},
 			&cli.BoolFlag{Name: "minimal-snapshot", EnvVars: []string{"CIP_MINIMAL_SNAPSHOT"}, Usage: "drop untagged children of manifest lists from snapshots"},
 			&cli.StringFlag{Name: "manifest-based-snapshot-of", EnvVars: []string{"CIP_MANIFEST_BASED_SNAPSHOT_OF"}, Usage: "snapshot what the manifests promote into `REG`"},
 			&cli.BoolFlag{Name: "parse-only", EnvVars: []string{"CIP_PARSE_ONLY"}, Usage: "only parse and validate the manifests"},
-			confirmFlag, tagTTLFlag,
+			snapshotTagFlag, confirmFlag, tagTTLFlag,
 		}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			format, err := snapshot.ParseFormat(c.String("output"))
 			if err != nil {
 				return &usageError{err}
+			}
+			if err := checkRunModes(c); err != nil {
+				return err
 			}
 			switch {
 			case c.String("snapshot") != "":
@@ -240,6 +266,29 @@ Examples:
 			return promotion(c, set, promotionFlags{output: "table", confirm: c.Bool("confirm"), allowLost: true})
 		},
 	}
+}
+
+// checkRunModes refuses cip run flags that would be silently ignored: the
+// original promoter's modes are one at a time, and --snapshot-tag belongs
+// to a snapshot.
+func checkRunModes(c *cli.Context) error {
+	var modes []string
+	if c.Bool("parse-only") {
+		modes = append(modes, "--parse-only")
+	}
+	for _, f := range []string{"snapshot", "manifest-based-snapshot-of"} {
+		if c.String(f) != "" {
+			modes = append(modes, "--"+f)
+		}
+	}
+	if len(modes) > 1 {
+		return usagef("give one of --parse-only, --snapshot or --manifest-based-snapshot-of, not %s", strings.Join(modes, " and "))
+	}
+	snap := c.String("snapshot") != "" || c.String("manifest-based-snapshot-of") != ""
+	if c.String("snapshot-tag") != "" && !snap {
+		return usagef("--snapshot-tag needs --snapshot or --manifest-based-snapshot-of")
+	}
+	return checkSnapshotTag(c)
 }
 
 func versionCommand() *cli.Command {
