@@ -51,8 +51,9 @@ CREATE TABLE manifest_blobs (
 CREATE INDEX manifest_blobs_blob ON manifest_blobs(blob_digest);
 
 -- Which digests a repository holds: every tagged digest, the children of
--- every index it holds (recursively), and untagged digests the registry
--- listed (GCR's tags/list extension).
+-- every index it holds (recursively), and untagged digests: those the
+-- registry listed (GCR's tags/list extension), and those cip put there or
+-- found there by digest, which each sync confirms with a HEAD by digest.
 CREATE TABLE repository_manifests (
     repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
     digest        TEXT NOT NULL REFERENCES manifests(digest),
