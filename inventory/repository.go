@@ -232,7 +232,7 @@ func unchanged(ctx context.Context, tx *sql.Tx, st RepositoryState) (int64, bool
 	// The digests held are exactly those the tags and the untagged digests
 	// reach (as the full write would record them): nothing left over from
 	// before, nothing missing.
-	untagged, err := json.Marshal(st.Untagged)
+	untagged, err := json.Marshal(append([]string{}, st.Untagged...)) // [] rather than null
 	if err != nil {
 		return 0, false, err
 	}
