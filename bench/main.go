@@ -50,7 +50,7 @@ type Config struct {
 func run(ctx context.Context, args []string, log io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	cfg := Config{Log: log}
-	fs.StringVar(&cfg.Bin, "bin", "bench/.bin", "directory holding the cip, crane and regsync binaries")
+	fs.StringVar(&cfg.Bin, "bin", "bench/.bin", "directory holding the cip, crane and regsync binaries (and cip-base, a baseline build run beside cip when present)")
 	fs.StringVar(&cfg.Out, "out", "", "write the Markdown report to `FILE` (default: stdout)")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "alternating rounds per workload (medians are over rounds)")
 	workloads := fs.String("workloads", "W200,W200x3,W2000,Wbig", "comma-separated workloads: W200, W200x3, W2000 (crawl), Wbig")
@@ -123,6 +123,9 @@ func Bench(ctx context.Context, cfg Config) (*Report, error) {
 		if !canPromote {
 			tools = without(without(tools, "cip"), "cip-ttl")
 		}
+		if cfg.Tools == nil && e.has("cip-base") {
+			tools = append(append([]string(nil), tools...), "cip-base")
+		}
 		w, err := Generate(shapes[name])
 		if err != nil {
 			return nil, err
@@ -184,9 +187,14 @@ type Result struct {
 func newPromoter(name string, e *toolEnv) (promoter, error) {
 	switch name {
 	case "cip":
-		return &cipTool{e: e, name: "cip"}, nil
+		return &cipTool{e: e, name: "cip", bin: "cip"}, nil
 	case "cip-ttl":
-		return &cipTool{e: e, name: "cip-ttl", extra: ttlFlags}, nil
+		return &cipTool{e: e, name: "cip-ttl", bin: "cip", extra: ttlFlags}, nil
+	case "cip-base":
+		// The same promotion by a baseline build (bench/run.sh builds it
+		// from CIP_BASE_REF), so a change is compared with what it
+		// replaces in one run on one machine's load.
+		return &cipTool{e: e, name: "cip-base", bin: "cip-base"}, nil
 	case "regsync":
 		return &regsyncTool{e: e}, nil
 	case "crane":
@@ -307,11 +315,15 @@ func benchCrawl(ctx context.Context, cfg Config, e *toolEnv, w *Workload) ([]Res
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		for _, c := range []crawler{
-			&cipCrawl{e: e, name: "cip", db: filepath.Join(dir, "inventory.db"), target: src.Host() + "/staging"},
-			&cipCrawl{e: e, name: "cip-ttl", extra: ttlFlags, db: filepath.Join(dir, "inventory-ttl.db"), target: src.Host() + "/staging"},
+		crawlers := []crawler{
+			&cipCrawl{e: e, name: "cip", bin: "cip", db: filepath.Join(dir, "inventory.db"), target: src.Host() + "/staging"},
+			&cipCrawl{e: e, name: "cip-ttl", bin: "cip", extra: ttlFlags, db: filepath.Join(dir, "inventory-ttl.db"), target: src.Host() + "/staging"},
 			&craneCrawl{e: e, repos: repos},
-		} {
+		}
+		if e.has("cip-base") {
+			crawlers = append(crawlers, &cipCrawl{e: e, name: "cip-base", bin: "cip-base", db: filepath.Join(dir, "inventory-base.db"), target: src.Host() + "/staging"})
+		}
+		for _, c := range crawlers {
 			for _, phase := range []string{"crawl", "recrawl"} {
 				src.Proxy.Take()
 				st := &procStats{}

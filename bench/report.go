@@ -308,6 +308,14 @@ func (r *Report) writeTargets(b *bytes.Buffer) {
 				lines = append(lines, line{"W2000 incremental re-crawl, cip --tag-ttl 10m: ≥ 10 × crane loop", fmt.Sprintf("%.1f × (%s)", v, mark(v >= 10))})
 			}
 		}
+		// A baseline build run beside cip: no slower than what it replaces
+		// (ratios above 1 within the noise of one loaded machine are not
+		// judged; the figure is for the reader).
+		for _, phase := range []string{"cold", "warm", "crawl", "recrawl"} {
+			if v, ok := ratio(ss, "cip", phase, "cip-base", phase); ok {
+				lines = append(lines, line{wr.Workload.Shape.Name + " " + phase + ": cip ÷ cip-base (the baseline build)", fmt.Sprintf("%.2f ×", v)})
+			}
+		}
 	}
 	if len(lines) == 0 {
 		return

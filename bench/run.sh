@@ -13,6 +13,15 @@ mkdir -p "$BIN"
 GOBIN="$BIN" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 GOBIN="$BIN" go install "github.com/regclient/regclient/cmd/regsync@$REGSYNC_VERSION"
 go build -trimpath -o "$BIN/cip" ./cmd/cip
+# CIP_BASE_REF=<commit> also builds that commit as cip-base, which every
+# workload then runs beside cip (before/after in one run, one load).
+rm -f "$BIN/cip-base"
+if [ -n "${CIP_BASE_REF:-}" ]; then
+  base=$(mktemp -d)
+  git worktree add -q --detach "$base" "$CIP_BASE_REF"
+  (cd "$base" && go build -trimpath -o "$BIN/cip-base" ./cmd/cip)
+  git worktree remove --force "$base"
+fi
 # Default: the workloads with targets, 3 rounds (about 10 minutes on 2
 # busy cores); Wbig (960 MiB) only on request: -workloads W200,W200x3,W2000,Wbig.
 if [ "$#" -eq 0 ]; then set -- -workloads W200,W200x3,W2000 -rounds 3 -out bench/RESULTS.md; fi

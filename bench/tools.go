@@ -94,6 +94,12 @@ func newToolEnv(bin, work string) (*toolEnv, error) {
 	return &toolEnv{bin: bin, work: work, env: env}, nil
 }
 
+// has reports whether the bin directory holds tool.
+func (e *toolEnv) has(tool string) bool {
+	fi, err := os.Stat(filepath.Join(e.bin, tool))
+	return err == nil && fi.Mode().IsRegular()
+}
+
 func (e *toolEnv) run(ctx context.Context, st *procStats, tool string, args ...string) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, tool), args...)
 	cmd.Env = e.env
@@ -123,7 +129,8 @@ type promoter interface {
 // run and the same inventory for the warm run.
 type cipTool struct {
 	e            *toolEnv
-	name         string   // "cip", or "cip-ttl" for the run with extra flags
+	name         string   // "cip", "cip-ttl" for the run with extra flags, "cip-base" for the baseline build
+	bin          string   // the binary in the bin directory: "cip", or "cip-base"
 	extra        []string // flags after "promote"
 	db, manifest string
 }
@@ -138,7 +145,7 @@ func (c *cipTool) Prepare(dir string, w *Workload, src string, dsts []string) er
 
 func (c *cipTool) Run(ctx context.Context, st *procStats) error {
 	args := append([]string{"--db", c.db, "--quiet", "promote", "--manifest", c.manifest, "--confirm"}, c.extra...)
-	return c.e.run(ctx, st, "cip", args...)
+	return c.e.run(ctx, st, c.bin, args...)
 }
 
 // regsyncTool runs `regsync once` with one repository entry per (source
@@ -267,7 +274,8 @@ type crawler interface {
 // for the incremental re-crawl.
 type cipCrawl struct {
 	e      *toolEnv
-	name   string   // "cip", or "cip-ttl" for the run with extra flags
+	name   string   // "cip", "cip-ttl" for the run with extra flags, "cip-base" for the baseline build
+	bin    string   // the binary in the bin directory: "cip", or "cip-base"
 	extra  []string // flags after "sync"
 	db     string
 	target string
@@ -277,7 +285,7 @@ func (c *cipCrawl) Name() string { return c.name }
 
 func (c *cipCrawl) Run(ctx context.Context, st *procStats) error {
 	args := append([]string{"--db", c.db, "--quiet", "sync", c.target}, c.extra...)
-	return c.e.run(ctx, st, "cip", args...)
+	return c.e.run(ctx, st, c.bin, args...)
 }
 
 // ttlFlags are cip-ttl's: tags cip confirmed in the last ten minutes are
