@@ -11,8 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -69,7 +69,7 @@ func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writ
 	}
 	notFound := false
 	app.CommandNotFound = func(c *cli.Context, cmd string) {
-		fmt.Fprintf(stderr, "%s: unknown command %q; see '%s --help'\n", name, cmd, name)
+		fmt.Fprintln(stderr, commandNotFound(name, c.App, cmd))
 		notFound = true
 	}
 	err := app.RunContext(ctx, reorderArgs(app, args))
@@ -102,10 +102,10 @@ var (
 	quietFlag = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, EnvVars: []string{"CIP_QUIET"},
 		Usage: "print no progress on stderr"}
 	jobsFlag = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, EnvVars: []string{"CIP_JOBS"}, Value: cipsync.DefaultJobs,
-		Usage: "concurrent registry requests"}
-	tagTTLFlag = &cli.DurationFlag{Name: "tag-ttl", EnvVars: []string{"CIP_TAG_TTL"},
+		Usage: "concurrent registry requests", Action: atLeast("jobs", 1)}
+	tagTTLFlag = &cli.DurationFlag{Name: "tag-ttl", EnvVars: []string{"CIP_TAG_TTL"}, Action: atLeast[time.Duration]("tag-ttl", 0),
 		Usage: "take a tag the registry still lists from the inventory, without a HEAD, when cip confirmed its digest less than `DURATION` ago (e.g. 10m; 0: confirm every tag)"}
-	qpsFlag = &cli.Float64Flag{Name: "qps", EnvVars: []string{"CIP_QPS"},
+	qpsFlag = &cli.Float64Flag{Name: "qps", EnvVars: []string{"CIP_QPS"}, Action: atLeast[float64]("qps", 0),
 		Usage: "requests per second to each registry host (0: unlimited)"}
 	insecureFlag = &cli.StringSliceFlag{Name: "insecure-registry", EnvVars: []string{"CIP_INSECURE_REGISTRY"},
 		Usage: "registry `HOST` to speak plain HTTP to (loopback hosts need no flag); repeatable"}
@@ -150,18 +150,9 @@ func newApp(name string, stdout, stderr io.Writer) *cli.App {
 			fmtCommand(),
 			auditCommand(),
 		},
-		OnUsageError: func(c *cli.Context, err error, _ bool) error { return &usageError{err} },
+		OnUsageError: func(c *cli.Context, err error, _ bool) error { return flagUsageError(c, err) },
 	}
-	var setup func(cmds []*cli.Command)
-	setup = func(cmds []*cli.Command) {
-		for _, c := range cmds {
-			c.OnUsageError = app.OnUsageError
-			// Examples name the program as it was invoked ("kubectl cip").
-			c.Description = strings.ReplaceAll(c.Description, "\n   cip ", "\n   "+name+" ")
-			setup(c.Subcommands)
-		}
-	}
-	setup(app.Commands)
+	setupCommands(app, name)
 	return app
 }
 
@@ -247,92 +238,4 @@ func serviceAccounts(set *manifest.Set) map[string]string {
 		}
 	}
 	return out
-}
-
-// reorderArgs moves flags that follow positional arguments in front of
-// them, so that `cip snapshot REF --output csv` works like `cip snapshot
-// --output csv REF` (urfave/cli v2 stops at the first positional argument).
-// Everything after a literal "--" is left alone.
-func reorderArgs(app *cli.App, args []string) []string {
-	// Shell completion reads a trailing --generate-bash-completion and the
-	// words before it in their order: leave them alone.
-	if len(args) < 2 || args[len(args)-1] == "--generate-bash-completion" {
-		return args
-	}
-	// Find the command (skipping global flags).
-	i := 1
-	for i < len(args) && strings.HasPrefix(args[i], "-") {
-		if takesValue(app.Flags, args[i]) {
-			i++
-		}
-		i++
-	}
-	if i >= len(args) {
-		return args
-	}
-	cmd := app.Command(args[i])
-	if cmd == nil {
-		return args
-	}
-	// A subcommand (cip audit serve) takes its own flags.
-	for i+1 < len(args) {
-		sub := subcommand(cmd, args[i+1])
-		if sub == nil {
-			break
-		}
-		cmd = sub
-		i++
-	}
-	var flags, pos []string
-	rest := args[i+1:]
-	for j := 0; j < len(rest); j++ {
-		a := rest[j]
-		if a == "--" {
-			pos = append(pos, rest[j:]...)
-			break
-		}
-		if strings.HasPrefix(a, "-") && a != "-" {
-			flags = append(flags, a)
-			if takesValue(cmd.Flags, a) && j+1 < len(rest) {
-				flags = append(flags, rest[j+1])
-				j++
-			}
-			continue
-		}
-		pos = append(pos, a)
-	}
-	out := append([]string{}, args[:i+1]...)
-	out = append(out, flags...)
-	return append(out, pos...)
-}
-
-// subcommand returns cmd's subcommand called name, or nil.
-func subcommand(cmd *cli.Command, name string) *cli.Command {
-	for _, s := range cmd.Subcommands {
-		if s.HasName(name) {
-			return s
-		}
-	}
-	return nil
-}
-
-// takesValue reports whether arg (e.g. "--output", not "--output=csv") is a
-// flag that reads the next argument as its value.
-func takesValue(flags []cli.Flag, arg string) bool {
-	n := strings.TrimLeft(arg, "-")
-	if strings.Contains(n, "=") {
-		return false
-	}
-	for _, f := range flags {
-		for _, fn := range f.Names() {
-			if fn != n {
-				continue
-			}
-			if bf, ok := f.(*cli.BoolFlag); ok && bf != nil {
-				return false
-			}
-			return true
-		}
-	}
-	return false
 }

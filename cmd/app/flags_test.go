@@ -93,8 +93,8 @@ func sameMeaning(a, b cli.Flag) bool {
 	if da.GetDefaultText() != db.GetDefaultText() || da.GetValue() != db.GetValue() {
 		return false
 	}
-	if _, isBool := a.(*cli.BoolFlag); isBool {
-		return true
+	if v, ok := a.(interface{ TakesValue() bool }); ok && !v.TakesValue() {
+		return true // a boolean
 	}
 	return da.GetUsage() == db.GetUsage()
 }
