@@ -139,8 +139,8 @@ func TestKrewInstall(t *testing.T) {
 	if got, _ := run(0, "version"); got != "kubectl cip "+version+"\n" {
 		t.Errorf("installed kubectl-cip version = %q, want %q", got, "kubectl cip "+version+"\n")
 	}
-	if got, _ := run(0, "--version"); got != "kubectl cip version "+version+"\n" {
-		t.Errorf("installed kubectl-cip --version = %q, want %q", got, "kubectl cip version "+version+"\n")
+	if got, _ := run(0, "--version"); got != "kubectl cip "+version+"\n" {
+		t.Errorf("installed kubectl-cip --version = %q, want %q (what version prints)", got, "kubectl cip "+version+"\n")
 	}
 	if _, stderr := run(2, "nosuchcommand"); !strings.Contains(stderr, "see 'kubectl cip --help'") {
 		t.Errorf("installed kubectl-cip nosuchcommand: stderr %q does not say `kubectl cip`", stderr)

@@ -19,28 +19,45 @@ import (
 	"github.com/cipdev/cip/registry"
 )
 
-// Report is what Promote did, per destination registry.
+// Report is what Promote did, per destination registry and per image.
 type Report struct {
-	Destinations    []DestinationReport `json:"destinations"` // sorted by destination
-	Requests        int64               `json:"requests"`     // every request of the run, token fetches and retries included
-	DurationSeconds float64             `json:"duration_seconds"`
-	Verified        int                 `json:"verified"` // references checked with a live HEAD at the end
-	Mismatches      []Mismatch          `json:"mismatches"`
+	// Interrupted says the run was cancelled (Ctrl-C) before it finished:
+	// the counts are what was done by then, and nothing was verified. A
+	// rerun does what is left.
+	Interrupted  bool                `json:"interrupted"`
+	Rows         int                 `json:"rows"`         // copy and tag rows the plan had pending
+	RowsDone     int                 `json:"rows_done"`    // of those, the ones finished
+	Destinations []DestinationReport `json:"destinations"` // sorted by destination
+	Totals       Totals              `json:"totals"`       // the sum of Destinations
+	// Images has one record per copy or tag row finished or failed, by
+	// destination, image and digest (rows an interrupted run never
+	// started are not there).
+	Images []ImageRecord `json:"images"`
+	// HTTPRequests counts every HTTP request of the run as the shared
+	// transport sent it: the destinations' requests (Totals.Requests) and
+	// also retries and authentication handshakes.
+	HTTPRequests    int64      `json:"http_requests"`
+	DurationSeconds float64    `json:"duration_seconds"`
+	Verified        int        `json:"verified"` // references checked with a live HEAD at the end
+	Mismatches      []Mismatch `json:"mismatches"`
 }
 
 // DestinationReport is one destination registry's part of a Report.
 type DestinationReport struct {
-	Destination     string   `json:"destination"`
-	Copied          int      `json:"copied"`        // plan rows copied (digests, with their tags)
-	Tagged          int      `json:"tagged"`        // tags put
-	Skipped         int      `json:"skipped"`       // plan rows already done
-	Lost            int      `json:"lost"`          // plan rows in neither source nor destination
-	ManifestsPut    int      `json:"manifests_put"` // manifests put by digest, index children included
-	BlobsSent       int      `json:"blobs_sent"`
-	BlobsMounted    int      `json:"blobs_mounted"`
-	BytesSent       int64    `json:"bytes_sent"`
-	BytesMounted    int64    `json:"bytes_mounted"`
-	Requests        int64    `json:"requests"` // registry API requests made for this destination (source reads included)
+	Destination  string `json:"destination"`
+	Copied       int    `json:"copied"`        // plan rows copied (digests, with their tags)
+	Tagged       int    `json:"tagged"`        // tags put
+	Skipped      int    `json:"skipped"`       // plan rows already done
+	Lost         int    `json:"lost"`          // plan rows in neither source nor destination
+	ManifestsPut int    `json:"manifests_put"` // manifests put by digest, index children included
+	BlobsSent    int    `json:"blobs_sent"`
+	BlobsMounted int    `json:"blobs_mounted"`
+	BytesSent    int64  `json:"bytes_sent"`
+	BytesMounted int64  `json:"bytes_mounted"`
+	// Requests counts the registry API requests made for this destination:
+	// its source reads and its verifying HEADs included, a retried request
+	// once.
+	Requests        int64    `json:"requests"`
 	DurationSeconds float64  `json:"duration_seconds"`
 	Errors          []string `json:"errors"`
 }
@@ -154,6 +171,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	var mu gosync.Mutex
 	var errs []error
 	var done []inventory.PlanRow
+	var records []ImageRecord
 	// More rows in progress than request slots: a row spends much of its
 	// time between requests (its blobs before its manifest, its manifest
 	// before its tags), and the slots (sem) still bound what is in flight.
@@ -162,18 +180,30 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	for _, r := range work {
 		st := dests[r.Dst]
 		g.Go(func() error {
-			err := e.row(ctx, st, r)
+			if ctx.Err() != nil {
+				return nil // interrupted: not started
+			}
+			t := &rowTally{}
+			began := time.Now()
+			err := e.row(withTally(ctx, t), st, r)
+			end := time.Now()
+			if err != nil && ctx.Err() != nil {
+				return nil // cut off by the interrupt: neither done nor failed
+			}
 			st.rowsDone.Add(1)
+			rec := record(r, t, began, end, err)
+			if opts.OnImage != nil {
+				opts.OnImage(rec)
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			st.finished = time.Now()
+			st.finished = end
+			records = append(records, rec)
 			if err != nil {
-				if ctx.Err() == nil {
-					st.mu.Lock()
-					st.errors = append(st.errors, err.Error())
-					st.mu.Unlock()
-					errs = append(errs, err)
-				}
+				st.mu.Lock()
+				st.errors = append(st.errors, err.Error())
+				st.mu.Unlock()
+				errs = append(errs, err)
 				return nil
 			}
 			done = append(done, r)
@@ -181,12 +211,12 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		})
 	}
 	_ = g.Wait()
-	prog.Stop()
 	if err := e.rec.close(); err != nil {
 		errs = append(errs, err)
 	}
 
-	rep := &Report{}
+	sortRecords(records)
+	rep := &Report{Rows: len(work), RowsDone: len(done), Images: append([]ImageRecord{}, records...), Mismatches: []Mismatch{}}
 	if ctx.Err() == nil {
 		// What this run wrote, once: each tag it put (a tag answering with
 		// the digest proves the digest complete there too), or the digest
@@ -202,27 +232,37 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		}
 		sortRefs(refs)
 		rep.Verified = len(refs)
-		rep.Mismatches = verifyRefs(ctx, client, refs, e.jobs)
-		if len(rep.Mismatches) > 0 {
-			errs = append(errs, &VerifyError{Mismatches: rep.Mismatches})
+		prog.verifying(len(refs))
+		ms := verifyRefs(ctx, client, refs, e.jobs, verifyHooks{
+			counter: func(dst string) *atomic.Int64 { return &dests[dst].requests },
+			done:    prog.verified,
+		})
+		if len(ms) > 0 {
+			rep.Mismatches = ms
+			errs = append(errs, &VerifyError{Mismatches: ms})
 		}
 	}
+	prog.Stop()
+	rep.Destinations = []DestinationReport{}
 	for _, n := range names {
 		st := dests[n]
-		rep.Destinations = append(rep.Destinations, DestinationReport{
+		d := DestinationReport{
 			Destination: n, Copied: int(st.copied.Load()), Tagged: int(st.tagged.Load()),
 			Skipped: st.skipped, Lost: st.lost, ManifestsPut: int(st.manifests.Load()),
 			BlobsSent: int(st.blobsSent.Load()), BlobsMounted: int(st.blobsMounted.Load()),
 			BytesSent: st.bytesSent.Load(), BytesMounted: st.bytesMounted.Load(), Requests: st.requests.Load(),
 			DurationSeconds: st.finished.Sub(start).Seconds(), Errors: append([]string{}, st.errors...),
-		})
+		}
+		rep.Destinations = append(rep.Destinations, d)
+		rep.Totals.add(d)
 	}
-	rep.Requests = client.Transport().Requests() - reqs0
+	rep.HTTPRequests = client.Transport().Requests() - reqs0
 	rep.DurationSeconds = time.Since(start).Seconds()
 	if ctx.Err() != nil {
+		rep.Interrupted = true
 		errs = append(errs, ctx.Err())
 	}
-	stats := inventory.RunStats{Requests: rep.Requests}
+	stats := inventory.RunStats{Requests: rep.HTTPRequests}
 	for _, err := range errs {
 		stats.Errors = append(stats.Errors, err.Error())
 	}
@@ -543,9 +583,11 @@ func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst n
 	if up.Mounted {
 		st.blobsMounted.Add(1)
 		st.bytesMounted.Add(b.Size)
+		tally(ctx, 0, b.Size)
 	} else {
 		st.blobsSent.Add(1)
 		st.bytesSent.Add(up.Sent)
+		tally(ctx, up.Sent, 0)
 	}
 	return nil
 }

@@ -36,6 +36,10 @@ type Options struct {
 	Jobs int
 	// Progress follows Promote's copies (a live status line); nil for none.
 	Progress Progress
+	// OnImage, when set, hears of each copy or tag row Promote finishes or
+	// fails, as it happens (a CI log line each). It is called from the
+	// copying goroutines, so it must be safe for concurrent use, and cheap.
+	OnImage func(ImageRecord)
 	// SyncProgress follows MakePlan's syncs; nil for none.
 	SyncProgress cipsync.Progress
 	// TagTTL is the syncs' sync.Options.TagTTL: destination and source

@@ -44,8 +44,14 @@ func TestPlanSyncsAndProgress(t *testing.T) {
 	if prog.starts.Load() != 1 || prog.stops.Load() != 1 {
 		t.Errorf("progress started %d, stopped %d times; want once each", prog.starts.Load(), prog.stops.Load())
 	}
-	want := promote.Status{Rows: int64(p.Pending()), Done: int64(p.Pending()), Destinations: 2, BytesSent: prog.last.BytesSent}
-	if prog.last != want || prog.last.BytesSent == 0 {
+	var blobs int64
+	for _, d := range rep.Destinations {
+		blobs += int64(d.BlobsSent)
+	}
+	// At Stop, the copies are over and verified.
+	want := promote.Status{Rows: int64(p.Pending()), Done: int64(p.Pending()), Destinations: 2, BytesSent: prog.last.BytesSent, BlobsSent: blobs,
+		Verifying: true, Verified: int64(rep.Verified), ToVerify: int64(rep.Verified)}
+	if prog.last != want || prog.last.BytesSent == 0 || rep.Verified == 0 {
 		t.Errorf("status at Stop = %+v, want %+v with bytes sent", prog.last, want)
 	}
 	var sent int64

@@ -223,6 +223,26 @@ func TestPlanCategories(t *testing.T) {
 	if len(rep.Mismatches) != 0 || rep.Verified == 0 {
 		t.Errorf("verify: %d checked, mismatches %v", rep.Verified, rep.Mismatches)
 	}
+	// One record per pending row, in plan order, with the tags it put.
+	type rec struct{ Dst, Image, Action, Tags string }
+	var recs []rec
+	for _, r := range rep.Images {
+		recs = append(recs, rec{r.Destination, r.Image, r.Action, strings.Join(r.Tags, ",")})
+		if r.Error != "" || r.DurationSeconds <= 0 || (r.Action == "copy" && r.BytesSent+r.BytesMounted == 0 && r.Destination == e.d1Name()) {
+			t.Errorf("image record %+v: want no error, a duration, and bytes for a copy", r)
+		}
+	}
+	wantRecs := []rec{
+		{e.d2Name(), "copy", "copy", "v1"}, {e.d2Name(), "skip", "copy", "v1"}, {e.d2Name(), "tag", "copy", "v1,v2"},
+		{e.d1Name(), "copy", "copy", "v1"}, {e.d1Name(), "tag", "tag", "v2"},
+	}
+	sort.SliceStable(wantRecs, func(i, j int) bool { return wantRecs[i].Dst < wantRecs[j].Dst })
+	if diff := cmp.Diff(wantRecs, recs); diff != "" {
+		t.Errorf("report images (-want +got):\n%s", diff)
+	}
+	if rep.Rows != 5 || rep.RowsDone != 5 || rep.Interrupted {
+		t.Errorf("report rows %d, done %d, interrupted %v; want 5, 5, false", rep.Rows, rep.RowsDone, rep.Interrupted)
+	}
 	// Only the lost rows remain, and they are not pending.
 	p2 := e.mustPlan(set)
 	if p2.Pending() != 0 || len(p2.Lost()) != 2 {
@@ -419,13 +439,17 @@ func TestReportRequestsPerDestination(t *testing.T) {
 	}
 	want := sumCounts(e.src) - e.src.Count("GET ping")
 	for _, r := range []*regtest.Registry{e.d1, e.d2} {
-		want += sumCounts(r) - r.Count("GET ping") - r.Count("HEAD manifest")
+		// The verifying HEADs count for their destination too.
+		want += sumCounts(r) - r.Count("GET ping")
 	}
 	if got != int64(want) || got == 0 {
 		t.Errorf("requests in the report = %d, want %d (src %v, d1 %v, d2 %v)", got, want, e.src.Counts(), e.d1.Counts(), e.d2.Counts())
 	}
-	if rep.Requests < got {
-		t.Errorf("run requests = %d, fewer than the destinations' %d", rep.Requests, got)
+	if rep.Totals.Requests != got {
+		t.Errorf("totals.requests = %d, want the destinations' sum %d", rep.Totals.Requests, got)
+	}
+	if rep.HTTPRequests < got {
+		t.Errorf("HTTP requests = %d, fewer than the destinations' %d", rep.HTTPRequests, got)
 	}
 }
 
@@ -444,11 +468,41 @@ func TestPromoteCancelledThenRerun(t *testing.T) {
 		}
 		return false
 	})
-	_, err := promote.Promote(ctx, e.db, e.client, p, promote.Options{Jobs: 2})
+	var heard atomic.Int64
+	cut, err := promote.Promote(ctx, e.db, e.client, p, promote.Options{Jobs: 2, OnImage: func(promote.ImageRecord) { heard.Add(1) }})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled promote: err = %v, want context.Canceled", err)
 	}
 	e.d1.SetFault(nil)
+	// The report of the cut run says so, counts what finished, and its
+	// totals are the sum of its destinations.
+	if cut == nil || !cut.Interrupted || cut.Rows != p.Pending() || cut.RowsDone >= cut.Rows || cut.Verified != 0 {
+		t.Fatalf("cancelled promote report: %+v; want interrupted, %d rows, fewer done, nothing verified", cut, p.Pending())
+	}
+	var sum promote.Totals
+	for _, d := range cut.Destinations {
+		sum.Copied += d.Copied
+		sum.Tagged += d.Tagged
+		sum.Skipped += d.Skipped
+		sum.Lost += d.Lost
+		sum.ManifestsPut += d.ManifestsPut
+		sum.BlobsSent += d.BlobsSent
+		sum.BlobsMounted += d.BlobsMounted
+		sum.BytesSent += d.BytesSent
+		sum.BytesMounted += d.BytesMounted
+		sum.Requests += d.Requests
+		sum.Errors += len(d.Errors)
+	}
+	if cut.Totals != sum || sum.Requests == 0 {
+		t.Errorf("cancelled promote totals = %+v, want the destinations' sum %+v", cut.Totals, sum)
+	}
+	if sum.Errors != 0 {
+		t.Errorf("cancelled promote: %d errors; the rows cut off are not failures", sum.Errors)
+	}
+	// One record per row finished, each heard as it finished.
+	if len(cut.Images) != cut.RowsDone || int(heard.Load()) != cut.RowsDone {
+		t.Errorf("cancelled promote: %d image records, %d heard, %d rows done; want them equal", len(cut.Images), heard.Load(), cut.RowsDone)
+	}
 	first := e.d1.Count("PUT manifest") + e.d2.Count("PUT manifest")
 	if first == 0 || first >= 2*(17+11) {
 		t.Fatalf("cancelled run put %d manifests, want some but not all", first)

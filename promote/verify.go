@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -57,7 +58,7 @@ func Verify(ctx context.Context, db *inventory.DB, client *registry.Client, load
 	if err != nil {
 		return 0, nil, err
 	}
-	return len(refs), verifyRefs(ctx, client, refs, opts.jobs()), nil
+	return len(refs), verifyRefs(ctx, client, refs, opts.jobs(), verifyHooks{}), nil
 }
 
 func sortRefs(refs []inventory.WantedRef) {
@@ -76,9 +77,17 @@ func sortRefs(refs []inventory.WantedRef) {
 	})
 }
 
+// verifyHooks let Promote count the verifying HEADs: counter returns a
+// destination's request counter, done is called after each HEAD. Either
+// may be nil.
+type verifyHooks struct {
+	counter func(dst string) *atomic.Int64
+	done    func()
+}
+
 // verifyRefs HEADs each reference (jobs at a time) and returns the
 // mismatches in the order of refs.
-func verifyRefs(ctx context.Context, client *registry.Client, refs []inventory.WantedRef, jobs int) []Mismatch {
+func verifyRefs(ctx context.Context, client *registry.Client, refs []inventory.WantedRef, jobs int, hooks verifyHooks) []Mismatch {
 	got := make([]string, len(refs))
 	var g errgroup.Group
 	g.SetLimit(jobs)
@@ -90,11 +99,18 @@ func verifyRefs(ctx context.Context, client *registry.Client, refs []inventory.W
 				ref = w.Tag
 			}
 			var s string
+			hctx := ctx
+			if hooks.counter != nil {
+				hctx = registry.WithRequestCounter(ctx, hooks.counter(w.Dst))
+			}
 			repo, err := client.ParseRepository(w.Dst + "/" + w.Image)
 			if err == nil {
 				var d registry.Descriptor
-				d, err = client.Head(ctx, repo, ref)
+				d, err = client.Head(hctx, repo, ref)
 				s = d.Digest
+			}
+			if hooks.done != nil {
+				hooks.done()
 			}
 			switch {
 			case errors.Is(err, registry.ErrNotFound):

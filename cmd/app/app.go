@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -24,9 +25,10 @@ import (
 
 // Exit codes.
 const (
-	ExitOK      = 0
-	ExitRuntime = 1 // a registry, network or inventory failure
-	ExitUsage   = 2 // bad flags or invalid manifests
+	ExitOK          = 0
+	ExitRuntime     = 1   // a registry, network or inventory failure
+	ExitUsage       = 2   // bad flags or invalid manifests
+	ExitInterrupted = 130 // SIGINT (Ctrl-C), as shells report a process it killed: 128 + the signal's number
 )
 
 // usageError marks errors that exit 2.
@@ -37,18 +39,54 @@ func (e *usageError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
 
+// interrupted is what a run stopped by an interrupt says: how far it
+// got (promote: "interrupted: 3 of 10 copies done; rerun to finish").
+type interrupted struct {
+	msg string
+	err error
+}
+
+func (e *interrupted) Error() string { return e.msg }
+func (e *interrupted) Unwrap() error { return e.err }
+
+// signalled is the cause of a context cancelled by a signal.
+type signalled struct{ sig os.Signal }
+
+func (s *signalled) Error() string { return "interrupted by " + s.sig.String() }
+
+// exitCode is the shell's code for a process a signal stopped: 128 plus
+// its number (130 for SIGINT, 143 for SIGTERM).
+func (s *signalled) exitCode() int {
+	if n, ok := s.sig.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return ExitInterrupted
+}
+
 // Main runs the process's command line as name ("cip" or "kubectl cip"),
 // cancelled by SIGINT or SIGTERM, and exits with Run's code: the whole of
-// cmd/cip and cmd/kubectl-cip.
+// cmd/cip and cmd/kubectl-cip. A first signal cancels the run, which
+// stops at the next safe point and says how far it got; a second one
+// exits at once (the inventory survives even that: every write is one
+// transaction).
 func Main(name string) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		cancel(&signalled{sig})
+		sig = <-sigs
+		os.Exit((&signalled{sig}).exitCode())
+	}()
 	code := Run(ctx, name, os.Args, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
 	os.Exit(code)
 }
 
 // Run runs the command line args (args[0] is the program) and returns the
 // exit code. name is how the program is invoked ("cip" or "kubectl cip").
+// A run cut short by ctx (Main's signals) exits 130 (128 + the signal).
 func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
 	// CIP_CPUPROFILE=FILE writes a CPU profile of the run, for speed work
 	// (bench/RESULTS.md); an environment variable, not a flag, since users
@@ -62,6 +100,8 @@ func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writ
 		}
 	}
 	app := newApp(name, stdout, stderr)
+	st := app.Metadata[stateKey].(*runState)
+	stderr = app.ErrWriter
 	if n := len(args); n > 0 && args[n-1] == "--generate-bash-completion" {
 		// urfave/cli v2.27 panics completing a partial flag (`cip sync --j`)
 		// when short-option handling is on.
@@ -73,11 +113,39 @@ func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writ
 		notFound = true
 	}
 	err := app.RunContext(ctx, reorderArgs(app, args))
+	code := exitCode(ctx, name, stderr, err)
 	if notFound {
-		return ExitUsage
+		code = ExitUsage
 	}
+	if st.metricsFile != "" {
+		if err := st.writeMetrics(code, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			if code == ExitOK {
+				code = ExitRuntime
+			}
+		}
+	}
+	return code
+}
+
+// exitCode prints err (once) and returns the exit code it means.
+func exitCode(ctx context.Context, name string, stderr io.Writer, err error) int {
 	if err == nil {
 		return ExitOK
+	}
+	if ctx.Err() != nil {
+		// Cut short: say how far it got instead of "context canceled".
+		msg := "interrupted; rerun to finish"
+		var in *interrupted
+		if errors.As(err, &in) {
+			msg = in.msg
+		}
+		fmt.Fprintf(stderr, "%s: %s\n", name, msg)
+		var sig *signalled
+		if errors.As(context.Cause(ctx), &sig) {
+			return sig.exitCode()
+		}
+		return ExitInterrupted
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
@@ -101,6 +169,18 @@ var (
 		Usage: "inventory `PATH` (default: cip/inventory.db under the user cache dir)"}
 	quietFlag = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, EnvVars: []string{"CIP_QUIET"},
 		Usage: "print no progress on stderr"}
+	logFormatFlag = &cli.StringFlag{Name: "log-format", EnvVars: []string{"CIP_LOG_FORMAT"}, Value: logText,
+		Usage: "stderr `FORMAT`: text (lines for people), or json (one JSON object per line, log/slog's)",
+		Action: func(_ *cli.Context, v string) error {
+			if v != logText && v != logJSON {
+				return usagef("--log-format %q: want text or json", v)
+			}
+			return nil
+		}}
+	heartbeatFlag = &cli.DurationFlag{Name: "heartbeat", EnvVars: []string{"CIP_HEARTBEAT"}, Value: DefaultHeartbeat, Action: atLeast[time.Duration]("heartbeat", 0),
+		Usage: "when stderr is not a terminal (a CI log), log sync and promote progress every `DURATION` (0: never)"}
+	metricsFileFlag = &cli.StringFlag{Name: "metrics-file", EnvVars: []string{"CIP_METRICS_FILE"},
+		Usage: "write the run's metrics to `FILE` in Prometheus text format (for node-exporter's textfile collector), atomically"}
 	jobsFlag = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, EnvVars: []string{"CIP_JOBS"}, Value: cipsync.DefaultJobs,
 		Usage: "concurrent registry requests", Action: atLeast("jobs", 1)}
 	tagTTLFlag = &cli.DurationFlag{Name: "tag-ttl", EnvVars: []string{"CIP_TAG_TTL"}, Action: atLeast[time.Duration]("tag-ttl", 0),
@@ -130,7 +210,7 @@ func newApp(name string, stdout, stderr io.Writer) *cli.App {
 		Version:   version(),
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags:     []cli.Flag{dbFlag, quietFlag},
+		Flags:     []cli.Flag{dbFlag, quietFlag, logFormatFlag, heartbeatFlag, metricsFileFlag},
 		// Errors are printed once, by Run.
 		ExitErrHandler:         func(*cli.Context, error) {},
 		HideHelpCommand:        true,
@@ -151,6 +231,13 @@ func newApp(name string, stdout, stderr io.Writer) *cli.App {
 			auditCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error { return flagUsageError(c, err) },
+	}
+	st := &runState{start: time.Now()}
+	app.Metadata = map[string]any{stateKey: st}
+	app.ErrWriter = &syncWriter{w: stderr}
+	app.Before = func(c *cli.Context) error {
+		st.metricsFile = c.String("metrics-file")
+		return nil
 	}
 	setupCommands(app, name)
 	return app
@@ -175,16 +262,12 @@ func progressWriter(c *cli.Context) (io.Writer, bool) {
 	if c.Bool("quiet") {
 		return nil, false
 	}
-	w := c.App.ErrWriter
-	f, ok := w.(*os.File)
-	if !ok {
-		return w, false
-	}
-	st, err := f.Stat()
-	return w, err == nil && st.Mode()&os.ModeCharDevice != 0
+	return c.App.ErrWriter, terminal(c.App.ErrWriter)
 }
 
-// newClient returns the run's registry client. Credentials are ambient
+// newClient returns the run's registry client, its transport logging
+// retries and failures on stderr (Warn only with --quiet) and counted for
+// --metrics-file. Credentials are ambient
 // (docker config, credential helpers, the Google keychain) unless
 // --use-service-account borrows the service accounts set's manifests name
 // (set may be nil: none); the registry package uses an account on Google
@@ -198,8 +281,30 @@ func clientOptions(c *cli.Context, set *manifest.Set) registry.Options {
 	if c.Bool("use-service-account") && set != nil {
 		accounts = serviceAccounts(set)
 	}
-	tr := registry.NewTransport(registry.TransportOptions{QPS: c.Float64("qps")})
+	tr := registry.NewTransport(registry.TransportOptions{QPS: c.Float64("qps"), Logger: transportLogger(c)})
+	state(c).addTransport(tr)
 	return registry.Options{Transport: tr, Insecure: c.StringSlice("insecure-registry"), ServiceAccounts: accounts}
+}
+
+// transportLogger is the registry transport's logger: its retries (Info for
+// a 429, Warn otherwise) and requests given up (Warn), on stderr as JSON
+// with --log-format json, else as key=value text without a timestamp
+// (stderr's other lines have none).
+func transportLogger(c *cli.Context) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if c.Bool("quiet") {
+		opts.Level = slog.LevelWarn
+	}
+	if c.String("log-format") == logJSON {
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts))
+	}
+	opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts))
 }
 
 // loadManifests loads --manifest or --thin-manifest-dir; warnings (what

@@ -303,10 +303,19 @@ Examples:
    cip version
    cip --version`,
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "%s %s\n", c.App.Name, version())
+			versionLine(c)
 			return nil
 		},
 	}
+}
+
+// versionLine is what `cip version` and `cip --version` print.
+func versionLine(c *cli.Context) { fmt.Fprintf(c.App.Writer, "%s %s\n", c.App.Name, version()) }
+
+func init() {
+	// urfave/cli prints --version with its package-level VersionPrinter
+	// ("cip version X" by default): the same line as `cip version`.
+	cli.VersionPrinter = versionLine
 }
 
 // releaseVersion is set by release builds (scripts/dist.sh passes -ldflags

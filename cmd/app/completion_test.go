@@ -103,9 +103,10 @@ func TestVersion(t *testing.T) {
 		want string
 	}{
 		{"cip", []string{"version"}, "cip " + version() + "\n"},
-		{"cip", []string{"--version"}, "cip version " + version() + "\n"},
+		{"cip", []string{"--version"}, "cip " + version() + "\n"},
+		{"cip", []string{"-v"}, "cip " + version() + "\n"},
 		{"kubectl cip", []string{"version"}, "kubectl cip " + version() + "\n"},
-		{"kubectl cip", []string{"--version"}, "kubectl cip version " + version() + "\n"},
+		{"kubectl cip", []string{"--version"}, "kubectl cip " + version() + "\n"},
 	} {
 		code, out, errs := runNamed(t, tc.name, tc.args...)
 		if code != ExitOK || out != tc.want {

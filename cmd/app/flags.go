@@ -352,6 +352,16 @@ func setupCommands(app *cli.App, name string) {
 		for _, c := range cmds {
 			ownFlags(c.Flags)
 			c.OnUsageError = app.OnUsageError
+			// The command run, for --metrics-file (a subcommand's Before
+			// runs after its parent's).
+			before := c.Before
+			c.Before = func(cc *cli.Context) error {
+				state(cc).command = commandName(cc)
+				if before != nil {
+					return before(cc)
+				}
+				return nil
+			}
 			c.Description = strings.ReplaceAll(c.Description, "\n   cip ", "\n   "+name+" ")
 			setup(c.Subcommands)
 		}

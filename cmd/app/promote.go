@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -126,7 +127,6 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	defer db.Close()
 	client := newClient(c, set)
 	prog := newProgress(c)
-	w := prog.w
 	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl")}
 	origin := c.String("manifest")
 	if origin == "" {
@@ -141,16 +141,16 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	if err != nil && !moved {
 		return err
 	}
-	stderr := c.App.ErrWriter
 	if f.allowLost {
 		for _, r := range plan.Lost() {
-			fmt.Fprintf(stderr, "warning: lost: %s/%s@%s is in neither the source %s nor the destination (%s:%d)\n", r.Dst, r.Image, r.Digest, r.Src, r.File, r.Line)
+			prog.warn("lost", fmt.Sprintf("lost: %s/%s@%s is in neither the source %s nor the destination (%s:%d)", r.Dst, r.Image, r.Digest, r.Src, r.File, r.Line),
+				slog.String("destination", r.Dst), slog.String("image", r.Image), slog.String("digest", r.Digest), slog.String("source", r.Src),
+				slog.String("file", r.File), slog.Int("line", r.Line))
 		}
 	}
-	if w != nil {
-		for _, s := range plan.Summaries() {
-			fmt.Fprintf(w, "plan %s: %d copy, %d tag, %d skip, %d lost\n", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost)
-		}
+	for _, s := range plan.Summaries() {
+		prog.info("plan", fmt.Sprintf("plan %s: %d copy, %d tag, %d skip, %d lost", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost),
+			slog.String("destination", s.Destination), slog.Int("copy", s.Copy), slog.Int("tag", s.Tag), slog.Int("skip", s.Skip), slog.Int("lost", s.Lost))
 	}
 	if err := writePlan(c.App.Writer, f.output, plan, tableWidth(c, f.output == "wide")); err != nil {
 		return err
@@ -171,8 +171,9 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 				return err
 			}
 		}
-		if w != nil && plan.Pending() > 0 {
-			fmt.Fprintf(w, "dry run: %d rows pending; nothing written (add --confirm to promote)\n", plan.Pending())
+		if plan.Pending() > 0 {
+			prog.info("dry run", fmt.Sprintf("dry run: %d rows pending; nothing written (add --confirm to promote)", plan.Pending()),
+				slog.Int("pending", plan.Pending()))
 		}
 		if lost != nil {
 			return lost
@@ -182,13 +183,19 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		}
 		return nil
 	}
+	opts.OnImage = prog.image
 	rep, perr := promote.Promote(c.Context, db, client, plan, opts)
-	prog.promoted(rep)
+	state(c).report = rep
 	if f.report != "" && rep != nil {
 		if err := writeReport(f.report, runReport{Plan: plan.Summaries(), Report: rep}); err != nil {
-			return errors.Join(perr, err, lost)
+			perr = errors.Join(perr, err)
 		}
 	}
+	if rep != nil && rep.Interrupted {
+		// No summary that reads like a finished run: how far it got.
+		return &interrupted{msg: fmt.Sprintf("interrupted: %d of %d copies done; rerun to finish", rep.RowsDone, rep.Rows), err: perr}
+	}
+	prog.promoted(rep)
 	return errors.Join(perr, lost)
 }
 
@@ -200,6 +207,9 @@ type runReport struct {
 }
 
 func writeReport(path string, r runReport) error {
+	if r.Plan == nil {
+		r.Plan = []promote.Summary{} // [] in JSON, never null
+	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -247,8 +257,10 @@ func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error 
 	rows := plan.Rows
 	out := make([]planRow, len(rows))
 	for i, r := range rows {
+		// Lists are [] in JSON, never null.
 		out[i] = planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: r.Action, Source: r.Src,
-			Tags: r.Tags, TagsMissing: r.Missing, File: r.File, Line: r.Line, TagMoves: moves[rowKey{r.Dst, r.Image, r.Digest}]}
+			Tags: append([]string{}, r.Tags...), TagsMissing: append([]string{}, r.Missing...), File: r.File, Line: r.Line,
+			TagMoves: moves[rowKey{r.Dst, r.Image, r.Digest}]}
 	}
 	if format != "table" && format != "wide" {
 		return writeData(w, format, out)

@@ -1,10 +1,14 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -17,85 +21,210 @@ import (
 	cipsync "github.com/cipdev/cip/sync"
 )
 
+// DefaultHeartbeat is how often a long sync or promote logs its progress
+// when stderr is not a terminal: often enough for CI systems that kill a
+// job after some minutes without output (GitHub Actions and GitLab wait
+// far longer than this, Travis CI 10 minutes), rare enough to stay a few
+// lines in an hour's log.
+const DefaultHeartbeat = 30 * time.Second
+
+// Log formats (--log-format).
+const (
+	logText = "text"
+	logJSON = "json"
+)
+
 // progress is what a command shows on stderr while a library works and
-// when it is done: nothing with --quiet; summary lines otherwise; and a
-// live status line while it works when stderr is a terminal.
+// when it is done: nothing but warnings with --quiet; summary lines
+// otherwise; while it works, a live status line when stderr is a terminal,
+// and otherwise (CI logs) a line per finished image and a heartbeat line
+// every interval. With --log-format json every line is a JSON record
+// (log/slog), with the same facts as attributes.
 type progress struct {
-	w    io.Writer // nil: --quiet
-	live bool
+	w     io.Writer    // nil: --quiet
+	errw  io.Writer    // warnings, --quiet or not
+	live  bool         // stderr is a terminal
+	log   *slog.Logger // --log-format json; nil: text lines
+	every time.Duration
+	st    *runState // what --metrics-file reports
 }
 
 func newProgress(c *cli.Context) progress {
 	w, live := progressWriter(c)
-	return progress{w: w, live: live}
-}
-
-// sync follows a crawl with a live status line, or is nil.
-func (p progress) sync() cipsync.Progress {
-	if p.w == nil || !p.live {
-		return nil
+	p := progress{w: w, errw: c.App.ErrWriter, live: live, every: c.Duration("heartbeat"), st: state(c)}
+	if c.String("log-format") == logJSON {
+		p.log = slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
 	}
-	return &liveStatus[cipsync.Status]{w: p.w, render: func(s cipsync.Status) string {
-		return fmt.Sprintf("sync %s %d/%d repositories, %d tags, %d manifests fetched",
-			liveline.Bar(s.Done, s.Repositories, 30), s.Done, s.Repositories, s.Tags, s.Fetched)
-	}}
+	return p
 }
 
-// promote follows copies with a live status line, or is nil.
-func (p progress) promote() promote.Progress {
-	if p.w == nil || !p.live {
-		return nil
-	}
-	return &liveStatus[promote.Status]{w: p.w, render: func(s promote.Status) string {
-		return fmt.Sprintf("promote %s %d/%d images to %d destinations, %s sent",
-			liveline.Bar(s.Done, s.Rows, 30), s.Done, s.Rows, s.Destinations, human.Bytes(s.BytesSent))
-	}}
-}
-
-// synced prints one line per registry a sync crawled, and its requests.
-func (p progress) synced(results ...*cipsync.Result) {
+// info prints a progress line: text as it is, or a JSON record msg with
+// attrs. Nothing with --quiet.
+func (p progress) info(msg, text string, attrs ...slog.Attr) {
 	if p.w == nil {
 		return
+	}
+	if p.log != nil {
+		p.log.LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
+		return
+	}
+	fmt.Fprintln(p.w, text)
+}
+
+// warn prints a warning, with --quiet too.
+func (p progress) warn(msg, text string, attrs ...slog.Attr) {
+	if p.log != nil {
+		p.log.LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
+		return
+	}
+	fmt.Fprintln(p.errw, "warning: "+text)
+}
+
+// ci reports whether progress goes to a log rather than a terminal: one
+// line per finished image, and heartbeats.
+func (p progress) ci() bool { return p.w != nil && !p.live }
+
+// sync follows a crawl: a live status line, or heartbeats; nil for none.
+func (p progress) sync() cipsync.Progress {
+	if p.w == nil || (!p.live && p.every <= 0) {
+		return nil
+	}
+	return &liveStatus[cipsync.Status]{p: p, render: func(s cipsync.Status) string {
+		return fmt.Sprintf("sync %s %d/%d repositories, %d tags, %d manifests fetched",
+			liveline.Bar(s.Done, s.Repositories, 30), s.Done, s.Repositories, s.Tags, s.Fetched)
+	}, beat: func(s cipsync.Status, elapsed time.Duration) (string, []slog.Attr) {
+		return fmt.Sprintf("sync: %d/%d repositories, %d tags, %d manifests fetched, %s elapsed",
+				s.Done, s.Repositories, s.Tags, s.Fetched, elapsed.Round(time.Second)),
+			[]slog.Attr{slog.String("phase", "sync"), slog.Int64("repositories_done", s.Done), slog.Int64("repositories", s.Repositories),
+				slog.Int64("tags", s.Tags), slog.Int64("manifests_fetched", s.Fetched), slog.Duration("elapsed", elapsed)}
+	}}
+}
+
+// promote follows copies: a live status line, or heartbeats; nil for none.
+func (p progress) promote() promote.Progress {
+	if p.w == nil || (!p.live && p.every <= 0) {
+		return nil
+	}
+	return &liveStatus[promote.Status]{p: p, render: promoteLine, beat: func(s promote.Status, elapsed time.Duration) (string, []slog.Attr) {
+		attrs := []slog.Attr{slog.Int64("images_done", s.Done), slog.Int64("images", s.Rows), slog.Int("destinations", s.Destinations),
+			slog.Int64("bytes_sent", s.BytesSent), slog.Int64("blobs_mounted", s.BlobsMounted), slog.Duration("elapsed", elapsed)}
+		if s.Verifying {
+			return fmt.Sprintf("promote: verifying %d/%d references, %s elapsed", s.Verified, s.ToVerify, elapsed.Round(time.Second)),
+				append([]slog.Attr{slog.String("phase", "verify"), slog.Int64("verified", s.Verified), slog.Int64("to_verify", s.ToVerify)}, attrs...)
+		}
+		return fmt.Sprintf("promote: %d/%d images to %d destinations, %s sent, %d blobs mounted, %s elapsed",
+			s.Done, s.Rows, s.Destinations, human.Bytes(s.BytesSent), s.BlobsMounted, elapsed.Round(time.Second)), append([]slog.Attr{slog.String("phase", "copy")}, attrs...)
+	}}
+}
+
+// promoteLine is promote's live status line: copying (what was sent and
+// what was mounted, so that a run that mounts everything does not look
+// stuck at "0 B sent"), then verifying.
+func promoteLine(s promote.Status) string {
+	if s.Verifying {
+		return fmt.Sprintf("verify  %s %d/%d references written, checked with a live HEAD",
+			liveline.Bar(s.Verified, s.ToVerify, 30), s.Verified, s.ToVerify)
+	}
+	return fmt.Sprintf("promote %s %d/%d images to %d destinations, %s sent, %d blobs mounted",
+		liveline.Bar(s.Done, s.Rows, 30), s.Done, s.Rows, s.Destinations, human.Bytes(s.BytesSent), s.BlobsMounted)
+}
+
+// image logs one finished copy or tag row, in CI logs (a terminal has the
+// live line instead).
+func (p progress) image(r promote.ImageRecord) {
+	if !p.ci() {
+		return
+	}
+	attrs := []slog.Attr{slog.String("destination", r.Destination), slog.String("image", r.Image), slog.String("digest", r.Digest),
+		slog.Any("tags", r.Tags), slog.Int64("bytes_sent", r.BytesSent), slog.Int64("bytes_mounted", r.BytesMounted),
+		slog.Duration("duration", seconds(r.DurationSeconds))}
+	took := seconds(r.DurationSeconds)
+	switch {
+	case r.Error != "":
+		if p.log != nil {
+			p.log.LogAttrs(context.Background(), slog.LevelError, "failed", append(attrs, slog.String("error", r.Error))...)
+			return
+		}
+		fmt.Fprintf(p.w, "failed %s: %s\n", r.Ref(), r.Error)
+	case r.Action == "copy":
+		tags := "no tag"
+		if len(r.Tags) > 0 {
+			tags = "tags " + strings.Join(r.Tags, ", ")
+		}
+		p.info("copied", fmt.Sprintf("copied %s (%s): %s sent, %s mounted in %s", r.Ref(), tags,
+			human.Bytes(r.BytesSent), human.Bytes(r.BytesMounted), took), attrs...)
+	default:
+		p.info("tagged", fmt.Sprintf("tagged %s: %s in %s", r.Ref(), strings.Join(r.Tags, ", "), took), attrs...)
+	}
+}
+
+// synced prints one line per registry a sync crawled, and its requests
+// (and keeps the results for --metrics-file).
+func (p progress) synced(results ...*cipsync.Result) {
+	if p.st != nil {
+		p.st.addSyncs(results...)
 	}
 	for _, res := range results {
 		if res == nil {
 			continue
 		}
 		for _, st := range res.Registries {
-			fmt.Fprintf(p.w, "synced %s: %d repositories, %d tags, %d manifests fetched, %d tag changes, %d repositories removed\n",
-				st.Registry, st.Repositories, st.Tags, st.ManifestsFetched, st.TagChanges, st.Removed)
+			p.info("synced", fmt.Sprintf("synced %s: %d repositories, %d tags, %d manifests fetched, %d tag changes, %d repositories removed",
+				st.Registry, st.Repositories, st.Tags, st.ManifestsFetched, st.TagChanges, st.Removed),
+				slog.String("registry", st.Registry), slog.Int("repositories", st.Repositories), slog.Int("tags", st.Tags),
+				slog.Int("manifests_fetched", st.ManifestsFetched), slog.Int("tag_changes", st.TagChanges), slog.Int("repositories_removed", st.Removed))
 		}
-		fmt.Fprintf(p.w, "sync: %d requests in %s\n", res.Requests, res.Duration.Round(time.Millisecond))
+		d := res.Duration.Round(time.Millisecond)
+		p.info("sync", fmt.Sprintf("sync: %d requests in %s", res.Requests, d), slog.Int64("requests", res.Requests), slog.Duration("duration", d))
 	}
 }
 
 // promoted prints one line per destination a promotion wrote to, and its
-// requests and verification.
+// totals and verification.
 func (p progress) promoted(rep *promote.Report) {
-	if p.w == nil || rep == nil {
+	if rep == nil {
 		return
 	}
 	for _, d := range rep.Destinations {
-		fmt.Fprintf(p.w, "promoted %s: %d copied, %d tagged, %d skipped, %d lost, %s sent, %s mounted, %d requests in %s\n",
+		p.info("promoted", fmt.Sprintf("promoted %s: %d copied, %d tagged, %d skipped, %d lost, %s sent, %s mounted, %d requests in %s",
 			d.Destination, d.Copied, d.Tagged, d.Skipped, d.Lost, human.Bytes(d.BytesSent), human.Bytes(d.BytesMounted), d.Requests,
-			seconds(d.DurationSeconds))
+			seconds(d.DurationSeconds)),
+			slog.String("destination", d.Destination), slog.Int("copied", d.Copied), slog.Int("tagged", d.Tagged), slog.Int("skipped", d.Skipped),
+			slog.Int("lost", d.Lost), slog.Int64("bytes_sent", d.BytesSent), slog.Int64("bytes_mounted", d.BytesMounted),
+			slog.Int64("requests", d.Requests), slog.Duration("duration", seconds(d.DurationSeconds)), slog.Int("errors", len(d.Errors)))
 	}
-	fmt.Fprintf(p.w, "promote: %d requests in %s, %d references verified\n", rep.Requests, seconds(rep.DurationSeconds), rep.Verified)
+	t := rep.Totals
+	p.info("promote", fmt.Sprintf("promote: %d copied, %d tagged, %d requests in %s, %d references verified",
+		t.Copied, t.Tagged, t.Requests, seconds(rep.DurationSeconds), rep.Verified),
+		slog.Int("copied", t.Copied), slog.Int("tagged", t.Tagged), slog.Int64("requests", t.Requests),
+		slog.Int64("http_requests", rep.HTTPRequests), slog.Duration("duration", seconds(rep.DurationSeconds)),
+		slog.Int("verified", rep.Verified), slog.Int("mismatches", len(rep.Mismatches)))
 }
 
 func seconds(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second)).Round(time.Millisecond)
 }
 
-// liveStatus draws a library's status as the live line while it works.
+// liveStatus draws a library's status as the live line while it works on
+// a terminal, or logs it every p.every off one (a heartbeat).
 type liveStatus[S any] struct {
-	w      io.Writer
-	render func(S) string
+	p      progress
+	render func(S) string                                 // the live line
+	beat   func(S, time.Duration) (string, []slog.Attr) // a heartbeat: text, JSON attributes
 	line   *liveline.Line
 }
 
 func (l *liveStatus[S]) Start(status func() S) {
-	l.line = liveline.Start(l.w, true, func() string { return l.render(status()) })
+	if l.p.live {
+		l.line = liveline.Start(l.p.w, true, func() string { return l.render(status()) })
+		return
+	}
+	start := time.Now()
+	l.line = liveline.Every(l.p.every, func() {
+		elapsed := time.Since(start)
+		text, attrs := l.beat(status(), elapsed)
+		l.p.info("progress", text, attrs...)
+	})
 }
 
 func (l *liveStatus[S]) Stop() {
@@ -103,6 +232,28 @@ func (l *liveStatus[S]) Stop() {
 		l.line.Stop()
 		l.line = nil
 	}
+}
+
+// syncWriter serialises writes to stderr, which the copying goroutines,
+// the heartbeat, the live line and the registry transport's log share.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// terminal reports whether w (maybe behind a syncWriter) is a terminal.
+func terminal(w io.Writer) bool {
+	if s, ok := w.(*syncWriter); ok {
+		w = s.w
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // tableWidth is the width tables are fitted to: 0 (no limit) with -o wide;

@@ -23,13 +23,14 @@ func TestSummaryLines(t *testing.T) {
 	p.promoted(&promote.Report{
 		Destinations: []promote.DestinationReport{{Destination: "127.0.0.1:5001/prod", Copied: 2, Tagged: 3, Skipped: 4, Lost: 1,
 			BytesSent: 3 << 20, BytesMounted: 1 << 10, Requests: 30, DurationSeconds: 0.5}},
-		Requests: 31, DurationSeconds: 0.75, Verified: 5,
+		Totals:       promote.Totals{Copied: 2, Tagged: 3, Requests: 30},
+		HTTPRequests: 31, DurationSeconds: 0.75, Verified: 5,
 	})
 	p.promoted(nil)
 	want := "synced 127.0.0.1:5000: 7 repositories, 15 tags, 20 manifests fetched, 3 tag changes, 1 repositories removed\n" +
 		"sync: 42 requests in 1.235s\n" +
 		"promoted 127.0.0.1:5001/prod: 2 copied, 3 tagged, 4 skipped, 1 lost, 3.0 MiB sent, 1.0 KiB mounted, 30 requests in 500ms\n" +
-		"promote: 31 requests in 750ms, 5 references verified\n"
+		"promote: 2 copied, 3 tagged, 30 requests in 750ms, 5 references verified\n"
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("summary lines (-want +got):\n%s", diff)
 	}

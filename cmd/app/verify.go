@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,8 +16,10 @@ func verifyCommand() *cli.Command {
 		Usage: "check with live HEADs that destinations serve what the manifests promise",
 		Description: `For every (destination, image, digest) and (destination, image, tag) the
 manifests name, HEADs the destination and compares digests. Prints every
-mismatch (want, got: a digest, "absent" or an error) and exits 1 when there
-is any; prints nothing and exits 0 when all match. No sync is needed.
+mismatch (want, got: a digest, "absent" or an error) and a one-line summary
+("verified: 24 references, all match"; -o json and yaml print the
+mismatches only, [] when none), and exits 1 when there is any mismatch.
+No sync is needed.
 
 Examples:
    cip verify --manifest promoter-manifest.yaml
@@ -54,8 +57,16 @@ Examples:
 			if err := writeMismatches(c, format, mismatches); err != nil {
 				return err
 			}
-			if w, _ := progressWriter(c); w != nil {
-				fmt.Fprintf(w, "verify: %d references checked, %d mismatches\n", checked, len(mismatches))
+			if format == "table" || format == "wide" {
+				// The answer, for people: stdout, like the table.
+				summary := "all match"
+				if len(mismatches) > 0 {
+					summary = fmt.Sprintf("%d do not match the manifests", len(mismatches))
+				}
+				fmt.Fprintf(c.App.Writer, "verified: %d references, %s\n", checked, summary)
+			} else {
+				newProgress(c).info("verify", fmt.Sprintf("verify: %d references checked, %d mismatches", checked, len(mismatches)),
+					slog.Int("checked", checked), slog.Int("mismatches", len(mismatches)))
 			}
 			if len(mismatches) > 0 {
 				return cli.Exit(fmt.Sprintf("verify: %d of %d references do not match the manifests", len(mismatches), checked), ExitRuntime)

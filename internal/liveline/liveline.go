@@ -1,6 +1,7 @@
 // Package liveline redraws one status line on a terminal while a long
 // operation runs (sync, promote), and clears it when the operation ends.
-// Off a terminal it prints nothing: callers print summary lines instead.
+// Off a terminal it prints nothing: callers print summary lines instead,
+// and a heartbeat now and then (Every).
 package liveline
 
 import (
@@ -59,6 +60,31 @@ func (l *Line) write(s string) {
 func (l *Line) Stop() {
 	l.once.Do(func() { close(l.done) })
 	l.wg.Wait()
+}
+
+// Every calls tick every interval until Stop: the live line's twin off a
+// terminal, where a CI log gets a heartbeat line now and then instead of
+// a line redrawn in place. interval <= 0 calls nothing.
+func Every(interval time.Duration, tick func()) *Line {
+	l := &Line{done: make(chan struct{})}
+	if interval <= 0 {
+		return l
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.done:
+				return
+			case <-t.C:
+				tick()
+			}
+		}
+	}()
+	return l
 }
 
 // Bar renders done of all as a bar of width characters: [=====     ].

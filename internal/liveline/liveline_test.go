@@ -67,3 +67,37 @@ func TestBar(t *testing.T) {
 		}
 	}
 }
+
+func TestEvery(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	l := Every(10*time.Millisecond, func() {
+		mu.Lock()
+		n++
+		mu.Unlock()
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		got := n
+		mu.Unlock()
+		if got >= 3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	l.Stop()
+	mu.Lock()
+	after := n
+	mu.Unlock()
+	if after < 3 {
+		t.Fatalf("Every(10ms) ticked %d times in 5s, want at least 3", after)
+	}
+	time.Sleep(30 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if n != after {
+		t.Errorf("Every ticked after Stop: %d, then %d", after, n)
+	}
+	Every(0, func() { t.Error("Every(0) ticked") }).Stop()
+}
