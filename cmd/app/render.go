@@ -209,7 +209,7 @@ func seconds(s float64) time.Duration {
 // a terminal, or logs it every p.every off one (a heartbeat).
 type liveStatus[S any] struct {
 	p      progress
-	render func(S) string                                 // the live line
+	render func(S) string                               // the live line
 	beat   func(S, time.Duration) (string, []slog.Attr) // a heartbeat: text, JSON attributes
 	line   *liveline.Line
 }
