@@ -63,10 +63,13 @@ bench:
 bench-compare: ensure-docker-registry
 	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh not built yet"; exit 1; fi
 
-# The main job on an embedded default: two in-process registries, seeded,
-# synced, snapshotted (and, with promotion, planned and promoted).
+# The main job on an embedded default: two in-process registries, seeded
+# from a fixed seed, then validate, sync, snapshots, plan, promote, verify,
+# a second promote with nothing to do, a query; each step explained.
+# README.md shows its output (checked by cmd/cip-demo's tests). Keep its
+# files with: make demo DEMO_FLAGS="--keep /tmp/cip-demo"
 demo:
-	$(GO) run ./cmd/cip-demo
+	@$(GO) run ./cmd/cip-demo $(DEMO_FLAGS)
 
 dist:
 	@if [ -x scripts/dist.sh ]; then scripts/dist.sh; else echo "dist not built yet"; exit 1; fi
