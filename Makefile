@@ -10,7 +10,7 @@ PKG      := github.com/cipdev/cip
 # fixed in go1.27). 3000 executions take 1-10 s per target here.
 FUZZTIME ?= 3000x
 
-.PHONY: all build install test unit e2e lint fuzz fuzz-short bench bench-compare demo dist clean ensure-docker-registry
+.PHONY: all build install test unit e2e lint fuzz fuzz-short bench bench-compare demo dist release clean ensure-docker-registry
 
 all: build
 
@@ -18,10 +18,12 @@ build:
 	$(GO) build -trimpath -o $(BIN)/cip ./cmd/cip
 	@if [ -d cmd/kubectl-cip ]; then $(GO) build -trimpath -o $(BIN)/kubectl-cip ./cmd/kubectl-cip; fi
 
+# cip, kubectl-cip and kubectl_complete-cip (kubectl's completion of
+# `kubectl cip`) into GOBIN.
 install:
-	GOBIN=$(GOBIN) $(GO) install -trimpath ./cmd/cip
-	@if [ -d cmd/kubectl-cip ]; then GOBIN=$(GOBIN) $(GO) install -trimpath ./cmd/kubectl-cip; fi
-	@echo "installed cip (and kubectl-cip) into $(GOBIN)"
+	GOBIN=$(GOBIN) $(GO) install -trimpath ./cmd/cip ./cmd/kubectl-cip
+	install -m 0755 packaging/kubectl_complete-cip $(GOBIN)/kubectl_complete-cip
+	@echo "installed cip, kubectl-cip and kubectl_complete-cip into $(GOBIN)"
 
 # The end-to-end tests need the real docker-registry server (Debian package,
 # distribution 2.8). Install it when missing; fail loudly when that fails.
@@ -71,8 +73,14 @@ bench-compare: ensure-docker-registry
 demo:
 	@$(GO) run ./cmd/cip-demo $(DEMO_FLAGS)
 
+# The release archives, SHA256SUMS and plugins.yaml (scripts/dist.sh).
 dist:
-	@if [ -x scripts/dist.sh ]; then scripts/dist.sh; else echo "dist not built yet"; exit 1; fi
+	scripts/dist.sh
+
+# A release in one step: make release VERSION=v0.2.0 (TAG=no skips the git
+# tag): archives, SHA256SUMS, plugins.yaml committed, the commit tagged.
+release:
+	VERSION=$(VERSION) TAG=$(or $(TAG),yes) scripts/release.sh
 
 clean:
 	rm -rf $(BIN) dist

@@ -124,7 +124,7 @@ func TestKrewInstall(t *testing.T) {
 		files = append(files, e.Name())
 	}
 	sort.Strings(files)
-	if diff := cmp.Diff([]string{"LICENSE", "kubectl-cip"}, files); diff != "" {
+	if diff := cmp.Diff([]string{"LICENSE", "kubectl-cip", "kubectl_complete-cip"}, files); diff != "" {
 		t.Errorf("krew store/cip/%s (-want +got):\n%s", version, diff)
 	}
 	receipt, err := os.ReadFile(filepath.Join(root, "receipts", "cip.yaml"))

@@ -98,7 +98,7 @@ func problems(p index.Plugin) []string {
 		if pl.Bin != "kubectl-cip" {
 			bad("%s.bin = %q, want kubectl-cip", where, pl.Bin)
 		}
-		want := []index.FileOperation{{From: "kubectl-cip", To: "."}, {From: "LICENSE", To: "."}}
+		want := []index.FileOperation{{From: "kubectl-cip", To: "."}, {From: "kubectl_complete-cip", To: "."}, {From: "LICENSE", To: "."}}
 		if diff := cmp.Diff(want, pl.Files); diff != "" {
 			bad("%s.files (-want +got):\n%s", where, diff)
 		}
@@ -183,6 +183,9 @@ func copyTree(t *testing.T, src, dst string) {
 			return err
 		}
 		rel, _ := filepath.Rel(src, path)
+		if rel == ".git" && !d.IsDir() {
+			return nil // a worktree's .git file names the real repository: never copy it
+		}
 		if d.IsDir() {
 			if skip[rel] {
 				return filepath.SkipDir
@@ -315,11 +318,16 @@ func checkArchive(t *testing.T, b []byte) {
 			if len(body) < 20 || string(body[:4]) != "\x7fELF" || body[18] != 0x3e {
 				t.Errorf("archive kubectl-cip is not an x86-64 ELF executable")
 			}
+		case "kubectl_complete-cip":
+			if want, _ := os.ReadFile(filepath.Join(root, "packaging", "kubectl_complete-cip")); !bytes.Equal(body, want) {
+				t.Errorf("archive kubectl_complete-cip differs from packaging/kubectl_complete-cip")
+			}
 		}
 		got = append(got, entry{h.Name, h.Mode, h.Uid, h.Gid, h.Uname, h.ModTime.Unix(), h.Typeflag == tar.TypeReg})
 	}
 	want := []entry{
 		{"kubectl-cip", 0o755, 0, 0, "", 0, true},
+		{"kubectl_complete-cip", 0o755, 0, 0, "", 0, true},
 		{"LICENSE", 0o644, 0, 0, "", 0, true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

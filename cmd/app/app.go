@@ -100,6 +100,10 @@ func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writ
 		}
 	}
 	app := newApp(name, stdout, stderr)
+	if len(args) > 1 && args[1] == "__complete" {
+		completeWords(app, args[2:], stdout) // kubectl's plugin completion (kubectl_complete-cip)
+		return ExitOK
+	}
 	st := app.Metadata[stateKey].(*runState)
 	stderr = app.ErrWriter
 	if n := len(args); n > 0 && args[n-1] == "--generate-bash-completion" {

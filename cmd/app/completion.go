@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -91,4 +92,113 @@ Examples:
 			}
 		},
 	}
+}
+
+// Cobra's shell completion directives (github.com/spf13/cobra's
+// ShellCompDirective), the last line of a __complete answer.
+const (
+	compDefault    = 0 // the shell may complete file names too
+	compNoFileComp = 4 // only the words given
+)
+
+// completeWords answers kubectl's plugin completion: kubectl 1.26 and
+// later complete `kubectl cip …` by running kubectl_complete-cip with the
+// words typed after "kubectl cip" (the last one being completed, "" for a
+// new word), and read cobra's protocol from its stdout: one candidate a
+// line ("word\tdescription"), then ":DIRECTIVE". The kubectl_complete-cip
+// that cip ships runs `kubectl-cip __complete WORDS…`, which lands here.
+// Commands, subcommands and flags (the command's and the global ones)
+// are candidates; a flag's value or a positional argument is left to the
+// shell's file completion.
+func completeWords(app *cli.App, words []string, w io.Writer) {
+	cur := ""
+	if len(words) > 0 {
+		cur, words = words[len(words)-1], words[:len(words)-1]
+	}
+	var cmd *cli.Command
+	positional, wantValue := false, false
+	for i := 0; i < len(words); i++ {
+		a := words[i]
+		if a == "--" {
+			positional = true
+			break
+		}
+		if isFlag(a) {
+			flags := app.Flags
+			if cmd != nil && defines(cmd.Flags, flagName(a)) {
+				flags = cmd.Flags
+			}
+			if takesValue(flags, a) {
+				if i+1 == len(words) {
+					wantValue = true
+				}
+				i++
+			}
+			continue
+		}
+		switch {
+		case cmd == nil:
+			if cmd = app.Command(a); cmd == nil {
+				fmt.Fprintf(w, ":%d\n", compNoFileComp) // an unknown command: nothing to offer
+				return
+			}
+		case !positional && subcommand(cmd, a) != nil:
+			cmd = subcommand(cmd, a)
+		default:
+			positional = true
+		}
+	}
+	if wantValue {
+		fmt.Fprintf(w, ":%d\n", compDefault)
+		return
+	}
+	candidate := func(word, desc string) {
+		if strings.HasPrefix(word, cur) {
+			desc = strings.ReplaceAll(strings.TrimSpace(strings.SplitN(desc, "\n", 2)[0]), "`", "")
+			if desc != "" {
+				word += "\t" + desc
+			}
+			fmt.Fprintln(w, word)
+		}
+	}
+	if strings.HasPrefix(cur, "-") {
+		var flags []cli.Flag
+		if cmd != nil {
+			flags = append(flags, cmd.Flags...)
+		}
+		for _, f := range append(flags, app.Flags...) {
+			usage := ""
+			if d, ok := f.(cli.DocGenerationFlag); ok {
+				usage = d.GetUsage()
+			}
+			for _, n := range f.Names() {
+				if len(n) > 1 {
+					candidate("--"+n, usage)
+				}
+			}
+		}
+		candidate("--help", "show help")
+		fmt.Fprintf(w, ":%d\n", compNoFileComp)
+		return
+	}
+	switch {
+	case cmd == nil:
+		for _, c := range app.Commands {
+			if !c.Hidden {
+				candidate(c.Name, c.Usage)
+			}
+		}
+	case len(cmd.Subcommands) > 0 && !positional:
+		for _, c := range cmd.Subcommands {
+			if !c.Hidden {
+				candidate(c.Name, c.Usage)
+			}
+		}
+		fmt.Fprintf(w, ":%d\n", compDefault) // or the command's own argument
+		return
+	default:
+		fmt.Fprintf(w, ":%d\n", compDefault) // a positional argument: a file, a REF
+		return
+	}
+	fmt.Fprintf(w, ":%d\n", compNoFileComp)
 }

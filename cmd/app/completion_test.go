@@ -132,3 +132,34 @@ func TestKubectlExamples(t *testing.T) {
 		t.Errorf("kubectl cip sync --help does not show its examples as `kubectl cip sync`:\n%s", out)
 	}
 }
+
+// TestCompleteWords speaks kubectl's plugin completion protocol (cobra's
+// __complete): candidates one a line, then ":DIRECTIVE".
+func TestCompleteWords(t *testing.T) {
+	for _, tc := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"sy"}, "sync\tcrawl registries into the inventory (incrementally)\n:4\n"},
+		{[]string{"sync", "--j"}, "--jobs\tconcurrent registry requests\n:4\n"},
+		{[]string{"promote", "--conf"}, "--confirm\treally copy (the default is a dry run)\n:4\n"},
+		{[]string{"--q"}, "--quiet\tprint no progress on stderr\n:4\n"},
+		{[]string{"sync", "--db", ""}, ":0\n"},           // a flag's value: files
+		{[]string{"sync", "127.0.0.1:5000", ""}, ":0\n"}, // an argument: files
+		{[]string{"audit", "se"}, "serve\tjudge registry notifications against the manifests, as they happen\n:0\n"},
+		{[]string{"nosuch", ""}, ":4\n"},
+		{[]string{"sync", "--metrics-f"}, "--metrics-file\twrite the run's metrics to FILE in Prometheus text format (for node-exporter's textfile collector), atomically\n:4\n"},
+	} {
+		code, out, errs := runNamed(t, "kubectl cip", append([]string{"__complete"}, tc.words...)...)
+		if code != ExitOK || out != tc.want || errs != "" {
+			t.Errorf("kubectl-cip __complete %q: exit %d, stdout %q, stderr %q; want %q", tc.words, code, out, errs, tc.want)
+		}
+	}
+	// No word yet: every command.
+	_, out, _ := runNamed(t, "kubectl cip", "__complete", "")
+	for _, c := range []string{"sync\t", "promote\t", "query\t", "version\t"} {
+		if !strings.Contains(out, "\n"+c) && !strings.HasPrefix(out, c) {
+			t.Errorf("kubectl-cip __complete \"\": lacks %q:\n%s", c, out)
+		}
+	}
+}
