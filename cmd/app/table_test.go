@@ -22,7 +22,8 @@ func widest(s string) int {
 }
 
 // TestTablesFitColumns: under COLUMNS=100, the tables of check, promote
-// --plan and query --schema are at most 100 columns wide (check --list,
+// --plan, query (results, --schema, --list) and audit are at most 100
+// columns wide (verify's: TestVerifySummary) (check --list,
 // narrower, under 60); with -o wide, or with no COLUMNS on a pipe, they
 // print every cell in full, and are wider.
 func TestTablesFitColumns(t *testing.T) {
@@ -51,6 +52,9 @@ func TestTablesFitColumns(t *testing.T) {
 		// the run fails.
 		{"plan", []string{"--db", db, "promote", "--manifest", mf, "--plan", "--offline"}, 1, 100},
 		{"query --schema", []string{"--db", db, "query", "--schema"}, 0, 100},
+		{"query --list", []string{"query", "--list"}, 0, 100},
+		{"query", []string{"--db", db, "query", "SELECT * FROM promotions", "--manifest", mf}, 0, 100},
+		{"audit", []string{"--db", db, "audit", "--manifest", mf, "--offline"}, 1, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := func(columns string, extra ...string) string {
