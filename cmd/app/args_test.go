@@ -47,7 +47,7 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 	dir := t.TempDir()
 	mf := writeAuditManifest(t, dir)
 	db := filepath.Join(dir, "inv.db")
-	code, out, errs := runNamed(t, "cip", "promote", "--manifest", mf, "--plan", "--offline", "--db", db, "-q")
+	code, out, errs := runNamed(t, "cip", "promote", "--manifest", mf, "--plan", "--offline", "--allow-lost", "--db", db, "-q")
 	if code != ExitOK {
 		t.Fatalf("cip promote … --db %s -q: exit %d, stderr %s", db, code, errs)
 	}
