@@ -112,9 +112,8 @@ func runAudit(c *cli.Context) error {
 	if err := writeAuditFindings(c.App.Writer, format, findings, tableWidth(c, format == "wide")); err != nil {
 		return err
 	}
-	if w, _ := progressWriter(c); w != nil {
-		fmt.Fprintf(w, "audit: %s under %s\n", countFindings(findings), strings.Join(scopes, ", "))
-	}
+	newProgress(c).info("audit", fmt.Sprintf("audit: %s under %s", countFindings(findings), strings.Join(scopes, ", ")),
+		slog.Int("findings", len(findings)), slog.String("scopes", strings.Join(scopes, ", ")))
 	if len(findings) > 0 {
 		return cli.Exit("", ExitRuntime)
 	}

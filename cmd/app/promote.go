@@ -64,7 +64,8 @@ checked with a live HEAD.
 Exit codes: 0 done (or nothing to do), 1 runtime failure, verification
 mismatch or lost rows (without --allow-lost), 2 invalid manifests or a tag
 move, 3 with --exit-code when the plan has copy or tag rows pending (and
-nothing is lost).
+nothing is lost), 130 interrupted (Ctrl-C: the copies done so far are
+recorded; it says "interrupted: N of M copies done", and a rerun finishes).
 
 Examples:
    cip promote --manifest promoter-manifest.yaml --plan

@@ -22,10 +22,10 @@ import (
 )
 
 // DefaultHeartbeat is how often a long sync or promote logs its progress
-// when stderr is not a terminal: often enough for CI systems that kill a
-// job after some minutes without output (GitHub Actions and GitLab wait
-// far longer than this, Travis CI 10 minutes), rare enough to stay a few
-// lines in an hour's log.
+// when stderr is not a terminal: well within the no-output timeouts of CI
+// systems that have one (Travis CI stops a job after 10 minutes of
+// silence), often enough that a person reading the log sees it move, and
+// rare enough to be 120 lines in an hour's log.
 const DefaultHeartbeat = 30 * time.Second
 
 // Log formats (--log-format).
