@@ -17,6 +17,11 @@ import (
 // blob, and a push token covers pull, so the check and the write share one
 // authentication handshake.
 func (c *Client) BlobExists(ctx context.Context, repo name.Repository, digest string) (bool, error) {
+	v, err := c.blobExists(ctx, repo, digest)
+	return v, c.tr.secrets.redacted(err)
+}
+
+func (c *Client) blobExists(ctx context.Context, repo name.Repository, digest string) (bool, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, repoURL(repo, "/blobs/"+digest).String(), nil)
 	resp, err := c.do(ctx, repo, transport.PushScope, req)
 	if err != nil {
@@ -37,6 +42,11 @@ func (c *Client) BlobExists(ctx context.Context, repo name.Repository, digest st
 // closes, and its length (-1 when the registry does not say). The caller
 // checks the content against the digest.
 func (c *Client) GetBlob(ctx context.Context, repo name.Repository, digest string) (io.ReadCloser, int64, error) {
+	rc, n, err := c.getBlob(ctx, repo, digest)
+	return rc, n, c.tr.secrets.redacted(err)
+}
+
+func (c *Client) getBlob(ctx context.Context, repo name.Repository, digest string) (io.ReadCloser, int64, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, repoURL(repo, "/blobs/"+digest).String(), nil)
 	resp, err := c.do(ctx, repo, transport.PullScope, req)
 	if err != nil {
@@ -82,6 +92,11 @@ const uploadAttempts = 3
 // and the registry checks the digest: two requests). A failed attempt
 // starts over in a new session, up to uploadAttempts times.
 func (c *Client) UploadBlob(ctx context.Context, repo name.Repository, digest string, open BlobOpener, opts UploadOptions) (Uploaded, error) {
+	v, err := c.uploadBlob(ctx, repo, digest, open, opts)
+	return v, c.tr.secrets.redacted(err)
+}
+
+func (c *Client) uploadBlob(ctx context.Context, repo name.Repository, digest string, open BlobOpener, opts UploadOptions) (Uploaded, error) {
 	var err error
 	for attempt := 1; ; attempt++ {
 		var up Uploaded

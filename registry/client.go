@@ -8,15 +8,14 @@
 package registry
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +52,13 @@ type Options struct {
 	// Entries on registries that are not Google's are never used: a gcloud
 	// access token is good only at Google.
 	ServiceAccounts map[string]string
+	// MaxTags, MaxRepositories and MaxPages cap listings (see Tags and
+	// Catalog); 0 means DefaultMaxTags, DefaultMaxRepositories and
+	// DefaultMaxPages.
+	MaxTags, MaxRepositories, MaxPages int
+	// Warn receives warnings about a registry that the run goes on with
+	// (a token realm on another host), once per registry; nil means none.
+	Warn func(msg string)
 }
 
 // Client is a registry client shared by one run. It is safe for concurrent use.
@@ -61,11 +67,16 @@ type Client struct {
 	keychain authn.Keychain
 	insecure map[string]bool
 	accounts map[string]string
+	warn     func(string)
+
+	maxTags, maxRepositories, maxPages int
 
 	// repos holds the authenticated transports, by scope + " " +
 	// repository, or "registry " + host + " " + account.
 	repos once.Group[string, authenticated]
 	pings once.Group[string, *transport.Challenge] // by registry host
+
+	realmWarned sync.Map // registry host -> true, once warned about its token realm
 }
 
 // authenticated is the outcome of one authentication handshake. A failure
@@ -87,7 +98,9 @@ func New(opts Options) *Client {
 	if kc == nil {
 		kc = authn.NewMultiKeychain(authn.DefaultKeychain, google.Keychain)
 	}
-	c := &Client{tr: tr, keychain: kc, insecure: map[string]bool{}, accounts: map[string]string{}}
+	c := &Client{tr: tr, keychain: kc, insecure: map[string]bool{}, accounts: map[string]string{}, warn: opts.Warn,
+		maxTags: cmp.Or(opts.MaxTags, DefaultMaxTags), maxRepositories: cmp.Or(opts.MaxRepositories, DefaultMaxRepositories),
+		maxPages: cmp.Or(opts.MaxPages, DefaultMaxPages)}
 	for reg, sa := range opts.ServiceAccounts {
 		if googlehost.OfName(reg) {
 			c.accounts[reg] = sa
@@ -143,14 +156,19 @@ func hostOf(s string) string {
 // Authenticator returns the credentials for a repository: the service
 // account configured for it (through gcloud), else the keychain's.
 func (c *Client) Authenticator(repo name.Repository) (authn.Authenticator, error) {
+	a, err := c.authenticator(repo)
+	return a, c.tr.secrets.redacted(err)
+}
+
+func (c *Client) authenticator(repo name.Repository) (authn.Authenticator, error) {
 	if sa := c.serviceAccount(repo.Name()); sa != "" {
-		return &gcloudImpersonation{account: sa, registry: repo.RegistryStr()}, nil
+		return c.tr.secrets.recording(&gcloudImpersonation{account: sa, registry: repo.RegistryStr()}), nil
 	}
 	auth, err := c.keychain.Resolve(repo)
 	if err != nil {
 		return nil, fmt.Errorf("resolve credentials for %s: %w", repo.RegistryStr(), err)
 	}
-	return auth, nil
+	return c.tr.secrets.recording(auth), nil
 }
 
 func (c *Client) serviceAccount(repo string) string {
@@ -165,12 +183,16 @@ func (c *Client) serviceAccount(repo string) string {
 
 // challenge pings reg once per run (go-containerregistry's
 // transport.NewWithContext pings on every call) and returns its
-// authentication challenge. Failures are not kept: the caller falls back
-// to NewWithContext, which reports them.
+// authentication challenge, warning once when its token realm is on
+// another host. Failures are not kept: the caller falls back to
+// NewWithContext, which reports them.
 func (c *Client) challenge(ctx context.Context, reg name.Registry) (*transport.Challenge, error) {
-	ch, _, err := c.pings.Do(ctx, reg.RegistryStr(), func() (*transport.Challenge, error) {
+	ch, ran, err := c.pings.Do(ctx, reg.RegistryStr(), func() (*transport.Challenge, error) {
 		return transport.Ping(ctx, reg, c.tr)
 	})
+	if ran && err == nil {
+		c.checkRealm(reg.RegistryStr(), ch)
+	}
 	return ch, err
 }
 
@@ -181,6 +203,11 @@ func (c *Client) challenge(ctx context.Context, reg name.Registry) (*transport.C
 // (anonymous or basic auth) get one transport for all their repositories,
 // so that a run pings them once instead of once per repository.
 func (c *Client) RoundTripper(ctx context.Context, repo name.Repository, scope string) (http.RoundTripper, error) {
+	rt, err := c.roundTripper(ctx, repo, scope)
+	return rt, c.tr.secrets.redacted(err)
+}
+
+func (c *Client) roundTripper(ctx context.Context, repo name.Repository, scope string) (http.RoundTripper, error) {
 	key := scope + " " + repo.Name()
 	if ch, err := c.challenge(ctx, repo.Registry); err == nil && !strings.EqualFold(ch.Scheme, "bearer") {
 		// Credentials differ only by service account (the keychain
@@ -188,12 +215,18 @@ func (c *Client) RoundTripper(ctx context.Context, repo name.Repository, scope s
 		key = "registry " + repo.RegistryStr() + " " + c.serviceAccount(repo.Name())
 	}
 	a, _, err := c.repos.Do(ctx, key, func() (authenticated, error) {
-		auth, err := c.Authenticator(repo)
+		auth, err := c.authenticator(repo)
 		if err != nil {
 			return authenticated{err: err}, nil
 		}
 		rt, err := transport.NewWithContext(ctx, repo.Registry, auth, c.tr, []string{repo.Scope(scope)})
 		if err != nil {
+			if te, own := ownError(err); own {
+				// The registry could not be reached (or answered too
+				// late): say that, not "authenticate", and do not keep
+				// it (the Transport keeps a host it gave up on).
+				return authenticated{}, te
+			}
 			err = fmt.Errorf("authenticate to %s: %w", repo.Name(), err)
 			if ctx.Err() != nil {
 				// A cancelled context says nothing about the registry: let
@@ -214,9 +247,11 @@ func (c *Client) RoundTripper(ctx context.Context, repo name.Repository, scope s
 }
 
 // do sends one distribution request to repo with the scope's
-// authenticated transport, and counts it for WithRequestCounter.
+// authenticated transport, and counts it for WithRequestCounter. Errors
+// from the Transport (a host that cannot be reached, a timeout, a host
+// given up) come back as themselves, without net/http's URL around them.
 func (c *Client) do(ctx context.Context, repo name.Repository, scope string, req *http.Request) (*http.Response, error) {
-	rt, err := c.RoundTripper(ctx, repo, scope)
+	rt, err := c.roundTripper(ctx, repo, scope)
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close() // as http.Client.Do would
@@ -226,7 +261,8 @@ func (c *Client) do(ctx context.Context, repo name.Repository, scope string, req
 	if n, ok := ctx.Value(counterKey{}).(*atomic.Int64); ok {
 		n.Add(1)
 	}
-	return (&http.Client{Transport: rt}).Do(req.WithContext(ctx))
+	resp, err := (&http.Client{Transport: rt}).Do(req.WithContext(ctx))
+	return resp, transportError(err)
 }
 
 type counterKey struct{}
@@ -252,154 +288,6 @@ func checkError(resp *http.Response, codes ...int) error {
 
 func repoURL(repo name.Repository, suffix string) *url.URL {
 	return &url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + suffix}
-}
-
-// TagList is a tags/list answer. Manifests and Children are filled only by
-// registries that implement GCR's extension (gcr.io, *-docker.pkg.dev):
-// Manifests maps every digest in the repository (tagged or not) to its
-// details; Children lists the sub-repositories below this path.
-type TagList struct {
-	Tags      []string
-	Manifests map[string]GCRManifest
-	Children  []string
-}
-
-// GCRManifest is one entry of GCR's tags/list "manifest" map.
-type GCRManifest struct {
-	MediaType string   `json:"mediaType"`
-	Tags      []string `json:"tag"`
-	Size      string   `json:"imageSizeBytes"`
-}
-
-// tagsPageSize is 1000, the most ECR accepts; registries that page further
-// say so with a Link header.
-const tagsPageSize = 1000
-
-// Tags lists repo's tags, following n/last pagination and Link headers. A
-// repository that does not exist is reported as ErrNotFound.
-func (c *Client) Tags(ctx context.Context, repo name.Repository) (*TagList, error) {
-	u := repoURL(repo, "/tags/list")
-	u.RawQuery = "n=" + strconv.Itoa(tagsPageSize)
-	out := &TagList{}
-	for u != nil {
-		req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
-		resp, err := c.do(ctx, repo, transport.PullScope, req)
-		if err != nil {
-			return nil, fmt.Errorf("list tags of %s: %w", repo.Name(), err)
-		}
-		if resp.StatusCode == http.StatusNotFound {
-			resp.Body.Close()
-			return nil, fmt.Errorf("list tags of %s: %w", repo.Name(), ErrNotFound)
-		}
-		if err := transport.CheckError(resp, http.StatusOK); err != nil {
-			resp.Body.Close()
-			return nil, fmt.Errorf("list tags of %s: %w", repo.Name(), err)
-		}
-		var body struct {
-			Tags      []string               `json:"tags"`
-			Manifests map[string]GCRManifest `json:"manifest"`
-			Children  []string               `json:"child"`
-		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("list tags of %s: decode: %w", repo.Name(), err)
-		}
-		if len(out.Tags) > 0 && len(body.Tags) > 0 && body.Tags[0] <= out.Tags[len(out.Tags)-1] {
-			// A registry that ignored "last" and served the same page again.
-			break
-		}
-		out.Tags = append(out.Tags, body.Tags...)
-		if len(body.Manifests) > 0 && out.Manifests == nil {
-			out.Manifests = map[string]GCRManifest{}
-		}
-		for d, m := range body.Manifests {
-			out.Manifests[d] = m
-		}
-		out.Children = append(out.Children, body.Children...)
-		next, err := nextPage(resp, u)
-		if err != nil {
-			return nil, fmt.Errorf("list tags of %s: %w", repo.Name(), err)
-		}
-		if next == nil && len(body.Manifests) == 0 && len(body.Tags) >= tagsPageSize {
-			// A full page and no Link header: ask for the page after the
-			// last tag seen (the spec's n/last pagination).
-			next = repoURL(repo, "/tags/list")
-			next.RawQuery = url.Values{"n": {strconv.Itoa(tagsPageSize)}, "last": {body.Tags[len(body.Tags)-1]}}.Encode()
-		}
-		u = next
-	}
-	return out, nil
-}
-
-// nextPage resolves a Link: <url>; rel="next" header against the request
-// URL, refusing links to another host.
-func nextPage(resp *http.Response, cur *url.URL) (*url.URL, error) {
-	link := resp.Header.Get("Link")
-	if link == "" {
-		return nil, nil
-	}
-	start, end := strings.IndexByte(link, '<'), strings.IndexByte(link, '>')
-	if start < 0 || end < start {
-		return nil, fmt.Errorf("parse Link header %q", link)
-	}
-	next, err := url.Parse(link[start+1 : end])
-	if err != nil {
-		return nil, fmt.Errorf("parse Link header %q: %w", link, err)
-	}
-	next = cur.ResolveReference(next)
-	if next.Host != cur.Host {
-		return nil, fmt.Errorf("Link header points to another host: %q", link)
-	}
-	return next, nil
-}
-
-// Catalog lists every repository of reg (paginated). Registries that do not
-// offer a catalog answer with an error wrapping ErrNotFound or the
-// registry's own error.
-func (c *Client) Catalog(ctx context.Context, reg name.Registry) ([]string, error) {
-	// Catalog needs a registry-scoped token; a repository handle with an
-	// empty path cannot be made, so build the transport directly.
-	auth, err := c.keychain.Resolve(reg)
-	if err != nil {
-		return nil, fmt.Errorf("resolve credentials for %s: %w", reg.RegistryStr(), err)
-	}
-	rt, err := transport.NewWithContext(ctx, reg, auth, c.tr, []string{reg.Scope(transport.PullScope)})
-	if err != nil {
-		return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), err)
-	}
-	hc := &http.Client{Transport: rt}
-	// 1000 per page: the largest page size every common registry accepts.
-	u := &url.URL{Scheme: reg.Scheme(), Host: reg.RegistryStr(), Path: "/v2/_catalog", RawQuery: "n=" + strconv.Itoa(1000)}
-	var out []string
-	for u != nil {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), err)
-		}
-		if resp.StatusCode == http.StatusNotFound {
-			resp.Body.Close()
-			return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), ErrNotFound)
-		}
-		if err := transport.CheckError(resp, http.StatusOK); err != nil {
-			resp.Body.Close()
-			return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), err)
-		}
-		var body struct {
-			Repositories []string `json:"repositories"`
-		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("list catalog of %s: decode: %w", reg.RegistryStr(), err)
-		}
-		out = append(out, body.Repositories...)
-		if u, err = nextPage(resp, u); err != nil {
-			return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), err)
-		}
-	}
-	return out, nil
 }
 
 // gcloudImpersonation borrows a service account's identity through

@@ -25,6 +25,11 @@ type Descriptor struct {
 
 // Head returns the descriptor of repo:ref (a tag or a digest).
 func (c *Client) Head(ctx context.Context, repo name.Repository, ref string) (Descriptor, error) {
+	v, err := c.head(ctx, repo, ref)
+	return v, c.tr.secrets.redacted(err)
+}
+
+func (c *Client) head(ctx context.Context, repo name.Repository, ref string) (Descriptor, error) {
 	req, _ := http.NewRequest(http.MethodHead, repoURL(repo, "/manifests/"+ref).String(), nil)
 	req.Header.Set("Accept", mediatype.Accept)
 	resp, err := c.do(ctx, repo, transport.PullScope, req)
@@ -60,6 +65,11 @@ type Manifest struct {
 // GetManifest fetches repo@ref (a digest or a tag). When ref is a digest,
 // the body is verified against it; a mismatch is an error.
 func (c *Client) GetManifest(ctx context.Context, repo name.Repository, ref string) (Manifest, error) {
+	v, err := c.getManifest(ctx, repo, ref)
+	return v, c.tr.secrets.redacted(err)
+}
+
+func (c *Client) getManifest(ctx context.Context, repo name.Repository, ref string) (Manifest, error) {
 	req, _ := http.NewRequest(http.MethodGet, repoURL(repo, "/manifests/"+ref).String(), nil)
 	req.Header.Set("Accept", mediatype.Accept)
 	resp, err := c.do(ctx, repo, transport.PullScope, req)
@@ -99,6 +109,11 @@ func (c *Client) GetManifest(ctx context.Context, repo name.Repository, ref stri
 // digest of raw) and returns the digest of raw. A registry that answers
 // with another Docker-Content-Digest kept something else: an error.
 func (c *Client) PutManifest(ctx context.Context, repo name.Repository, ref, mediaType string, raw []byte) (string, error) {
+	v, err := c.putManifest(ctx, repo, ref, mediaType, raw)
+	return v, c.tr.secrets.redacted(err)
+}
+
+func (c *Client) putManifest(ctx context.Context, repo name.Repository, ref, mediaType string, raw []byte) (string, error) {
 	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(raw))
 	if strings.HasPrefix(ref, "sha256:") && ref != digest {
 		return "", fmt.Errorf("put manifest %s@%s: body has digest %s", repo.Name(), ref, digest)

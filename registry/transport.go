@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -46,42 +47,63 @@ type TransportOptions struct {
 	// Backoff is the first retry delay (doubles each retry, with jitter).
 	Backoff time.Duration
 	// Base is the underlying transport; nil means a clone of
-	// http.DefaultTransport with more idle connections per host.
+	// http.DefaultTransport with more idle connections per host and the
+	// dial and TLS handshake timeouts below (which only apply to it).
 	Base http.RoundTripper
+	// Timeouts; 0 means the Default… constant, negative means none.
+	// DialTimeout bounds opening a connection, TLSHandshakeTimeout its TLS
+	// handshake; ResponseHeaderTimeout the wait for an answer after the
+	// request is sent; IdleTimeout a body (either way) that moves no byte;
+	// RequestTimeout a whole attempt, except blob streams (a blob GET, an
+	// upload's body, a redirect to blob storage), which only the idle
+	// timeout bounds.
+	DialTimeout, TLSHandshakeTimeout, ResponseHeaderTimeout, IdleTimeout, RequestTimeout time.Duration
+	// HostRetryBudget and RunRetryBudget bound the retries of a run, per
+	// registry host and in all (a retry after a timeout counts as
+	// timeoutRetryCost); every answered request earns one back. A host
+	// that cannot pay for a retry is given up: its requests fail at once
+	// with a *GivenUpError. 0 means the Default… constant; negative means
+	// no retries at all.
+	HostRetryBudget, RunRetryBudget int
 	// Sleep waits between retries; nil means a context-aware timer. Tests
 	// inject it to observe Retry-After handling without waiting.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger receives every request at Debug (method, host, kind, status,
 	// duration, attempt), every retry at Info (429) or Warn (the others)
-	// with its reason and wait, and every request given up at Warn; nil
-	// means none.
+	// with its reason and wait, and every request or host given up at
+	// Warn; nil means none. Its records are redacted (Redact).
 	Logger *slog.Logger
+	// Events, when set, is called for each retry about to wait and each
+	// host given up (from the request's goroutine: keep it quick).
+	Events func(Event)
 }
 
 // Transport is the one HTTP transport shared by every request of a run: it
-// rate-limits per host, retries with backoff honouring Retry-After, logs,
-// and counts requests by host, method and kind (Stats).
+// rate-limits per host, bounds every request in time, retries with backoff
+// honouring Retry-After within a retry budget, logs, and counts requests
+// by host, method and kind (Stats).
 type Transport struct {
 	base       http.RoundTripper
 	qps        float64
 	maxRetries int
 	backoff    time.Duration
+	timeouts   timeouts
+	hostBudget int
+	budget     *budget // the run's
 	sleep      func(ctx context.Context, d time.Duration) error
 	log        *slog.Logger // nil: none
+	events     func(Event)
+	secrets    *secrets // credentials handed out this run, redacted wherever they might appear
 
 	hosts sync.Map // registry host (host[:port]) -> *hostState
 }
 
 // NewTransport returns a shared transport.
 func NewTransport(opts TransportOptions) *Transport {
+	to := opts.timeouts()
 	base := opts.Base
 	if base == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// The default of 2 idle connections per host makes parallel jobs
-		// against one registry reconnect constantly.
-		t.MaxIdleConnsPerHost = 64
-		t.MaxIdleConns = 256
-		base = t
+		base = defaultBase(to)
 	}
 	maxRetries := opts.MaxRetries
 	if maxRetries == 0 {
@@ -98,9 +120,25 @@ func NewTransport(opts TransportOptions) *Transport {
 	if sleep == nil {
 		sleep = sleepCtx
 	}
-	return &Transport{
-		base: base, qps: opts.QPS, maxRetries: maxRetries, backoff: backoff,
-		sleep: sleep, log: opts.Logger,
+	budgetOf := func(v, def int) int {
+		switch {
+		case v < 0:
+			return 0
+		case v == 0:
+			return def
+		}
+		return v
+	}
+	sec := &secrets{}
+	log := opts.Logger
+	if log != nil {
+		log = slog.New(redactingHandler(log.Handler(), sec))
+	}
+	return &Transport{secrets: sec,
+		base: base, qps: opts.QPS, maxRetries: maxRetries, backoff: backoff, timeouts: to,
+		hostBudget: budgetOf(opts.HostRetryBudget, DefaultHostRetryBudget),
+		budget:     newBudget(budgetOf(opts.RunRetryBudget, DefaultRunRetryBudget)),
+		sleep:      sleep, log: log, events: opts.Events,
 	}
 }
 
@@ -109,7 +147,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	case <-t.C:
 		return nil
 	}
@@ -120,7 +158,8 @@ func (t *Transport) host(name string) *hostState {
 	if h, ok := t.hosts.Load(name); ok {
 		return h.(*hostState)
 	}
-	h := &hostState{}
+	h := &hostState{budget: newBudget(t.hostBudget)}
+	h.ctx, h.cancel = context.WithCancelCause(context.Background())
 	if t.qps > 0 {
 		burst := int(t.qps)
 		if burst < 1 {
@@ -128,44 +167,100 @@ func (t *Transport) host(name string) *hostState {
 		}
 		h.limiter = rate.NewLimiter(rate.Limit(t.qps), burst)
 	}
-	got, _ := t.hosts.LoadOrStore(name, h)
+	got, loaded := t.hosts.LoadOrStore(name, h)
+	if loaded {
+		h.cancel(nil)
+	}
 	return got.(*hostState)
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	h := t.host(req.URL.Host)
+	host := req.URL.Host
+	h := t.host(host)
+	if e := h.down.Load(); e != nil {
+		closeBody(req)
+		return nil, e
+	}
+	// ctx ends with the caller's context, or when the host is given up
+	// (with the *GivenUpError as its cause): waits and requests in flight
+	// end at once and free their job slots.
+	ctx, cancel := context.WithCancelCause(req.Context())
+	stopHost := context.AfterFunc(h.ctx, func() { cancel(context.Cause(h.ctx)) })
+	release := func() {
+		stopHost()
+		cancel(nil)
+	}
+	resp, err := t.roundTrip(ctx, req, host, h)
+	if err != nil || resp == nil || resp.Body == nil {
+		release()
+		return resp, err
+	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
+	return resp, nil
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// releasingBody calls release once, when closed.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+	once    sync.Once
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
+}
+
+// roundTrip is RoundTrip's retry loop, under ctx.
+func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host string, h *hostState) (*http.Response, error) {
 	kind := apipath.Kind(req.URL.Path)
 	n := &h.requests[methodIndex(req.Method)][kindIndex(kind)]
 	debug := t.log != nil && t.log.Enabled(ctx, slog.LevelDebug)
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	// Blob streams may take long in all; only their silence is bounded.
+	stream := (kind == "blob" && req.Method == http.MethodGet) || (kind == "upload" && hasBody) || req.Response != nil
+	timeoutsLeft := timeoutRetries
 	for attempt := 0; ; attempt++ {
 		if h.limiter != nil {
 			if err := h.limiter.Wait(ctx); err != nil {
-				return nil, err
+				closeBody(req)
+				return nil, contextError(ctx, err)
 			}
 		}
-		r := req
+		actx, acancel := context.WithCancelCause(ctx)
+		wd := newWatchdog(acancel, req, t.timeouts, stream)
+		r := req.WithContext(actx)
 		if attempt > 0 && req.GetBody != nil {
 			body, err := req.GetBody()
 			if err != nil {
+				wd.stop()
+				acancel(nil)
 				return nil, err
 			}
-			r = req.Clone(ctx)
 			r.Body = body
 		}
 		var rec *bodyRecorder
 		if r.Body != nil && r.Body != http.NoBody {
-			// Counts the bytes sent, and remembers a failure: a body
-			// streamed from elsewhere (a blob read from the source
-			// registry) can fail mid-way; the request is then retried with
-			// a fresh body, whatever error the failure surfaced as.
-			rec = &bodyRecorder{rc: r.Body, sent: &h.bytesSent}
-			if r == req {
-				r = r.Clone(ctx)
-			}
+			// Counts the bytes sent, restarts the idle timeout as they
+			// move (and the wait for headers once the body is sent), and
+			// remembers a failure: a body streamed from elsewhere (a blob
+			// read from the source registry) can fail mid-way; the request
+			// is then retried with a fresh body, whatever error the
+			// failure surfaced as.
+			rec = &bodyRecorder{rc: r.Body, sent: &h.bytesSent, wd: wd, header: t.timeouts.header}
 			r.Body = rec
+			wd.arm("body", t.timeouts.idle)
+		} else {
+			wd.arm("response headers", t.timeouts.header)
 		}
 		n.Add(1)
 		var start time.Time
@@ -173,8 +268,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			start = time.Now()
 		}
 		resp, err := t.base.RoundTrip(r)
-		if err == nil && resp.Body != nil && resp.Body != http.NoBody {
-			resp.Body = &countingBody{rc: resp.Body, n: &h.bytesReceived}
+		err = classify(err, context.Cause(actx), r, t.timeouts)
+		if err != nil {
+			wd.stop()
+			acancel(nil)
+		} else {
+			wd.arm("body", t.timeouts.idle)
+			if resp.Body != nil && resp.Body != http.NoBody {
+				resp.Body = &watchedBody{rc: &countingBody{rc: resp.Body, n: &h.bytesReceived}, w: wd, ctx: actx,
+					release: func() { wd.stop(); acancel(nil) }}
+			} else {
+				wd.stop()
+				acancel(nil)
+			}
 		}
 		mismatch := false
 		if err == nil {
@@ -184,23 +290,51 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if debug {
 			t.logRequest(ctx, r, kind, resp, err, time.Since(start), attempt)
 		}
-		retry, wait := t.shouldRetry(resp, err)
-		retry = retry || mismatch || (err != nil && req.GetBody != nil && rec != nil && rec.failed())
-		if !retry || ctx.Err() != nil {
-			return resp, err
+		if g := h.down.Load(); g != nil && err != nil {
+			return nil, g
 		}
-		if attempt >= t.maxRetries || !replayable {
-			if t.log != nil {
-				t.log.LogAttrs(ctx, slog.LevelWarn, "giving up", slog.String("host", r.URL.Host), slog.String("method", r.Method),
-					slog.String("kind", kind), slog.String("reason", retryReason(resp, err, mismatch)), slog.Int("attempts", attempt+1))
+		retry, wait, longWait := t.shouldRetry(resp, err)
+		retry = retry || mismatch || (err != nil && req.GetBody != nil && rec != nil && rec.failed())
+		var te *TimeoutError
+		isTimeout := errors.As(err, &te)
+		if isTimeout {
+			retry = timeoutsLeft > 0
+			timeoutsLeft--
+		}
+		if !retry || ctx.Err() != nil {
+			if !retry && err == nil && !mismatch {
+				h.budget.earn()
+				t.budget.earn()
+			}
+			if ctx.Err() != nil && err != nil {
+				err = contextError(ctx, err)
 			}
 			return resp, err
 		}
-		if resp != nil {
-			// Drain a little so the connection can be reused, then close.
-			_, _ = io.CopyN(io.Discard, resp.Body, 4096)
-			resp.Body.Close()
+		reason := retryReason(resp, err, mismatch)
+		what := fmt.Sprintf("%s on %s %s", shortReason(resp, err, mismatch), r.Method, r.URL.Path)
+		if longWait > MaxRetryAfter {
+			// The server will not serve this run: waiting the most cip
+			// waits and asking again only holds a job slot.
+			closeResp(resp)
+			return nil, t.giveUp(ctx, host, h, fmt.Sprintf("it asks to wait %s (%s), longer than cip waits (%s)", longWait, what, MaxRetryAfter))
 		}
+		if attempt >= t.maxRetries || !replayable {
+			if t.log != nil {
+				t.log.LogAttrs(ctx, slog.LevelWarn, "giving up", slog.String("host", host), slog.String("method", r.Method),
+					slog.String("kind", kind), slog.String("reason", reason), slog.Int("attempts", attempt+1))
+			}
+			return resp, err
+		}
+		cost := int64(1)
+		if isTimeout {
+			cost = timeoutRetryCost
+		}
+		if g := t.chargeRetry(ctx, host, h, cost, what); g != nil {
+			closeResp(resp)
+			return nil, g
+		}
+		closeResp(resp)
 		if wait == 0 {
 			wait = t.backoff << attempt
 			wait += time.Duration(rand.Int64N(int64(wait)/4 + 1))
@@ -212,13 +346,34 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
 				level = slog.LevelInfo
 			}
-			t.log.LogAttrs(ctx, level, "retrying", slog.String("host", r.URL.Host), slog.String("method", r.Method),
-				slog.String("kind", kind), slog.String("reason", retryReason(resp, err, mismatch)),
+			t.log.LogAttrs(ctx, level, "retrying", slog.String("host", host), slog.String("method", r.Method),
+				slog.String("kind", kind), slog.String("reason", reason),
 				slog.Duration("wait", wait), slog.Int("attempt", attempt+1))
 		}
+		t.emit(Event{Host: host, Wait: wait, Reason: shortReason(resp, err, mismatch)})
 		if err := t.sleep(ctx, wait); err != nil {
-			return nil, err
+			closeBody(req)
+			return nil, contextError(ctx, err)
 		}
+	}
+}
+
+// contextError is the error to return when ctx ended: the host's
+// *GivenUpError when that is why, else err.
+func contextError(ctx context.Context, err error) error {
+	var g *GivenUpError
+	if c := context.Cause(ctx); errors.As(c, &g) {
+		return g
+	}
+	return err
+}
+
+// closeResp drains a little of a response being retried, so that the
+// connection can be reused, and closes it.
+func closeResp(resp *http.Response) {
+	if resp != nil && resp.Body != nil {
+		_, _ = io.CopyN(io.Discard, resp.Body, 4096)
+		resp.Body.Close()
 	}
 }
 
@@ -246,18 +401,45 @@ func retryReason(resp *http.Response, err error, mismatch bool) string {
 	return strconv.Itoa(resp.StatusCode)
 }
 
-// bodyRecorder counts the bytes read from a request body and remembers
-// whether reading it failed.
+// shortReason is retryReason in a word or two, for a status line.
+func shortReason(resp *http.Response, err error, mismatch bool) string {
+	var te *TimeoutError
+	switch {
+	case errors.As(err, &te):
+		return "timeout"
+	case err != nil && strings.Contains(err.Error(), "connection reset"):
+		return "connection reset"
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "connection closed"
+	case err != nil:
+		return "network error"
+	case mismatch:
+		return "wrong digest"
+	}
+	return strconv.Itoa(resp.StatusCode)
+}
+
+// bodyRecorder counts the bytes read from a request body, restarts the
+// attempt's idle timeout as they move (and the wait for the answer once the
+// body is sent), and remembers whether reading it failed.
 type bodyRecorder struct {
-	rc   io.ReadCloser
-	sent *atomic.Int64
-	bad  atomic.Bool
+	rc     io.ReadCloser
+	sent   *atomic.Int64
+	wd     *watchdog
+	header time.Duration
+	bad    atomic.Bool
 }
 
 func (b *bodyRecorder) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.sent.Add(int64(n))
-	if err != nil && err != io.EOF {
+	if n > 0 {
+		b.wd.moved()
+	}
+	switch {
+	case err == io.EOF:
+		b.wd.arm("response headers", b.header)
+	case err != nil:
 		b.bad.Store(true)
 	}
 	return n, err
@@ -310,48 +492,59 @@ func readManifest(r *http.Request, kind string, resp *http.Response) (*http.Resp
 	return resp, fmt.Sprintf("sha256:%x", sha256.Sum256(raw)) != want, nil
 }
 
-// shouldRetry says whether a response or error is worth retrying, and how
-// long the server asked us to wait (0 when it did not say).
-func (t *Transport) shouldRetry(resp *http.Response, err error) (bool, time.Duration) {
+// shouldRetry says whether a response or error is worth retrying, how
+// long to wait first (0: the backoff's choice), and how long the server
+// asked for (Retry-After, not capped).
+func (t *Transport) shouldRetry(resp *http.Response, err error) (retry bool, wait, asked time.Duration) {
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return false, 0
+		var ce *ConnectError
+		var ge *GivenUpError
+		var te *TimeoutError
+		switch {
+		case errors.As(err, &ce), errors.As(err, &ge),
+			errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			return false, 0, 0
+		case errors.As(err, &te):
+			return true, 0, 0
 		}
 		var nerr net.Error
 		if errors.As(err, &nerr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 			strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe") {
-			return true, 0
+			return true, 0, 0
 		}
-		return false, 0
+		return false, 0, 0
 	}
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
 		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true, ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		asked := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return true, min(asked, MaxRetryAfter), asked
 	}
-	return false, 0
+	return false, 0, 0
 }
 
 // ParseRetryAfter reads a Retry-After header given in seconds or as an HTTP
 // date, capped at MaxRetryAfter; 0 when absent or unreadable.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
+	return min(retryAfter(v, now), MaxRetryAfter)
+}
+
+// retryAfter is ParseRetryAfter without the cap.
+func retryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
 	var d time.Duration
-	if secs, err := strconv.Atoi(v); err == nil {
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs > int64(math.MaxInt64/time.Second) {
+			return math.MaxInt64
+		}
 		d = time.Duration(secs) * time.Second
 	} else if at, err := http.ParseTime(v); err == nil {
 		d = at.Sub(now)
 	}
-	if d < 0 {
-		return 0
-	}
-	if d > MaxRetryAfter {
-		return MaxRetryAfter
-	}
-	return d
+	return max(d, 0)
 }
 
 // The methods and kinds counted; any other counts as the last of each.
@@ -383,6 +576,11 @@ func kindIndex(k string) int {
 // request costs no map look-up and no lock.
 type hostState struct {
 	limiter *rate.Limiter // nil: no limit
+	budget  *budget       // retries left
+	// ctx is cancelled, with down as its cause, when the host is given up.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	down   atomic.Pointer[GivenUpError]
 
 	requests                 [len(methods)][len(kinds)]atomic.Int64
 	status                   [6]atomic.Int64 // [0]: no answer; [1..5]: 1xx..5xx
