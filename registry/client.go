@@ -112,6 +112,10 @@ func New(opts Options) *Client {
 	return c
 }
 
+// MaxRepositories is the cap on a catalog's entries, which a caller walking
+// GCR's child lists applies to the walk too.
+func (c *Client) MaxRepositories() int { return c.maxRepositories }
+
 // Transport returns the shared transport (for request counts, or to hand to
 // go-containerregistry's remote package).
 func (c *Client) Transport() *Transport { return c.tr }

@@ -39,9 +39,13 @@ const (
 	maxJSONToken = 64 << 10
 )
 
-// ErrListTooLarge is wrapped by listing errors that hit a cap (entries,
-// pages or bytes).
-var ErrListTooLarge = errors.New("listing too large")
+// Listing errors a caller may branch on: a listing past a cap (entries,
+// pages or bytes), and one whose pages loop back (it cannot be trusted to
+// be complete).
+var (
+	ErrListTooLarge = errors.New("listing too large")
+	ErrListLoop     = errors.New("listing loops")
+)
 
 // listing bounds one listing (a repository's tags, a catalog) as its pages
 // arrive: entries, pages and bytes, and the URLs already fetched.
@@ -226,7 +230,7 @@ func (c *Client) tags(ctx context.Context, repo name.Repository) (*TagList, erro
 // entries: more pages may exist that the loop hides, and a listing taken
 // as complete would drop them from the inventory.
 func loopError(u *url.URL) error {
-	return fmt.Errorf("the registry's Link header leads back to %s, a page already read: the listing cannot be trusted to be complete", u.RequestURI())
+	return fmt.Errorf("%w: the registry's Link header leads back to %s, a page already read: the listing cannot be trusted to be complete", ErrListLoop, u.RequestURI())
 }
 
 // nextPage resolves a Link: <url>; rel="next" header against the request

@@ -303,11 +303,12 @@ func (s *syncer) list(ctx context.Context, host, path string) (repos []string, c
 			return repos, true, nil
 		}
 	}
-	if path == "" {
+	if path == "" || refused(cerr) {
 		return nil, false, fmt.Errorf("list repositories of %s: %w", host, cerr)
 	}
 	// No catalog (or nothing in it below the prefix): walk GCR children.
-	walked, werr := s.walk(ctx, prefix)
+	var found int
+	walked, werr := s.walk(ctx, prefix, &found)
 	if werr != nil {
 		if errors.Is(werr, registry.ErrNotFound) {
 			// Nothing there: one (absent) repository, crawled to notice removal.
@@ -319,8 +320,13 @@ func (s *syncer) list(ctx context.Context, host, path string) (repos []string, c
 }
 
 // walk lists repo and its GCR children recursively; a registry without the
-// extension yields just repo.
-func (s *syncer) walk(ctx context.Context, repo string) ([]string, error) {
+// extension yields just repo. found counts the repositories of the whole
+// walk, which the catalog's cap bounds: a registry naming children without
+// end (or ever deeper) is refused, not followed.
+func (s *syncer) walk(ctx context.Context, repo string, found *int) ([]string, error) {
+	if *found++; *found > s.client.MaxRepositories() {
+		return nil, fmt.Errorf("list repositories below %s: %w: more than %d (--max-repositories)", repo, registry.ErrListTooLarge, s.client.MaxRepositories())
+	}
 	r, err := s.client.ParseRepository(repo)
 	if err != nil {
 		return nil, err
@@ -335,7 +341,7 @@ func (s *syncer) walk(ctx context.Context, repo string) ([]string, error) {
 	}
 	out := []string{repo}
 	for _, c := range tl.Children {
-		sub, err := s.walk(ctx, repo+"/"+c)
+		sub, err := s.walk(ctx, repo+"/"+c, found)
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
 			return nil, err
 		}
@@ -549,4 +555,15 @@ func (s *syncer) getTags(ctx context.Context, repo name.Repository, tags []strin
 	}
 	err := g.Wait()
 	return int(fresh.Load()), err
+}
+
+// refused says whether a catalog's error is one a walk of GCR's child lists
+// would only repeat or hide: a listing refused for its size or its loop, or
+// a host that cannot be reached, timed out or was given up.
+func refused(err error) bool {
+	var ce *registry.ConnectError
+	var te *registry.TimeoutError
+	var ge *registry.GivenUpError
+	return errors.Is(err, registry.ErrListTooLarge) || errors.Is(err, registry.ErrListLoop) ||
+		errors.As(err, &ce) || errors.As(err, &te) || errors.As(err, &ge)
 }

@@ -203,8 +203,51 @@ var (
 		Usage: "authenticate to a Google registry as the service-account its manifest names (gcloud impersonation) instead of with ambient credentials"}
 )
 
+// How cip talks to registries: timeouts, retry budgets, listing caps.
+var (
+	dialTimeoutFlag = &cli.DurationFlag{Name: "dial-timeout", EnvVars: []string{"CIP_DIAL_TIMEOUT"}, Value: registry.DefaultDialTimeout,
+		Usage: "give up connecting to a registry host after `DURATION` (0: never)", Action: nonNegative[time.Duration]("dial-timeout")}
+	tlsTimeoutFlag = &cli.DurationFlag{Name: "tls-handshake-timeout", EnvVars: []string{"CIP_TLS_HANDSHAKE_TIMEOUT"}, Value: registry.DefaultTLSHandshakeTimeout,
+		Usage: "give up a TLS handshake with a registry after `DURATION` (0: never)", Action: nonNegative[time.Duration]("tls-handshake-timeout")}
+	responseTimeoutFlag = &cli.DurationFlag{Name: "response-header-timeout", EnvVars: []string{"CIP_RESPONSE_HEADER_TIMEOUT"}, Value: registry.DefaultResponseHeaderTimeout,
+		Usage: "give up a request the registry has not answered `DURATION` after it was sent (0: never)", Action: nonNegative[time.Duration]("response-header-timeout")}
+	idleTimeoutFlag = &cli.DurationFlag{Name: "idle-timeout", EnvVars: []string{"CIP_IDLE_TIMEOUT"}, Value: registry.DefaultIdleTimeout,
+		Usage: "give up a transfer, blob streams included, that moves no byte for `DURATION` (0: never)", Action: nonNegative[time.Duration]("idle-timeout")}
+	requestTimeoutFlag = &cli.DurationFlag{Name: "request-timeout", EnvVars: []string{"CIP_REQUEST_TIMEOUT"}, Value: registry.DefaultRequestTimeout,
+		Usage: "give up a request, blob streams excepted, that takes longer than `DURATION` in all (0: never)", Action: nonNegative[time.Duration]("request-timeout")}
+	retryBudgetFlag = &cli.IntFlag{Name: "retry-budget", EnvVars: []string{"CIP_RETRY_BUDGET"}, Value: registry.DefaultHostRetryBudget,
+		Usage: "retries one registry host may cost a run (a timeout counts 10), beyond one earned back per answer; then cip gives up on the host (0: no retries)", Action: nonNegative[int]("retry-budget")}
+	runRetryBudgetFlag = &cli.IntFlag{Name: "run-retry-budget", EnvVars: []string{"CIP_RUN_RETRY_BUDGET"}, Value: registry.DefaultRunRetryBudget,
+		Usage: "the same budget for all registry hosts together (0: no retries)", Action: nonNegative[int]("run-retry-budget")}
+	maxTagsFlag = &cli.IntFlag{Name: "max-tags", EnvVars: []string{"CIP_MAX_TAGS"}, Value: registry.DefaultMaxTags,
+		Usage: "refuse a repository whose tag listing holds more than `N` entries (tags; with GCR's listing also digests and their tags)", Action: positive("max-tags")}
+	maxReposFlag = &cli.IntFlag{Name: "max-repositories", EnvVars: []string{"CIP_MAX_REPOSITORIES"}, Value: registry.DefaultMaxRepositories,
+		Usage: "refuse a catalog (or GCR child walk) of more than `N` repositories", Action: positive("max-repositories")}
+	maxPagesFlag = &cli.IntFlag{Name: "max-pages", EnvVars: []string{"CIP_MAX_PAGES"}, Value: registry.DefaultMaxPages,
+		Usage: "refuse a tag listing or catalog of more than `N` pages", Action: positive("max-pages")}
+)
+
 func registryFlags() []cli.Flag {
-	return []cli.Flag{jobsFlag, qpsFlag, insecureFlag, useServiceAccountFlag}
+	return []cli.Flag{jobsFlag, qpsFlag, insecureFlag, useServiceAccountFlag, dialTimeoutFlag, tlsTimeoutFlag, responseTimeoutFlag,
+		idleTimeoutFlag, requestTimeoutFlag, retryBudgetFlag, runRetryBudgetFlag, maxTagsFlag, maxReposFlag, maxPagesFlag}
+}
+
+func nonNegative[T int | time.Duration](name string) func(*cli.Context, T) error {
+	return func(_ *cli.Context, v T) error {
+		if v < 0 {
+			return usagef("--%s must not be negative", name)
+		}
+		return nil
+	}
+}
+
+func positive(name string) func(*cli.Context, int) error {
+	return func(_ *cli.Context, v int) error {
+		if v < 1 {
+			return usagef("--%s must be at least 1", name)
+		}
+		return nil
+	}
 }
 
 func newApp(name string, stdout, stderr io.Writer) *cli.App {
@@ -269,15 +312,50 @@ func progressWriter(c *cli.Context) (io.Writer, bool) {
 	return c.App.ErrWriter, terminal(c.App.ErrWriter)
 }
 
-// newClient returns the run's registry client, its transport logging
-// retries and failures on stderr (Warn only with --quiet) and counted for
-// --metrics-file. Credentials are ambient
-// (docker config, credential helpers, the Google keychain) unless
-// --use-service-account borrows the service accounts set's manifests name
-// (set may be nil: none); the registry package uses an account on Google
-// registries only.
-func newClient(c *cli.Context, set *manifest.Set) *registry.Client {
-	return registry.New(clientOptions(c, set))
+// newClient returns the run's registry client: clientOptions, and a
+// Transport built from the registry flags that logs retries and failures
+// on stderr (Warn only with --quiet; above the live line on a terminal),
+// shows its retries on the live line, and is counted for --metrics-file.
+// Credentials are ambient (docker config, credential helpers, the Google
+// keychain) unless --use-service-account borrows the service accounts
+// set's manifests name (set may be nil: none); the registry package uses
+// an account on Google registries only.
+func newClient(c *cli.Context, set *manifest.Set, prog progress) *registry.Client {
+	// A flag's 0 means none (no timeout, no retry); the library's 0 means
+	// its default.
+	off := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	none := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	logOut := io.Writer(c.App.ErrWriter)
+	if prog.notes != nil {
+		logOut = prog.notes
+	}
+	tr := registry.NewTransport(registry.TransportOptions{
+		QPS:                   c.Float64("qps"),
+		DialTimeout:           off(c.Duration("dial-timeout")),
+		TLSHandshakeTimeout:   off(c.Duration("tls-handshake-timeout")),
+		ResponseHeaderTimeout: off(c.Duration("response-header-timeout")),
+		IdleTimeout:           off(c.Duration("idle-timeout")),
+		RequestTimeout:        off(c.Duration("request-timeout")),
+		HostRetryBudget:       none(c.Int("retry-budget")),
+		RunRetryBudget:        none(c.Int("run-retry-budget")),
+		Logger:                transportLogger(c, logOut),
+		Events:                prog.notes.event,
+	})
+	state(c).addTransport(tr)
+	opts := clientOptions(c, set)
+	opts.Transport = tr
+	opts.Warn = func(msg string) { prog.warn("registry", msg) }
+	return registry.New(opts)
 }
 
 func clientOptions(c *cli.Context, set *manifest.Set) registry.Options {
@@ -285,22 +363,21 @@ func clientOptions(c *cli.Context, set *manifest.Set) registry.Options {
 	if c.Bool("use-service-account") && set != nil {
 		accounts = serviceAccounts(set)
 	}
-	tr := registry.NewTransport(registry.TransportOptions{QPS: c.Float64("qps"), Logger: transportLogger(c)})
-	state(c).addTransport(tr)
-	return registry.Options{Transport: tr, Insecure: c.StringSlice("insecure-registry"), ServiceAccounts: accounts}
+	return registry.Options{Insecure: c.StringSlice("insecure-registry"), ServiceAccounts: accounts,
+		MaxTags: c.Int("max-tags"), MaxRepositories: c.Int("max-repositories"), MaxPages: c.Int("max-pages")}
 }
 
 // transportLogger is the registry transport's logger: its retries (Info for
 // a 429, Warn otherwise) and requests given up (Warn), on stderr as JSON
 // with --log-format json, else as key=value text without a timestamp
 // (stderr's other lines have none).
-func transportLogger(c *cli.Context) *slog.Logger {
+func transportLogger(c *cli.Context, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
 	if c.Bool("quiet") {
 		opts.Level = slog.LevelWarn
 	}
 	if c.String("log-format") == logJSON {
-		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 		if len(groups) == 0 && a.Key == slog.TimeKey {
@@ -308,7 +385,7 @@ func transportLogger(c *cli.Context) *slog.Logger {
 		}
 		return a
 	}
-	return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // loadManifests loads --manifest or --thin-manifest-dir; warnings (what

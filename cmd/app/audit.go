@@ -96,8 +96,8 @@ func runAudit(c *cli.Context) error {
 		for i, s := range scopes {
 			targets[i] = cipsync.Target{Ref: s}
 		}
-		client := newClient(c, set)
 		prog := newProgress(c)
+		client := newClient(c, set, prog)
 		res, err := cipsync.Run(c.Context, db, client, targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync()})
 		prog.synced(res)
 		if err != nil {
@@ -264,7 +264,7 @@ func runAuditServe(c *cli.Context) error {
 	}
 	if !c.Bool("offline") {
 		opts.Refresh = func(ctx context.Context, set *manifest.Set) error {
-			_, err := cipsync.Run(ctx, db, newClient(c, set), sourceTargets(set), cipsync.Options{Jobs: c.Int("jobs")})
+			_, err := cipsync.Run(ctx, db, newClient(c, set, warningsOnly(c)), sourceTargets(set), cipsync.Options{Jobs: c.Int("jobs")})
 			return err
 		}
 	}

@@ -98,7 +98,7 @@ Examples:
 			}
 			defer db.Close()
 			prog := newProgress(c)
-			res, err := cipsync.Run(c.Context, db, newClient(c, set), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync(), TagTTL: c.Duration("tag-ttl")})
+			res, err := cipsync.Run(c.Context, db, newClient(c, set, prog), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync(), TagTTL: c.Duration("tag-ttl")})
 			prog.synced(res)
 			return err
 		},
@@ -199,7 +199,7 @@ func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minima
 	defer db.Close()
 	if !offline {
 		prog := newProgress(c)
-		res, err := cipsync.Run(c.Context, db, newClient(c, nil), []cipsync.Target{{Ref: ref}}, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync()})
+		res, err := cipsync.Run(c.Context, db, newClient(c, nil, prog), []cipsync.Target{{Ref: ref}}, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync()})
 		prog.synced(res)
 		if err != nil {
 			return err

@@ -126,8 +126,8 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		return err
 	}
 	defer db.Close()
-	client := newClient(c, set)
 	prog := newProgress(c)
+	client := newClient(c, set, prog)
 	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl")}
 	origin := c.String("manifest")
 	if origin == "" {

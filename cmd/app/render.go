@@ -18,6 +18,7 @@ import (
 	"github.com/cipdev/cip/internal/liveline"
 	"github.com/cipdev/cip/internal/table"
 	"github.com/cipdev/cip/promote"
+	"github.com/cipdev/cip/registry"
 	cipsync "github.com/cipdev/cip/sync"
 )
 
@@ -47,16 +48,21 @@ type progress struct {
 	log   *slog.Logger // --log-format json; nil: text lines
 	every time.Duration
 	st    *runState // what --metrics-file reports
+	notes *notes    // the registry transport's retries, for the live line
 }
 
 func newProgress(c *cli.Context) progress {
 	w, live := progressWriter(c)
-	p := progress{w: w, errw: c.App.ErrWriter, live: live, every: c.Duration("heartbeat"), st: state(c)}
+	p := progress{w: w, errw: c.App.ErrWriter, live: live, every: c.Duration("heartbeat"), st: state(c),
+		notes: &notes{w: c.App.ErrWriter, live: live, now: time.Now}}
 	if c.String("log-format") == logJSON {
 		p.log = slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
 	}
 	return p
 }
+
+// warningsOnly shows no progress, only warnings (a server's runs).
+func warningsOnly(c *cli.Context) progress { return progress{errw: c.App.ErrWriter} }
 
 // info prints a progress line: text as it is, or a JSON record msg with
 // attrs. Nothing with --quiet.
@@ -216,7 +222,8 @@ type liveStatus[S any] struct {
 
 func (l *liveStatus[S]) Start(status func() S) {
 	if l.p.live {
-		l.line = liveline.Start(l.p.w, true, func() string { return l.render(status()) })
+		l.line = liveline.Start(l.p.w, true, func() string { return l.render(status()) + l.p.notes.suffix() })
+		l.p.notes.setLine(l.line)
 		return
 	}
 	start := time.Now()
@@ -229,9 +236,84 @@ func (l *liveStatus[S]) Start(status func() S) {
 
 func (l *liveStatus[S]) Stop() {
 	if l.line != nil {
+		l.p.notes.setLine(nil)
 		l.line.Stop()
 		l.line = nil
 	}
+}
+
+// notes carries what the registry transport reports while it works to the
+// live line: the latest retry rides on it while it waits ("retrying HOST
+// in 3s (429)"), so that a run waiting out a 429 never looks frozen, and
+// the transport's log records are printed above the line rather than
+// through it. Off a terminal the transport's log lines are the record:
+// each retry with its reason and wait, each host given up. A nil *notes
+// draws nothing and writes the log to stderr.
+type notes struct {
+	w    io.Writer // stderr
+	live bool
+	now  func() time.Time
+
+	mu    sync.Mutex
+	line  *liveline.Line // the live line being drawn, if any
+	retry string         // the latest retry's reason, shown until `until`
+	host  string
+	until time.Time
+}
+
+// event is the Transport's Events callback.
+func (n *notes) event(e registry.Event) {
+	if n == nil || !n.live || e.GaveUp != nil {
+		return
+	}
+	n.mu.Lock()
+	n.host, n.retry, n.until = e.Host, e.Reason, n.now().Add(e.Wait)
+	n.mu.Unlock()
+}
+
+// Write is the transport logger's output: above the live line while one
+// is drawn, else stderr. (slog handlers write one record per call.)
+func (n *notes) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	line := n.line
+	n.mu.Unlock()
+	if line == nil {
+		return n.w.Write(p)
+	}
+	line.Println(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// suffix is what the live line shows of the latest retry while it waits.
+func (n *notes) suffix() string {
+	if n == nil {
+		return ""
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	left := n.until.Sub(n.now())
+	if n.retry == "" || left <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" · retrying %s in %s (%s)", n.host, roundWait(left), n.retry)
+}
+
+func (n *notes) setLine(l *liveline.Line) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	n.line = l
+	n.mu.Unlock()
+}
+
+// roundWait rounds a wait for people: tenths of a second under 10 s,
+// seconds above.
+func roundWait(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return max(d.Round(100*time.Millisecond), 100*time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 // syncWriter serialises writes to stderr, which the copying goroutines,

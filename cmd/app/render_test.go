@@ -2,12 +2,16 @@ package app
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cipdev/cip/internal/liveline"
 	"github.com/cipdev/cip/promote"
+	"github.com/cipdev/cip/registry"
 	cipsync "github.com/cipdev/cip/sync"
 )
 
@@ -40,5 +44,64 @@ func TestSummaryLines(t *testing.T) {
 	quiet.promoted(&promote.Report{})
 	if quiet.sync() != nil || quiet.promote() != nil {
 		t.Errorf("--quiet: a live status line")
+	}
+}
+
+// Off a terminal (a CI log) the transport's log records are the record of
+// its retries: notes draws nothing and passes them to stderr as they are.
+func TestNotesOffTerminal(t *testing.T) {
+	var b bytes.Buffer
+	n := &notes{w: &b, now: time.Now}
+	n.event(registry.Event{Host: "reg.example", Wait: 3 * time.Second, Reason: "429"})
+	if got := n.suffix(); got != "" {
+		t.Errorf("suffix off a terminal = %q, want none", got)
+	}
+	fmt.Fprint(n, "level=INFO msg=retrying host=reg.example reason=429 wait=3s\n")
+	if got, want := b.String(), "level=INFO msg=retrying host=reg.example reason=429 wait=3s\n"; got != want {
+		t.Errorf("log through notes = %q, want %q", got, want)
+	}
+	var nilNotes *notes
+	nilNotes.event(registry.Event{Host: "x", Wait: time.Second})
+	if nilNotes.suffix() != "" {
+		t.Error("a nil *notes has a suffix")
+	}
+}
+
+// While the live line is drawn, the transport's log is printed above it.
+func TestNotesLogAboveLiveLine(t *testing.T) {
+	var b syncBuffer
+	n := &notes{w: &b, live: true, now: time.Now}
+	line := liveline.Start(&b, true, func() string { return "sync [==] 1/2" })
+	n.setLine(line)
+	fmt.Fprint(n, "level=WARN msg=\"giving up on host\" host=reg.example\n")
+	n.setLine(nil)
+	line.Stop()
+	if got := b.String(); !strings.HasPrefix(got, "\r\033[Klevel=WARN msg=\"giving up on host\" host=reg.example\n") {
+		t.Errorf("output = %q, want the record printed over the status line", got)
+	}
+}
+
+// On a terminal the latest retry rides on the live line while it waits.
+func TestNotesOnLiveLine(t *testing.T) {
+	var b bytes.Buffer
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	n := &notes{w: &b, live: true, now: func() time.Time { return now }}
+	if got := n.suffix(); got != "" {
+		t.Errorf("suffix before any retry = %q", got)
+	}
+	n.event(registry.Event{Host: "reg.example", Wait: 3 * time.Second, Reason: "429"})
+	if got, want := n.suffix(), " · retrying reg.example in 3s (429)"; got != want {
+		t.Errorf("suffix = %q, want %q", got, want)
+	}
+	now = now.Add(2 * time.Second)
+	if got, want := n.suffix(), " · retrying reg.example in 1s (429)"; got != want {
+		t.Errorf("suffix a second later = %q, want %q", got, want)
+	}
+	now = now.Add(2 * time.Second)
+	if got := n.suffix(); got != "" {
+		t.Errorf("suffix after the wait = %q, want none", got)
+	}
+	if b.Len() != 0 {
+		t.Errorf("a live terminal got lines for retries: %q", b.String())
 	}
 }

@@ -49,7 +49,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			client := newClient(c, set)
+			client := newClient(c, set, newProgress(c))
 			checked, mismatches, err := promote.Verify(c.Context, db, client, loadID, promote.Options{Jobs: c.Int("jobs")})
 			if err != nil {
 				return err

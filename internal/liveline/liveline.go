@@ -18,6 +18,7 @@ const redrawEvery = 200 * time.Millisecond
 // returns one.
 type Line struct {
 	w    io.Writer
+	live bool
 	mu   sync.Mutex // serialises writes to w
 	done chan struct{}
 	once sync.Once
@@ -27,8 +28,8 @@ type Line struct {
 // Start redraws status() on w every redrawEvery until Stop. When w is nil
 // or live is false, it draws nothing.
 func Start(w io.Writer, live bool, status func() string) *Line {
-	l := &Line{w: w, done: make(chan struct{})}
-	if w == nil || !live {
+	l := &Line{w: w, live: live && w != nil, done: make(chan struct{})}
+	if !l.live {
 		return l
 	}
 	l.wg.Add(1)
@@ -53,6 +54,19 @@ func (l *Line) write(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	io.WriteString(l.w, s)
+}
+
+// Println prints s as a line of its own: above the status line while it is
+// drawn (the next redraw puts the status back below it), else as a plain
+// line on w. Safe to call from any goroutine.
+func (l *Line) Println(s string) {
+	if l.w == nil {
+		return
+	}
+	if l.live {
+		s = "\r\033[K" + s
+	}
+	l.write(s + "\n")
 }
 
 // Stop clears the line and returns once nothing more will be drawn. It may

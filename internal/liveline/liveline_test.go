@@ -40,6 +40,25 @@ func TestLiveDrawsThenClears(t *testing.T) {
 	}
 }
 
+// A line printed while the status is drawn clears it and ends with a
+// newline; off a terminal it is a plain line.
+func TestPrintln(t *testing.T) {
+	var buf syncBuffer
+	l := Start(&buf, true, func() string { return "working" })
+	l.Println("retrying reg in 3s (429)")
+	l.Stop()
+	if got := buf.String(); !strings.HasPrefix(got, "\r\033[Kretrying reg in 3s (429)\n") {
+		t.Errorf("live output = %q, want the line printed over the status", got)
+	}
+	var plain syncBuffer
+	l = Start(&plain, false, func() string { return "working" })
+	l.Println("gave up on reg")
+	l.Stop()
+	if got := plain.String(); got != "gave up on reg\n" {
+		t.Errorf("plain output = %q, want the line alone", got)
+	}
+}
+
 func TestNotLiveDrawsNothing(t *testing.T) {
 	var buf syncBuffer
 	l := Start(&buf, false, func() string { return "working" })
