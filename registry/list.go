@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -130,7 +129,9 @@ func (c *Client) tags(ctx context.Context, repo name.Repository) (*TagList, erro
 	u.RawQuery = "n=" + strconv.Itoa(tagsPageSize)
 	l := c.newListing("tags of "+repo.Name(), "--max-tags", c.maxTags)
 	out := &TagList{}
-	var seenTags map[string]bool // from the second page on, to tell what a page adds
+	// What pages add: from the second page on, tags are checked against
+	// the ones listed (a set built only then: most listings are one page).
+	var seenTags map[string]bool
 	seenChildren := map[string]bool{}
 	added, prev := true, "" // whether the last page added an entry; its URL
 	for u != nil {
@@ -158,54 +159,53 @@ func (c *Client) tags(ctx context.Context, repo name.Repository) (*TagList, erro
 		if resp.StatusCode != http.StatusOK {
 			return fail(checkError(resp, http.StatusOK))
 		}
-		var page TagList
-		err = decodeList(resp.Body, l, func(dec *json.Decoder, key string) error {
-			switch key {
-			case "tags":
-				return stringArray(dec, l, func(s string) { page.Tags = append(page.Tags, s) })
-			case "child":
-				return stringArray(dec, l, func(s string) { page.Children = append(page.Children, s) })
-			case "manifest":
-				return gcrManifests(dec, l, &page.Manifests)
-			}
-			return skipValue(dec)
-		})
-		resp.Body.Close()
-		if err != nil {
-			return fail(err)
-		}
 		if l.pages == 2 {
 			seenTags = make(map[string]bool, len(out.Tags))
 			for _, t := range out.Tags {
 				seenTags[t] = true
 			}
 		}
+		// Entries go straight into out, new ones only: a page served
+		// again costs no memory.
 		added = false
-		for _, t := range page.Tags {
-			if seenTags != nil {
-				if seenTags[t] {
-					continue
-				}
-				seenTags[t] = true
+		pageTags, lastTag, gcr := 0, "", false
+		err = decodeList(resp.Body, l, func(s *scanner, key string) error {
+			switch key = fold(key, "tags", "child", "manifest"); key {
+			case "tags":
+				return stringArray(s, func(v string) error {
+					pageTags++
+					lastTag = v
+					if seenTags != nil {
+						if seenTags[v] {
+							return nil
+						}
+						seenTags[v] = true
+					}
+					added = true
+					out.Tags = append(out.Tags, v)
+					return l.add(1)
+				})
+			case "child":
+				return stringArray(s, func(v string) error {
+					if seenChildren[v] {
+						return nil
+					}
+					seenChildren[v] = true
+					added = true
+					out.Children = append(out.Children, v)
+					return l.add(1)
+				})
+			case "manifest":
+				gcr = true
+				n, err := gcrManifests(s, l, &out.Manifests)
+				added = added || n > 0
+				return err
 			}
-			out.Tags = append(out.Tags, t)
-			added = true
-		}
-		for d, m := range page.Manifests {
-			if out.Manifests == nil {
-				out.Manifests = map[string]GCRManifest{}
-			}
-			if _, ok := out.Manifests[d]; !ok {
-				out.Manifests[d] = m
-				added = true
-			}
-		}
-		for _, ch := range page.Children {
-			if !seenChildren[ch] {
-				seenChildren[ch] = true
-				out.Children = append(out.Children, ch)
-				added = true
-			}
+			return s.skip()
+		})
+		resp.Body.Close()
+		if err != nil {
+			return fail(err)
 		}
 		if !added {
 			// An empty page, or one served again: the listing ended.
@@ -215,11 +215,13 @@ func (c *Client) tags(ctx context.Context, repo name.Repository) (*TagList, erro
 		if err != nil {
 			return fail(err)
 		}
-		if next == nil && len(page.Manifests) == 0 && len(page.Tags) >= tagsPageSize {
-			// A full page and no Link header: ask for the page after the
-			// last tag seen (the spec's n/last pagination).
+		if next == nil && !gcr && pageTags == tagsPageSize {
+			// A page of exactly the size asked for and no Link header: ask
+			// for the page after its last tag (the spec's n/last
+			// pagination). A registry that sent more than it was asked
+			// for ignores n: that page was the whole listing.
 			next = repoURL(repo, "/tags/list")
-			next.RawQuery = url.Values{"n": {strconv.Itoa(tagsPageSize)}, "last": {page.Tags[len(page.Tags)-1]}}.Encode()
+			next.RawQuery = url.Values{"n": {strconv.Itoa(tagsPageSize)}, "last": {lastTag}}.Encode()
 		}
 		u = next
 	}
@@ -313,17 +315,6 @@ func (c *Client) catalog(ctx context.Context, reg name.Registry) ([]string, erro
 		if resp.StatusCode != http.StatusOK {
 			return fail(checkError(resp, http.StatusOK))
 		}
-		var page []string
-		err = decodeList(resp.Body, l, func(dec *json.Decoder, key string) error {
-			if key == "repositories" {
-				return stringArray(dec, l, func(s string) { page = append(page, s) })
-			}
-			return skipValue(dec)
-		})
-		resp.Body.Close()
-		if err != nil {
-			return fail(err)
-		}
 		if l.pages == 2 {
 			seen = make(map[string]bool, len(out))
 			for _, r := range out {
@@ -331,15 +322,25 @@ func (c *Client) catalog(ctx context.Context, reg name.Registry) ([]string, erro
 			}
 		}
 		added = false
-		for _, r := range page {
-			if seen != nil {
-				if seen[r] {
-					continue
-				}
-				seen[r] = true
+		err = decodeList(resp.Body, l, func(s *scanner, key string) error {
+			if fold(key, "repositories") != "repositories" {
+				return s.skip()
 			}
-			out = append(out, r)
-			added = true
+			return stringArray(s, func(v string) error {
+				if seen != nil {
+					if seen[v] {
+						return nil
+					}
+					seen[v] = true
+				}
+				added = true
+				out = append(out, v)
+				return l.add(1)
+			})
+		})
+		resp.Body.Close()
+		if err != nil {
+			return fail(err)
 		}
 		if !added {
 			break
@@ -352,35 +353,15 @@ func (c *Client) catalog(ctx context.Context, reg name.Registry) ([]string, erro
 }
 
 // decodeList streams one page of a listing, a JSON object, calling member
-// for each of its members with the decoder positioned at the value (which
+// for each of its members with the scanner positioned at the value (which
 // member must consume). The page's bytes count toward the listing's, and no
 // single string or number may exceed maxJSONToken: memory stays that of the
 // entries kept, whatever the registry sends.
-func decodeList(r io.Reader, l *listing, member func(dec *json.Decoder, key string) error) error {
-	g := &tokenGuard{r: r, l: l}
-	dec := json.NewDecoder(g)
-	dec.UseNumber()
-	err := func() error {
-		if err := expectDelim(dec, '{'); err != nil {
-			return err
-		}
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key, ok := tok.(string)
-			if !ok {
-				return fmt.Errorf("object key %v is not a string", tok)
-			}
-			if err := member(dec, key); err != nil {
-				return err
-			}
-		}
-		return expectDelim(dec, '}')
-	}()
-	if g.err != nil {
-		return g.err // the guard's own error, not the decoder's view of it
+func decodeList(r io.Reader, l *listing, member func(s *scanner, key string) error) error {
+	s := newScanner(r, l)
+	err := s.object(func(key string) error { return member(s, key) })
+	if err == nil {
+		err = s.end()
 	}
 	if err != nil && !errors.Is(err, ErrListTooLarge) {
 		return fmt.Errorf("decode: %w", err)
@@ -388,198 +369,95 @@ func decodeList(r io.Reader, l *listing, member func(dec *json.Decoder, key stri
 	return err
 }
 
-func expectDelim(dec *json.Decoder, want json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
+// fold returns the name among names that key equals ignoring case (as
+// encoding/json matches object keys to fields), or key itself.
+func fold(key string, names ...string) string {
+	for _, n := range names {
+		if strings.EqualFold(key, n) {
+			return n
+		}
 	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("got %v, want %q", tok, want)
-	}
-	return nil
+	return key
 }
 
-// stringArray reads a JSON array of strings (or null), counting each as an
-// entry of l.
-func stringArray(dec *json.Decoder, l *listing, add func(string)) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if tok == nil {
-		return nil
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return fmt.Errorf("got %v, want an array of strings", tok)
-	}
-	for dec.More() {
-		tok, err := dec.Token()
+// stringArray reads a JSON array of strings (or null), handing each to
+// add.
+func stringArray(s *scanner, add func(string) error) error {
+	return s.array(func() error {
+		v, err := s.string()
 		if err != nil {
 			return err
 		}
-		s, ok := tok.(string)
-		if !ok {
-			return fmt.Errorf("got %v in an array of strings", tok)
-		}
-		if err := l.add(1); err != nil {
-			return err
-		}
-		add(s)
-	}
-	return expectDelim(dec, ']')
+		return add(v)
+	})
 }
 
-// gcrManifests reads GCR's "manifest" object (digest → details), each
-// digest and each of its tags counting as an entry. Media types are shared
-// between entries: a repository has a handful of them and many digests.
-func gcrManifests(dec *json.Decoder, l *listing, out *map[string]GCRManifest) error {
-	tok, err := dec.Token()
-	if err != nil || tok == nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return fmt.Errorf("got %v, want an object of manifests", tok)
-	}
-	if *out == nil {
-		*out = map[string]GCRManifest{}
-	}
+// gcrManifests reads GCR's "manifest" object (digest → details) into out,
+// skipping digests out already has; each new digest and each of its tags
+// counts as an entry of l. It returns how many digests it added; out stays
+// nil until one is. Media
+// types are shared between entries: a repository has a handful of them and
+// many digests.
+func gcrManifests(s *scanner, l *listing, out *map[string]GCRManifest) (int, error) {
 	types := map[string]string{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		digest, ok := tok.(string)
-		if !ok {
-			return fmt.Errorf("manifest key %v is not a string", tok)
+	added := 0
+	err := s.object(func(digest string) error {
+		if _, ok := (*out)[digest]; ok {
+			return s.skip()
 		}
 		if err := l.add(1); err != nil {
 			return err
 		}
 		var m GCRManifest
-		if err := expectDelim(dec, '{'); err != nil {
-			return err
-		}
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
+		err := s.object(func(key string) error {
+			switch fold(key, "mediaType", "tag", "imageSizeBytes") {
+			case "mediaType":
+				if null, err := s.null(); null || err != nil {
+					return err
+				}
+				v, err := s.string()
+				if err != nil {
+					return err
+				}
+				if shared, ok := types[v]; ok {
+					v = shared
+				} else if len(types) < 64 {
+					types[v] = v
+				}
+				m.MediaType = v
+				return nil
+			case "tag":
+				return stringArray(s, func(v string) error {
+					m.Tags = append(m.Tags, v)
+					return l.add(1)
+				})
+			case "imageSizeBytes":
+				b, err := s.peek()
+				switch {
+				case err != nil:
+					return err
+				case b == '"':
+					m.Size, err = s.string()
+				case b == '-' || b >= '0' && b <= '9':
+					m.Size, err = s.number()
+				default:
+					err = s.skip()
+				}
 				return err
 			}
-			switch tok {
-			case "mediaType":
-				tok, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				if s, ok := tok.(string); ok {
-					if shared, ok := types[s]; ok {
-						s = shared
-					} else if len(types) < 64 {
-						types[s] = s
-					}
-					m.MediaType = s
-				}
-			case "tag":
-				if err := stringArray(dec, l, func(s string) { m.Tags = append(m.Tags, s) }); err != nil {
-					return err
-				}
-			case "imageSizeBytes":
-				tok, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				switch v := tok.(type) {
-				case string:
-					m.Size = v
-				case json.Number:
-					m.Size = v.String()
-				}
-			default:
-				if err := skipValue(dec); err != nil {
-					return err
-				}
-			}
-		}
-		if err := expectDelim(dec, '}'); err != nil {
-			return err
-		}
-		(*out)[digest] = m
-	}
-	return expectDelim(dec, '}')
-}
-
-// skipValue consumes one JSON value, however nested, token by token (never
-// holding it whole).
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		tok, err := dec.Token()
+			return s.skip()
+		})
 		if err != nil {
 			return err
 		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				depth++
-			default:
-				depth--
-			}
+		if *out == nil {
+			// Only a map with entries says "GCR's extension" (sync then
+			// takes digests from it instead of HEADs).
+			*out = map[string]GCRManifest{}
 		}
-		if depth == 0 {
-			return nil
-		}
-	}
-}
-
-// tokenGuard is a listing page's body as the JSON decoder reads it: it
-// counts the listing's bytes and fails past maxListBytes, and fails on a
-// string or number longer than maxJSONToken (which the decoder would
-// otherwise buffer whole).
-type tokenGuard struct {
-	r   io.Reader
-	l   *listing
-	err error
-
-	inString, escaped bool
-	run               int // length of the current string or bare token
-}
-
-func (g *tokenGuard) Read(p []byte) (int, error) {
-	if g.err != nil {
-		return 0, g.err
-	}
-	n, err := g.r.Read(p)
-	g.l.bytes += int64(n)
-	if g.l.bytes > maxListBytes {
-		g.err = fmt.Errorf("%w: more than %d MiB", ErrListTooLarge, maxListBytes>>20)
-		return 0, g.err
-	}
-	for _, b := range p[:n] {
-		switch {
-		case g.inString:
-			switch {
-			case g.escaped:
-				g.escaped = false
-			case b == '\\':
-				g.escaped = true
-			case b == '"':
-				g.inString = false
-				g.run = 0
-				continue
-			}
-			g.run++
-		case b == '"':
-			g.inString = true
-			g.run = 0
-		case b == '{' || b == '}' || b == '[' || b == ']' || b == ',' || b == ':' || b == ' ' || b == '\n' || b == '\r' || b == '\t':
-			g.run = 0
-		default:
-			g.run++
-		}
-		if g.run > maxJSONToken {
-			g.err = fmt.Errorf("%w: a JSON value longer than %d KiB", ErrListTooLarge, maxJSONToken>>10)
-			return 0, g.err
-		}
-	}
-	return n, err
+		(*out)[digest] = m
+		added++
+		return nil
+	})
+	return added, err
 }

@@ -143,7 +143,7 @@ func TestTagsPagingHostile(t *testing.T) {
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				fmt.Fprint(w, `<html>`)
 			},
-			wantErr: "decode: invalid character", requests: 1,
+			wantErr: "decode: invalid JSON: got '<', want '{'", requests: 1,
 		},
 	}
 	for _, tt := range tests {

@@ -47,8 +47,8 @@ var queryAllowed = map[string]bool{"scope": true, "service": true, "mount": true
 // that a registry echoing a request's Authorization header in an error
 // body cannot put credentials on stderr, in the inventory or in a report.
 func Redact(s string) string {
-	if s == "" {
-		return s
+	if !maySecret(s) {
+		return s // most strings (a host, a method, a kind): no regexp run
 	}
 	s = urlRE.ReplaceAllStringFunc(s, redactURL)
 	s = querySecretRE.ReplaceAllStringFunc(s, func(m string) string {
@@ -61,6 +61,20 @@ func Redact(s string) string {
 	s = jsonSecretRE.ReplaceAllString(s, "${1}"+Redacted+"${3}")
 	s = redactAuth(s)
 	return jwtRE.ReplaceAllString(s, Redacted)
+}
+
+// maySecret reports whether s could hold anything Redact removes: each
+// pattern needs '=', a quote, "://", "eyJ", "basic" or "bearer".
+func maySecret(s string) bool {
+	if strings.ContainsAny(s, "=\"") || strings.Contains(s, "://") || strings.Contains(s, "eyJ") {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i]|0x20 == 'b' && (i+5 <= len(s) && strings.EqualFold(s[i:i+5], "basic") || i+6 <= len(s) && strings.EqualFold(s[i:i+6], "bearer")) {
+			return true
+		}
+	}
+	return false
 }
 
 // redactAuth replaces the credentials after "Basic" or "Bearer", but not a

@@ -82,23 +82,27 @@ func defaultBase(to timeouts) *http.Transport {
 // context, with a *TimeoutError as the cause, when the current phase (the
 // request body moving, the wait for the response headers, the response
 // body moving) has been silent for its timeout, or (for all but blob
-// streams) when the whole attempt outlasts the request timeout.
+// streams) when the whole attempt outlasts the request timeout. One timer
+// serves both, set to whichever comes first.
 type watchdog struct {
-	cancel context.CancelCauseFunc
-	tmpl   TimeoutError // Host, Method, Path
+	cancel   context.CancelCauseFunc
+	stopHost func() bool  // detaches the attempt from its host's give-up
+	tmpl     TimeoutError // Host, Method, Path
+	request  time.Duration
+	deadline time.Time // zero: no overall deadline (a blob stream)
 
 	mu    sync.Mutex
 	phase string
-	after time.Duration
-	timer *time.Timer // nil: no phase timeout
-	total *time.Timer // nil: no overall deadline
-	done  atomic.Bool
+	after time.Duration // the phase's timeout; 0: none
+	timer *time.Timer
+	done  bool
 }
 
-func newWatchdog(cancel context.CancelCauseFunc, r *http.Request, to timeouts, stream bool) *watchdog {
-	w := &watchdog{cancel: cancel, tmpl: TimeoutError{Host: r.URL.Host, Method: r.Method, Path: r.URL.Path}}
+func newWatchdog(cancel context.CancelCauseFunc, stopHost func() bool, r *http.Request, to timeouts, stream bool) *watchdog {
+	w := &watchdog{cancel: cancel, stopHost: stopHost, tmpl: TimeoutError{Host: r.URL.Host, Method: r.Method, Path: r.URL.Path}}
 	if to.request > 0 && !stream {
-		w.total = time.AfterFunc(to.request, func() { w.fire("request", to.request) })
+		w.request = to.request
+		w.deadline = time.Now().Add(to.request)
 	}
 	return w
 }
@@ -106,56 +110,73 @@ func newWatchdog(cancel context.CancelCauseFunc, r *http.Request, to timeouts, s
 // arm starts phase, to time out after d of silence (no timeout when d is 0).
 func (w *watchdog) arm(phase string, d time.Duration) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.phase, w.after = phase, d
-	switch {
-	case d <= 0:
-		if w.timer != nil {
-			w.timer.Stop()
-		}
-	case w.timer == nil:
-		w.timer = time.AfterFunc(d, w.expire)
-	default:
-		w.timer.Reset(d)
-	}
+	w.reset()
+	w.mu.Unlock()
 }
 
 // moved says that bytes moved in the current phase: its silence starts over.
 func (w *watchdog) moved() {
 	w.mu.Lock()
-	if w.timer != nil && w.after > 0 {
-		w.timer.Reset(w.after)
+	if w.after > 0 {
+		w.reset()
 	}
 	w.mu.Unlock()
+}
+
+// reset sets the timer to the phase's silence or the deadline, whichever
+// is sooner; w.mu is held.
+func (w *watchdog) reset() {
+	if w.done {
+		return
+	}
+	next := w.after
+	if !w.deadline.IsZero() {
+		if left := time.Until(w.deadline); next <= 0 || left < next {
+			next = max(left, 0)
+		}
+	}
+	switch {
+	case next <= 0 && w.deadline.IsZero():
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+	case w.timer == nil:
+		w.timer = time.AfterFunc(next, w.expire)
+	default:
+		w.timer.Reset(next)
+	}
 }
 
 func (w *watchdog) expire() {
 	w.mu.Lock()
-	phase, after := w.phase, w.after
-	w.mu.Unlock()
-	w.fire(phase, after)
-}
-
-func (w *watchdog) fire(phase string, after time.Duration) {
-	if w.done.Load() {
+	if w.done {
+		w.mu.Unlock()
 		return
 	}
 	e := w.tmpl
-	e.Phase, e.After = phase, after
+	e.Phase, e.After = w.phase, w.after
+	if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+		e.Phase, e.After = "request", w.request
+	}
+	w.mu.Unlock()
 	w.cancel(&e)
 }
 
-// stop ends the watch (the attempt is over).
+// stop ends the watch and the attempt (its context is released).
 func (w *watchdog) stop() {
-	w.done.Store(true)
 	w.mu.Lock()
+	if w.done {
+		w.mu.Unlock()
+		return
+	}
+	w.done = true
 	if w.timer != nil {
 		w.timer.Stop()
 	}
 	w.mu.Unlock()
-	if w.total != nil {
-		w.total.Stop()
-	}
+	w.stopHost()
+	w.cancel(nil)
 }
 
 // classify turns an attempt's error into the Transport's own: the
@@ -187,18 +208,19 @@ func classify(err error, cause error, r *http.Request, to timeouts) error {
 }
 
 // watchedBody is a response body under the attempt's watchdog: each read
-// that returns bytes restarts the idle timeout; Close ends the attempt.
+// that returns bytes restarts the idle timeout (and counts them); Close
+// ends the attempt.
 type watchedBody struct {
-	rc      io.ReadCloser
-	w       *watchdog
-	ctx     context.Context
-	release func()
-	once    sync.Once
+	rc  io.ReadCloser
+	n   *atomic.Int64 // bytes received from the host
+	w   *watchdog
+	ctx context.Context
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 {
+		b.n.Add(int64(n))
 		b.w.moved()
 	}
 	if err != nil && err != io.EOF {
@@ -215,6 +237,6 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 
 func (b *watchedBody) Close() error {
 	err := b.rc.Close()
-	b.once.Do(b.release)
+	b.w.stop()
 	return err
 }

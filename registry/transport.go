@@ -147,7 +147,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return ctx.Err()
 	case <-t.C:
 		return nil
 	}
@@ -182,41 +182,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, e
 	}
-	// ctx ends with the caller's context, or when the host is given up
-	// (with the *GivenUpError as its cause): waits and requests in flight
-	// end at once and free their job slots.
-	ctx, cancel := context.WithCancelCause(req.Context())
-	stopHost := context.AfterFunc(h.ctx, func() { cancel(context.Cause(h.ctx)) })
-	release := func() {
-		stopHost()
-		cancel(nil)
-	}
-	resp, err := t.roundTrip(ctx, req, host, h)
-	if err != nil || resp == nil || resp.Body == nil {
-		release()
-		return resp, err
-	}
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
-	return resp, nil
+	return t.roundTrip(req.Context(), req, host, h)
 }
 
 func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
-}
-
-// releasingBody calls release once, when closed.
-type releasingBody struct {
-	io.ReadCloser
-	release func()
-	once    sync.Once
-}
-
-func (b *releasingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(b.release)
-	return err
 }
 
 // roundTrip is RoundTrip's retry loop, under ctx.
@@ -233,11 +205,20 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 		if h.limiter != nil {
 			if err := h.limiter.Wait(ctx); err != nil {
 				closeBody(req)
-				return nil, contextError(ctx, err)
+				return nil, err
 			}
 		}
+		if g := h.down.Load(); g != nil {
+			closeBody(req)
+			return nil, g
+		}
+		// The attempt ends with the caller's context, when the watchdog
+		// fires (a *TimeoutError as the cause), or when the host is given
+		// up (its *GivenUpError): then requests in flight end at once and
+		// free their job slots.
 		actx, acancel := context.WithCancelCause(ctx)
-		wd := newWatchdog(acancel, req, t.timeouts, stream)
+		stopHost := context.AfterFunc(h.ctx, func() { acancel(context.Cause(h.ctx)) })
+		wd := newWatchdog(acancel, stopHost, req, t.timeouts, stream)
 		r := req.WithContext(actx)
 		if attempt > 0 && req.GetBody != nil {
 			body, err := req.GetBody()
@@ -271,15 +252,12 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 		err = classify(err, context.Cause(actx), r, t.timeouts)
 		if err != nil {
 			wd.stop()
-			acancel(nil)
 		} else {
 			wd.arm("body", t.timeouts.idle)
 			if resp.Body != nil && resp.Body != http.NoBody {
-				resp.Body = &watchedBody{rc: &countingBody{rc: resp.Body, n: &h.bytesReceived}, w: wd, ctx: actx,
-					release: func() { wd.stop(); acancel(nil) }}
+				resp.Body = &watchedBody{rc: resp.Body, n: &h.bytesReceived, w: wd, ctx: actx}
 			} else {
 				wd.stop()
-				acancel(nil)
 			}
 		}
 		mismatch := false
@@ -305,9 +283,6 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 			if !retry && err == nil && !mismatch {
 				h.budget.earn()
 				t.budget.earn()
-			}
-			if ctx.Err() != nil && err != nil {
-				err = contextError(ctx, err)
 			}
 			return resp, err
 		}
@@ -351,18 +326,24 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 				slog.Duration("wait", wait), slog.Int("attempt", attempt+1))
 		}
 		t.emit(Event{Host: host, Wait: wait, Reason: shortReason(resp, err, mismatch)})
-		if err := t.sleep(ctx, wait); err != nil {
+		if err := t.wait(ctx, h, wait); err != nil {
 			closeBody(req)
-			return nil, contextError(ctx, err)
+			return nil, err
 		}
 	}
 }
 
-// contextError is the error to return when ctx ended: the host's
-// *GivenUpError when that is why, else err.
-func contextError(ctx context.Context, err error) error {
+// wait sleeps d before a retry, ending early, with the host's
+// *GivenUpError, when the host is given up meanwhile (the sleeper then frees
+// its job slot instead of sleeping out its backoff).
+func (t *Transport) wait(ctx context.Context, h *hostState, d time.Duration) error {
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(h.ctx, func() { cancel(context.Cause(h.ctx)) })
+	defer stop()
+	err := t.sleep(sctx, d)
 	var g *GivenUpError
-	if c := context.Cause(ctx); errors.As(c, &g) {
+	if c := context.Cause(sctx); err != nil && errors.As(c, &g) {
 		return g
 	}
 	return err
@@ -448,20 +429,6 @@ func (b *bodyRecorder) Read(p []byte) (int, error) {
 func (b *bodyRecorder) Close() error { return b.rc.Close() }
 
 func (b *bodyRecorder) failed() bool { return b.bad.Load() }
-
-// countingBody counts the bytes read from a response body.
-type countingBody struct {
-	rc io.ReadCloser
-	n  *atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.n.Add(int64(n))
-	return n, err
-}
-
-func (b *countingBody) Close() error { return b.rc.Close() }
 
 // readManifest reads the body of a successful manifest GET inside the retry
 // loop, so that a connection dropped in the middle of the body is retried
