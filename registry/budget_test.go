@@ -67,6 +67,16 @@ func TestRetryAfterBeyondMaxGivesUpHost(t *testing.T) {
 	if len(events) != 1 || events[0].GaveUp == nil || events[0].Host != host {
 		t.Errorf("events = %+v, want one: %s given up", events, host)
 	}
+	for _, hs := range c.Transport().Stats().Hosts {
+		if want := ""; hs.Host == host {
+			want = "it asks to wait 1h0m0s (429 on GET /v2/a/tags/list), longer than cip waits (1m0s)"
+			if hs.GivenUp != want {
+				t.Errorf("Stats of %s: GivenUp = %q, want %q", hs.Host, hs.GivenUp, want)
+			}
+		} else if hs.GivenUp != want {
+			t.Errorf("Stats of %s: GivenUp = %q, want none", hs.Host, hs.GivenUp)
+		}
+	}
 }
 
 // 503 on every call: the host's retry budget bounds the retries of the

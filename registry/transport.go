@@ -591,6 +591,9 @@ type HostStats struct {
 	// from response bodies (received).
 	BytesSent     int64 `json:"bytes_sent"`
 	BytesReceived int64 `json:"bytes_received"`
+	// GivenUp says why the Transport stopped talking to the host ("" when
+	// it did not).
+	GivenUp string `json:"given_up,omitempty"`
 }
 
 // RequestCount is how many requests one method and kind (as
@@ -613,6 +616,9 @@ func (t *Transport) Stats() Stats {
 			Status4xx: h.status[4].Load(), Status5xx: h.status[5].Load(), Failed: h.status[0].Load(),
 			Retries: h.retries.Load(), Throttled: h.throttled.Load(),
 			BytesSent: h.bytesSent.Load(), BytesReceived: h.bytesReceived.Load(),
+		}
+		if g := h.down.Load(); g != nil {
+			hs.GivenUp = g.Reason
 		}
 		for mi := range h.requests {
 			for ki := range h.requests[mi] {
