@@ -163,9 +163,9 @@ func TestHostileRegistries(t *testing.T) {
 				w.WriteHeader(http.StatusServiceUnavailable)
 			},
 			want: "gave up on HOST: its retry budget (3) is spent; last: 503 on GET /v2/",
-			// Off a terminal (a CI log) the retries and the give-up are
-			// lines as they happen.
-			also:  []string{"\nretrying HOST in ", " (503)\n", "\ngave up on HOST: its retry budget (3) is spent"},
+			// Off a terminal (a CI log) the transport's log records each
+			// retry and the give-up as they happen.
+			also:  []string{"msg=retrying host=HOST ", " reason=503 wait=", `msg="giving up on host" host=HOST reason="its retry budget (3) is spent`},
 			limit: 20 * time.Second,
 		},
 		{
