@@ -13,6 +13,11 @@
 //
 //	go run ./bench -bin bench/.bin -out bench/RESULTS.md
 //	go run ./bench -bin bench/.bin -workloads W200 -rounds 3 -tools cip,regsync
+//
+// With -wan it runs the WAN benchmark of issue 17 instead (wanbench.go;
+// make bench-wan runs bench/wan.sh):
+//
+//	go run ./bench -wan -bin bench/.bin -scale 1/16 -scenarios a,b,c -out /tmp/wan.md
 package main
 
 import (
@@ -48,6 +53,9 @@ type Config struct {
 }
 
 func run(ctx context.Context, args []string, log io.Writer) error {
+	if len(args) > 0 && args[0] == "-serve-wan" {
+		return serveWAN(ctx, args[1:], os.Stdin, os.Stdout, log)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	cfg := Config{Log: log}
 	fs.StringVar(&cfg.Bin, "bin", "bench/.bin", "directory holding the cip, crane and regsync binaries (and cip-base, a baseline build run beside cip when present)")
@@ -57,11 +65,30 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	tools := fs.String("tools", "", "comma-separated promoters to compare: cip, regsync, crane, push (default: per workload, see defaultTools; the crawl always uses cip and crane)")
 	fs.StringVar(&cfg.Work, "work", "", "scratch `DIR` (default: a new temporary directory, removed after)")
 	serve := fs.String("serve", "", "seed `WORKLOAD`'s source and fresh destinations, print a cip command line for them, and keep them up until interrupted (for profiling by hand)")
+	wan := fs.Bool("wan", false, "run the WAN benchmark (issue 17) instead: a k8s-shaped tree on simulated quota-limited hosts (flags below)")
+	var wcfg WANConfig
+	wcfg.Setup.register(fs)
+	scenarios := fs.String("scenarios", strings.Join(DefaultWANScenarios, ","), "with -wan: comma-separated scenarios: "+strings.Join(wanScenarios, ", "))
+	regsync := fs.String("regsync", "", "with -wan: the regsync `BINARY` (default: regsync in -bin)")
+	jsonOut := fs.String("json", "", "with -wan: also write every run's counts as JSON to `FILE`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *serve != "" {
 		return serveWorkload(ctx, *serve, log)
+	}
+	if *wan {
+		wcfg.Scenarios = strings.Split(*scenarios, ",")
+		wcfg.Log = log
+		bin, err := filepath.Abs(cfg.Bin)
+		if err != nil {
+			return err
+		}
+		wcfg.Cip, wcfg.Regsync = filepath.Join(bin, "cip"), *regsync
+		if wcfg.Regsync == "" {
+			wcfg.Regsync = filepath.Join(bin, "regsync")
+		}
+		return runWANCommand(ctx, wcfg, cfg.Work, cfg.Out, *jsonOut, args)
 	}
 	cfg.Workloads = strings.Split(*workloads, ",")
 	if *tools != "" {

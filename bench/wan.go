@@ -1,0 +1,784 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// The WAN simulator (issue 17): every registry host of the k8s-shaped
+// workload (the staging source and each mirror) is its own HTTP server on
+// a loopback port, an in-memory go-containerregistry registry behind a
+// middleware that adds a latency to every request, enforces a request
+// quota per host (a token bucket; past it the answer is 429 with
+// Retry-After), and demands bearer tokens as Artifact Registry does (ping
+// → 401 with a Bearer challenge → token endpoint on the same host, whose
+// requests count against the quota too). It counts every request by host
+// and kind, the 429s (in each host's first second and after), and the
+// time-weighted number of hosts with a request in flight.
+
+// WANOptions is what every simulated host does.
+type WANOptions struct {
+	// Latency is added to every request, answered or refused: a request
+	// to a regional registry from a CI runner elsewhere costs tens of ms.
+	Latency time.Duration
+	// QPS is the request quota per host; Burst is the token bucket's depth.
+	QPS   float64
+	Burst int
+	// TokenTTL is the lifetime of a bearer token (expires_in).
+	TokenTTL time.Duration
+}
+
+// DefaultWAN: 40 ms per request and 60 requests/s per host, the figures
+// issue 17 measured with (Artifact Registry answers 429 past roughly 50–80
+// requests/s per region); a bucket one second deep; tokens valid for an
+// hour, as Google's access tokens are.
+var DefaultWAN = WANOptions{Latency: 40 * time.Millisecond, QPS: 60, Burst: 60, TokenTTL: time.Hour}
+
+// maxWANHosts bounds the hosts of one simulation: the per-second timeline
+// keeps a bit per host.
+const maxWANHosts = 64
+
+// WAN is a set of simulated hosts with shared accounting.
+type WAN struct {
+	opts  WANOptions
+	Hosts []*WANHost
+
+	mu          sync.Mutex // guards the accounting below
+	windowStart time.Time
+	lastChange  time.Time
+	busy        int     // hosts with at least one request in flight
+	busyInt     float64 // ∫ busy dt, host-seconds
+	timeline    []wanSecond
+}
+
+type wanSecond struct {
+	requests, tooMany int64
+	hosts             uint64 // bit i: host i saw a request in this second
+}
+
+// WANHost is one simulated registry host.
+type WANHost struct {
+	Role string // "source" or "mirror-NN"
+	Addr string // 127.0.0.1:port
+	idx  int
+	wan  *WAN
+	srv  *http.Server
+
+	mu       sync.Mutex
+	reg      http.Handler
+	blobs    *repoBlobs
+	grants   map[string]*grant
+	bucket   float64
+	bucketAt time.Time
+	st       hostCounters
+}
+
+// hostCounters are guarded by WANHost.mu, except the in-flight fields,
+// which WAN.mu guards.
+type hostCounters struct {
+	byKind    map[string]int64
+	byStatus  map[string]int64 // "kind status"
+	tooMany   int64
+	tooMany1s int64 // in the first second after the host's first request
+	first     time.Time
+	last      time.Time
+
+	inflight    int
+	maxInflight int
+	busySince   time.Time
+	busySecs    float64
+}
+
+// StartWAN starts n hosts (the first is the source) on loopback ports.
+func StartWAN(n int, opts WANOptions) (*WAN, error) {
+	if n < 1 || n > maxWANHosts {
+		return nil, fmt.Errorf("start WAN: %d hosts, want 1 to %d", n, maxWANHosts)
+	}
+	if opts.QPS <= 0 || opts.Burst < 1 {
+		return nil, fmt.Errorf("start WAN: quota %g/s, burst %d: both must be positive", opts.QPS, opts.Burst)
+	}
+	w := &WAN{opts: opts}
+	w.reset(time.Now())
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("start WAN host %d: %w", i, err)
+		}
+		h := &WANHost{Role: "source", Addr: l.Addr().String(), idx: i, wan: w}
+		if i > 0 {
+			h.Role = fmt.Sprintf("mirror-%02d", i)
+		}
+		h.Reset()
+		h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+		go h.srv.Serve(l)
+		w.Hosts = append(w.Hosts, h)
+	}
+	return w, nil
+}
+
+// Close stops every host.
+func (w *WAN) Close() {
+	for _, h := range w.Hosts {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		h.srv.Shutdown(ctx)
+		cancel()
+	}
+}
+
+func (w *WAN) reset(now time.Time) {
+	w.windowStart, w.lastChange = now, now
+	w.busyInt = 0
+	w.timeline = nil
+}
+
+// Reset empties a host: a new registry, no blobs, no tokens, a full bucket.
+func (h *WANHost) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.blobs = &repoBlobs{data: map[string][]byte{}, links: map[string]map[string]bool{}}
+	h.reg = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)),
+		ggcrregistry.WithReferrersSupport(true), ggcrregistry.WithBlobHandler(h.blobs))
+	h.grants = map[string]*grant{}
+	h.bucket, h.bucketAt = float64(h.wan.opts.Burst), time.Now()
+}
+
+// begin and end account a request's time in flight.
+func (w *WAN) begin(h *WANHost, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.advance(now)
+	if h.st.inflight == 0 {
+		w.busy++
+		h.st.busySince = now
+	}
+	h.st.inflight++
+	h.st.maxInflight = max(h.st.maxInflight, h.st.inflight)
+	s := w.second(now)
+	s.requests++
+	s.hosts |= 1 << uint(h.idx)
+}
+
+func (w *WAN) end(h *WANHost, now time.Time, tooMany bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.advance(now)
+	h.st.inflight--
+	if h.st.inflight == 0 {
+		w.busy--
+		h.st.busySecs += now.Sub(maxTime(h.st.busySince, w.windowStart)).Seconds()
+	}
+	if tooMany {
+		w.second(now).tooMany++
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (w *WAN) advance(now time.Time) {
+	if now.After(w.lastChange) {
+		w.busyInt += float64(w.busy) * now.Sub(w.lastChange).Seconds()
+		w.lastChange = now
+	}
+}
+
+func (w *WAN) second(now time.Time) *wanSecond {
+	i := max(0, int(now.Sub(w.windowStart)/time.Second))
+	for len(w.timeline) <= i {
+		w.timeline = append(w.timeline, wanSecond{})
+	}
+	return &w.timeline[i]
+}
+
+// WANStats is what the hosts saw in one window (between two Takes).
+type WANStats struct {
+	Seconds float64 `json:"seconds"`
+	// BusyHostSeconds is ∫ (hosts with a request in flight) dt: divided by
+	// a run's wall time, the hosts busy on average.
+	BusyHostSeconds float64     `json:"busy_host_seconds"`
+	Hosts           []HostStats `json:"hosts"`
+	// Timeline has one entry per second of the window.
+	Timeline []WANSecond `json:"timeline"`
+}
+
+// HostStats is one host's share of a window.
+type HostStats struct {
+	Role     string           `json:"role"`
+	Addr     string           `json:"addr"`
+	Requests int64            `json:"requests"`
+	ByKind   map[string]int64 `json:"by_kind"`
+	ByStatus map[string]int64 `json:"by_status"` // "kind status" -> n
+	TooMany  int64            `json:"too_many"`
+	// TooManyFirstSecond counts the 429s in the first second after the
+	// host's first request of the window; the rest came later.
+	TooManyFirstSecond int64 `json:"too_many_first_second"`
+	// FirstSec and LastSec are the first arrival and the last answer, in
+	// seconds from the window's start (0 when the host saw nothing).
+	FirstSec    float64 `json:"first_sec"`
+	LastSec     float64 `json:"last_sec"`
+	MaxInFlight int     `json:"max_in_flight"`
+	BusySeconds float64 `json:"busy_seconds"`
+}
+
+// WANSecond is one second of a window.
+type WANSecond struct {
+	Requests int64 `json:"requests"`
+	TooMany  int64 `json:"too_many"`
+	Hosts    int   `json:"hosts"` // hosts that saw a request in it
+}
+
+// Take returns the window since the last Take (or the start) and opens a
+// new one. Requests in flight carry over into the new window.
+func (w *WAN) Take() WANStats {
+	now := time.Now()
+	w.mu.Lock()
+	w.advance(now)
+	st := WANStats{Seconds: now.Sub(w.windowStart).Seconds(), BusyHostSeconds: w.busyInt}
+	for _, s := range w.timeline {
+		n := 0
+		for b := s.hosts; b != 0; b &= b - 1 {
+			n++
+		}
+		st.Timeline = append(st.Timeline, WANSecond{Requests: s.requests, TooMany: s.tooMany, Hosts: n})
+	}
+	start := w.windowStart
+	hostBusy := make([]float64, len(w.Hosts))
+	maxIn := make([]int, len(w.Hosts))
+	for i, h := range w.Hosts {
+		hostBusy[i] = h.st.busySecs
+		if h.st.inflight > 0 {
+			hostBusy[i] += now.Sub(maxTime(h.st.busySince, start)).Seconds()
+		}
+		maxIn[i] = h.st.maxInflight
+		h.st.busySecs, h.st.maxInflight = 0, h.st.inflight
+	}
+	w.reset(now)
+	w.mu.Unlock()
+	for i, h := range w.Hosts {
+		h.mu.Lock()
+		hs := HostStats{Role: h.Role, Addr: h.Addr, ByKind: h.st.byKind, ByStatus: h.st.byStatus,
+			TooMany: h.st.tooMany, TooManyFirstSecond: h.st.tooMany1s, MaxInFlight: maxIn[i], BusySeconds: hostBusy[i]}
+		for _, n := range hs.ByKind {
+			hs.Requests += n
+		}
+		if !h.st.first.IsZero() {
+			hs.FirstSec, hs.LastSec = h.st.first.Sub(start).Seconds(), h.st.last.Sub(start).Seconds()
+		}
+		h.st.byKind, h.st.byStatus = nil, nil
+		h.st.tooMany, h.st.tooMany1s = 0, 0
+		h.st.first, h.st.last = time.Time{}, time.Time{}
+		h.mu.Unlock()
+		st.Hosts = append(st.Hosts, hs)
+	}
+	return st
+}
+
+// take spends one request of the host's quota; when the bucket is empty it
+// returns how long until it holds a request again.
+func (h *WANHost) take(now time.Time) (bool, time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	o := h.wan.opts
+	h.bucket = math.Min(float64(o.Burst), h.bucket+now.Sub(h.bucketAt).Seconds()*o.QPS)
+	h.bucketAt = now
+	if h.bucket >= 1 {
+		h.bucket--
+		return true, 0
+	}
+	return false, time.Duration((1 - h.bucket) / o.QPS * float64(time.Second))
+}
+
+func (h *WANHost) count(kind string, status int, start, end time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.st.byKind == nil {
+		h.st.byKind, h.st.byStatus = map[string]int64{}, map[string]int64{}
+	}
+	h.st.byKind[kind]++
+	h.st.byStatus[kind+" "+strconv.Itoa(status)]++
+	if h.st.first.IsZero() || start.Before(h.st.first) {
+		h.st.first = start
+	}
+	if end.After(h.st.last) {
+		h.st.last = end
+	}
+	if status == http.StatusTooManyRequests {
+		h.st.tooMany++
+		if start.Sub(h.st.first) < time.Second {
+			h.st.tooMany1s++
+		}
+	}
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// ServeHTTP is the middleware: account, spend quota, wait the latency,
+// then refuse (429), authenticate, or serve.
+func (h *WANHost) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	kind := wanKind(r)
+	h.wan.begin(h, start)
+	ok, wait := h.take(start)
+	sw := &statusWriter{ResponseWriter: rw}
+	t := time.NewTimer(h.wan.opts.Latency)
+	select {
+	case <-r.Context().Done():
+		t.Stop()
+		sw.status = 499 // the client gave up: nginx's code for it
+	case <-t.C:
+		if ok {
+			h.serve(sw, r)
+		} else {
+			// Retry-After is in whole seconds (RFC 9110): round up.
+			sw.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+			writeRegError(sw, http.StatusTooManyRequests, "TOOMANYREQUESTS", "quota exceeded")
+		}
+	}
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	end := time.Now()
+	h.count(kind, sw.status, start, end)
+	h.wan.end(h, end, sw.status == http.StatusTooManyRequests)
+}
+
+// wanKind names a request for the counts: ping, token, catalog, tags,
+// manifest GET/HEAD/PUT/DELETE, blob GET/HEAD, blob POST (an upload
+// opened), blob mount (a POST with mount=), blob PATCH, blob PUT (an upload
+// closed), referrers.
+func wanKind(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case p == "/v2/" || p == "/v2":
+		return "ping"
+	case p == tokenPath:
+		return "token"
+	case strings.HasSuffix(p, "/_catalog"):
+		return "catalog"
+	case strings.HasSuffix(p, "/tags/list"):
+		return "tags"
+	case strings.Contains(p, "/referrers/"):
+		return "referrers"
+	case strings.Contains(p, "/manifests/"):
+		return "manifest " + r.Method
+	case strings.Contains(p, "/blobs/uploads"):
+		if r.Method == http.MethodPost && r.URL.Query().Get("mount") != "" {
+			return "blob mount"
+		}
+		return "blob " + r.Method
+	case strings.Contains(p, "/blobs/"):
+		return "blob " + r.Method
+	}
+	return "other " + r.Method
+}
+
+// tokenPath is the token endpoint, on each host as on Artifact Registry
+// (https://REGION-docker.pkg.dev/v2/token).
+const tokenPath = "/v2/token"
+
+// grant is what one token allows: actions per resource
+// ("repository:NAME" -> {"pull", "push"}).
+type grant struct {
+	expires time.Time
+	scopes  map[string]map[string]bool
+}
+
+func (g *grant) allows(resource, action string) bool {
+	acts := g.scopes[resource]
+	return acts[action] || acts["*"]
+}
+
+func (h *WANHost) serve(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if p == tokenPath {
+		h.issueToken(w, r)
+		return
+	}
+	g := h.grantOf(r)
+	if p == "/v2/" || p == "/v2" {
+		if g == nil {
+			h.challenge(w, "", false)
+			return
+		}
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	resource, action := "registry:catalog", "*"
+	repo := ""
+	if !strings.HasSuffix(p, "/_catalog") {
+		var ok bool
+		repo, ok = repoOfPath(p)
+		if !ok {
+			writeRegError(w, http.StatusNotFound, "NAME_UNKNOWN", "no repository in "+p)
+			return
+		}
+		resource, action = "repository:"+repo, "pull"
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			action = "push"
+		}
+	}
+	if g == nil || !g.allows(resource, action) {
+		scope := resource + ":" + action
+		if action == "push" {
+			scope = resource + ":pull,push"
+		}
+		h.challenge(w, scope, g != nil)
+		return
+	}
+	h.mu.Lock()
+	reg, blobs := h.reg, h.blobs
+	h.mu.Unlock()
+	q := r.URL.Query()
+	if r.Method == http.MethodPost && q.Get("mount") != "" {
+		d, from := q.Get("mount"), q.Get("from")
+		if from != "" && g.allows("repository:"+from, "pull") && blobs.has(from, d) {
+			blobs.link(repo, d)
+			w.Header().Set("Location", "/v2/"+repo+"/blobs/"+d)
+			w.Header().Set("Docker-Content-Digest", d)
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		// As distribution does: a mount that cannot be honoured opens an
+		// ordinary upload.
+		q.Del("mount")
+		q.Del("from")
+		r.URL.RawQuery = q.Encode()
+	}
+	if r.Method == http.MethodPut && strings.Contains(p, "/manifests/") {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+		if err != nil {
+			writeRegError(w, http.StatusBadRequest, "MANIFEST_INVALID", err.Error())
+			return
+		}
+		if missing := blobs.missing(repo, r.Header.Get("Content-Type"), body); missing != "" {
+			// pkg/registry does not check an image's blobs; Artifact
+			// Registry and distribution do.
+			writeRegError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "blob unknown: "+missing)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	reg.ServeHTTP(w, r)
+}
+
+// repoOfPath returns the repository of /v2/NAME/(manifests|blobs|tags|referrers)/….
+func repoOfPath(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		return "", false
+	}
+	best := -1
+	for _, s := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
+		if i := strings.LastIndex(rest, s); i > 0 && (best < 0 || i < best) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	return rest[:best], true
+}
+
+func (h *WANHost) challenge(w http.ResponseWriter, scope string, insufficient bool) {
+	c := fmt.Sprintf(`Bearer realm="http://%s%s",service="%s"`, h.Addr, tokenPath, h.Addr)
+	if scope != "" {
+		c += fmt.Sprintf(`,scope="%s"`, scope)
+	}
+	if insufficient {
+		c += `,error="insufficient_scope"`
+	}
+	w.Header().Set("WWW-Authenticate", c)
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	writeRegError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+}
+
+func (h *WANHost) grantOf(r *http.Request) *grant {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g := h.grants[tok]
+	if g == nil {
+		return nil
+	}
+	if time.Now().After(g.expires) {
+		delete(h.grants, tok)
+		return nil
+	}
+	return g
+}
+
+// issueToken grants whatever is asked, anonymously: the simulation is about
+// the requests auth costs, not about who may push. Several scope
+// parameters (or space-separated scopes) are granted in one token, as the
+// token protocol allows.
+func (h *WANHost) issueToken(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		writeRegError(w, http.StatusBadRequest, "UNSUPPORTED", err.Error())
+		return
+	}
+	g := &grant{expires: time.Now().Add(h.wan.opts.TokenTTL), scopes: map[string]map[string]bool{}}
+	for _, v := range r.Form["scope"] {
+		for _, s := range strings.Fields(v) {
+			i, j := strings.Index(s, ":"), strings.LastIndex(s, ":")
+			if i < 0 || j <= i {
+				continue
+			}
+			res := s[:j]
+			if g.scopes[res] == nil {
+				g.scopes[res] = map[string]bool{}
+			}
+			for _, a := range strings.Split(s[j+1:], ",") {
+				g.scopes[res][a] = true
+			}
+		}
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	tok := hex.EncodeToString(b[:])
+	h.mu.Lock()
+	h.grants[tok] = g
+	h.mu.Unlock()
+	ttl := int(h.wan.opts.TokenTTL.Seconds())
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"token": tok, "access_token": tok, "expires_in": ttl,
+		"issued_at": time.Now().UTC().Format(time.RFC3339)})
+}
+
+func writeRegError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
+}
+
+// repoBlobs is a blob store that knows which repository holds which blob:
+// pkg/registry's own store answers a blob HEAD in every repository once any
+// repository has it, which real registries do not (and which would make
+// cross-repository mounts pointless).
+type repoBlobs struct {
+	mu    sync.RWMutex
+	data  map[string][]byte          // digest -> bytes
+	links map[string]map[string]bool // repository -> digests
+}
+
+// blobRepo undoes pkg/registry's repository name for a finished upload
+// (PUT /v2/NAME/blobs/uploads/ID is passed as "NAME/blobs").
+func blobRepo(repo string) string { return strings.TrimSuffix(repo, "/blobs") }
+
+func (b *repoBlobs) has(repo, digest string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.links[blobRepo(repo)][digest]
+}
+
+func (b *repoBlobs) link(repo, digest string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.linkLocked(blobRepo(repo), digest)
+}
+
+func (b *repoBlobs) linkLocked(repo, digest string) {
+	if b.links[repo] == nil {
+		b.links[repo] = map[string]bool{}
+	}
+	b.links[repo][digest] = true
+}
+
+// put stores a blob the harness seeds (trusted bytes, no verification).
+func (b *repoBlobs) put(repo string, bl *Blob) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.data[bl.Digest]; !ok {
+		b.data[bl.Digest] = bl.Data
+	}
+	b.linkLocked(repo, bl.Digest)
+}
+
+func (b *repoBlobs) Stat(_ context.Context, repo string, h v1.Hash) (int64, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if !b.links[blobRepo(repo)][h.String()] {
+		return 0, ggcrregistry.ErrNotFound
+	}
+	return int64(len(b.data[h.String()])), nil
+}
+
+func (b *repoBlobs) Get(_ context.Context, repo string, h v1.Hash) (io.ReadCloser, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if !b.links[blobRepo(repo)][h.String()] {
+		return nil, ggcrregistry.ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(b.data[h.String()])), nil
+}
+
+// Put reads the upload through pkg/registry's verifying reader, which fails
+// on a digest or size mismatch.
+func (b *repoBlobs) Put(_ context.Context, repo string, h v1.Hash, rc io.ReadCloser) error {
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.data[h.String()] = data
+	b.linkLocked(blobRepo(repo), h.String())
+	return nil
+}
+
+func (b *repoBlobs) Delete(_ context.Context, repo string, h v1.Hash) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := blobRepo(repo)
+	if !b.links[r][h.String()] {
+		return ggcrregistry.ErrNotFound
+	}
+	delete(b.links[r], h.String())
+	return nil
+}
+
+// missing returns the first blob an image manifest references that repo
+// does not hold ("" for indexes, other types, and complete images).
+func (b *repoBlobs) missing(repo, mediaType string, body []byte) string {
+	if !types.MediaType(mediaType).IsImage() {
+		return ""
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(body))
+	if err != nil {
+		return ""
+	}
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		if !b.has(repo, d.Digest.String()) {
+			return d.Digest.String()
+		}
+	}
+	return ""
+}
+
+// Seed writes items into the host directly (no latency, quota or auth, not
+// counted): blobs into the store, manifests through the registry handler,
+// children before their index, by digest and then by each tag. repos gives
+// an item's repositories on this host.
+func (h *WANHost) Seed(items []K8sItem, repos func(K8sItem) []string) error {
+	h.mu.Lock()
+	reg, blobs := h.reg, h.blobs
+	h.mu.Unlock()
+	put := func(repo, ref string, m *Manifest) error {
+		req := httptest.NewRequest(http.MethodPut, "/v2/"+repo+"/manifests/"+ref, bytes.NewReader(m.Data))
+		req.Header.Set("Content-Type", m.MediaType)
+		rec := httptest.NewRecorder()
+		reg.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			return fmt.Errorf("seed %s %s/%s:%s: %d %s", h.Role, h.Addr, repo, ref, rec.Code, rec.Body)
+		}
+		return nil
+	}
+	for _, it := range items {
+		for _, repo := range repos(it) {
+			ms := append(slices.Clone(it.Manifest.Children), it.Manifest)
+			for _, m := range ms {
+				for _, bl := range m.Blobs {
+					blobs.put(repo, bl)
+				}
+				if err := put(repo, m.Digest, m); err != nil {
+					return err
+				}
+			}
+			for _, t := range it.Tags {
+				if err := put(repo, t, it.Manifest); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Check reports what of items the host does not hold: every tag at its
+// digest, every child manifest and every blob (the first few misses, and
+// how many were checked). It goes to the registry handler directly.
+func (h *WANHost) Check(items []K8sItem, repos func(K8sItem) []string) (checked int, missing []string) {
+	h.mu.Lock()
+	reg, blobs := h.reg, h.blobs
+	h.mu.Unlock()
+	miss := func(s string) {
+		if len(missing) < 10 {
+			missing = append(missing, s)
+		}
+	}
+	for _, it := range items {
+		for _, repo := range repos(it) {
+			for _, ref := range it.Tags {
+				checked++
+				req := httptest.NewRequest(http.MethodHead, "/v2/"+repo+"/manifests/"+ref, nil)
+				rec := httptest.NewRecorder()
+				reg.ServeHTTP(rec, req)
+				if got := rec.Header().Get("Docker-Content-Digest"); rec.Code != http.StatusOK || got != it.Manifest.Digest {
+					miss(fmt.Sprintf("%s/%s:%s: %d %s, want %s", h.Addr, repo, ref, rec.Code, got, it.Manifest.Digest))
+				}
+			}
+			for _, m := range append(slices.Clone(it.Manifest.Children), it.Manifest) {
+				checked++
+				req := httptest.NewRequest(http.MethodHead, "/v2/"+repo+"/manifests/"+m.Digest, nil)
+				rec := httptest.NewRecorder()
+				reg.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					miss(fmt.Sprintf("%s/%s@%s: %d", h.Addr, repo, m.Digest, rec.Code))
+				}
+				for _, bl := range m.Blobs {
+					checked++
+					if !blobs.has(repo, bl.Digest) {
+						miss(fmt.Sprintf("%s/%s blob %s: absent", h.Addr, repo, bl.Digest))
+					}
+				}
+			}
+		}
+	}
+	return checked, missing
+}
