@@ -10,7 +10,7 @@ PKG      := github.com/cipdev/cip
 # fixed in go1.27). 3000 executions take 1-10 s per target here.
 FUZZTIME ?= 3000x
 
-.PHONY: all build install test unit e2e lint fuzz fuzz-short bench bench-compare demo dist release clean ensure-docker-registry
+.PHONY: all build install test unit e2e lint fuzz fuzz-short bench bench-compare bench-wan demo dist release clean ensure-docker-registry
 
 all: build
 
@@ -64,6 +64,13 @@ bench:
 
 bench-compare: ensure-docker-registry
 	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh not built yet"; exit 1; fi
+
+# The WAN benchmark of issue 17 (about 75 minutes with today's cip): a
+# k8s-shaped tree on 23 simulated hosts with latency, quotas and tokens.
+# WAN=large|small|all; reports in bench/out/wan-*.md. Never part of `make test`.
+WAN ?= all
+bench-wan:
+	bench/wan.sh $(WAN)
 
 # The main job on an embedded default: two in-process registries, seeded
 # from a fixed seed, then validate, sync, snapshots, plan, promote, verify,

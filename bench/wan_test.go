@@ -446,3 +446,22 @@ func TestWANQuota(t *testing.T) {
 		t.Errorf("second window: %d requests, %d 429s; want 1, 0", st.Hosts[0].Requests, st.Hosts[0].TooMany)
 	}
 }
+
+func TestWANSectionKept(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "RESULTS.md")
+	for _, tc := range []struct{ in, want string }{
+		{"# Benchmark results\n\n## W200\n\nx\n", ""},
+		{"# B\n\n## W200\n\n" + wanSectionHeading + "\n\n### a\n\nnumbers\n", wanSectionHeading + "\n\n### a\n\nnumbers\n"},
+		{"# B\n\n" + wanSectionHeading + "\n\nnumbers\n\n## Raw runs\n\nraw\n", wanSectionHeading + "\n\nnumbers\n"},
+	} {
+		if err := os.WriteFile(file, []byte(tc.in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := wanSection(file); got != tc.want {
+			t.Errorf("wanSection(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := wanSection(filepath.Join(t.TempDir(), "absent.md")); got != "" {
+		t.Errorf("wanSection(absent) = %q", got)
+	}
+}
