@@ -297,6 +297,24 @@ func (w *WAN) Take() WANStats {
 	return st
 }
 
+// Peek returns the current window's request and 429 totals and the hosts
+// that saw a request in its last full second, without opening a new
+// window (for progress lines).
+func (w *WAN) Peek() (requests, tooMany int64, hostsLastSecond int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.timeline {
+		requests += s.requests
+		tooMany += s.tooMany
+	}
+	if n := len(w.timeline); n >= 2 {
+		for b := w.timeline[n-2].hosts; b != 0; b &= b - 1 {
+			hostsLastSecond++
+		}
+	}
+	return requests, tooMany, hostsLastSecond
+}
+
 // take spends one request of the host's quota; when the bucket is empty it
 // returns how long until it holds a request again.
 func (h *WANHost) take(now time.Time) (bool, time.Duration) {

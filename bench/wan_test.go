@@ -422,6 +422,9 @@ func TestWANQuota(t *testing.T) {
 	if retry != "1" {
 		t.Errorf("Retry-After = %q, want 1 (whole seconds, rounded up)", retry)
 	}
+	if req, tm, _ := w.Peek(); req != 12 || tm != int64(codes[http.StatusTooManyRequests]) {
+		t.Errorf("Peek() = %d requests, %d 429s; want 12, %d", req, tm, codes[http.StatusTooManyRequests])
+	}
 	st := w.Take()
 	if got := st.Hosts[0].TooMany; got != int64(codes[http.StatusTooManyRequests]) {
 		t.Errorf("counted %d 429s, want %d", got, codes[http.StatusTooManyRequests])

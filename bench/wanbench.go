@@ -297,7 +297,9 @@ func (r *wanRunner) run(ctx context.Context, name, title string, argv []string, 
 	cmd.Stdout, cmd.Stderr = out, &stderr
 	fmt.Fprintf(r.cfg.Log, "bench: WAN %s: %s (load %s)\n", name, title, loadavg())
 	start := time.Now()
+	stop := r.progress(ctx, name, start)
 	runErr := cmd.Run()
+	stop()
 	run := WANRun{Name: name, Title: title, Command: r.display(argv), Wall: time.Since(start)}
 	if err := r.ctl.call(ctx, http.MethodPost, "/take", &run.Stats); err != nil {
 		return err
@@ -330,6 +332,43 @@ func (r *wanRunner) run(ctx context.Context, name, title string, argv []string, 
 		name, run.Wall.Round(time.Millisecond), total, tooMany, run.Stats.BusyHostSeconds/run.Wall.Seconds(), failNote(run))
 	r.rep.Runs = append(r.rep.Runs, run)
 	return nil
+}
+
+// progressEvery is how often a long run logs its counts so far.
+const progressEvery = 30 * time.Second
+
+// progress logs the run's counts every progressEvery until stopped.
+func (r *wanRunner) progress(ctx context.Context, name string, start time.Time) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				var p struct {
+					Requests int64 `json:"requests"`
+					TooMany  int64 `json:"too_many"`
+					Hosts    int64 `json:"hosts"`
+				}
+				if err := r.ctl.call(ctx, http.MethodGet, "/peek", &p); err != nil {
+					continue
+				}
+				fmt.Fprintf(r.cfg.Log, "bench: WAN %s: %s so far, %d requests, %d answered 429, %d hosts active in the last second (load %s)\n",
+					name, time.Since(start).Round(time.Second), p.Requests, p.TooMany, p.Hosts, loadavg())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 func failNote(r WANRun) string {

@@ -305,6 +305,10 @@ func (s *wanServer) mux() http.Handler {
 	m.HandleFunc("POST /take", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, s.wan.Take(), nil)
 	})
+	m.HandleFunc("GET /peek", func(w http.ResponseWriter, r *http.Request) {
+		req, tm, hosts := s.wan.Peek()
+		reply(w, map[string]int64{"requests": req, "too_many": tm, "hosts": int64(hosts)}, nil)
+	})
 	m.HandleFunc("GET /check", func(w http.ResponseWriter, r *http.Request) {
 		var items []K8sItem
 		switch r.URL.Query().Get("items") {
