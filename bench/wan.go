@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,13 +46,20 @@ type WANOptions struct {
 	Burst int
 	// TokenTTL is the lifetime of a bearer token (expires_in).
 	TokenTTL time.Duration
+	// GCRList answers tags/list with GCR's extension, as gcr.io and
+	// Artifact Registry do: every manifest of the repository (tagged or
+	// not) with its tags, media type and size, and the child repositories
+	// below the path. Without it a client learns a tag's digest only by a
+	// HEAD or GET per tag.
+	GCRList bool
 }
 
 // DefaultWAN: 40 ms per request and 60 requests/s per host, the figures
 // issue 17 measured with (Artifact Registry answers 429 past roughly 50–80
 // requests/s per region); a bucket one second deep; tokens valid for an
-// hour, as Google's access tokens are.
-var DefaultWAN = WANOptions{Latency: 40 * time.Millisecond, QPS: 60, Burst: 60, TokenTTL: time.Hour}
+// hour, as Google's access tokens are; GCR's tags/list extension, which
+// the Artifact Registry mirrors of registry.k8s.io answer.
+var DefaultWAN = WANOptions{Latency: 40 * time.Millisecond, QPS: 60, Burst: 60, TokenTTL: time.Hour, GCRList: true}
 
 // maxWANHosts bounds the hosts of one simulation: the per-second timeline
 // keeps a bit per host.
@@ -86,6 +94,7 @@ type WANHost struct {
 	mu       sync.Mutex
 	reg      http.Handler
 	blobs    *repoBlobs
+	index    *manIndex
 	grants   map[string]*grant
 	bucket   float64
 	bucketAt time.Time
@@ -156,6 +165,7 @@ func (h *WANHost) Reset() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.blobs = &repoBlobs{data: map[string][]byte{}, links: map[string]map[string]bool{}}
+	h.index = &manIndex{repos: map[string]map[string]*manEntry{}}
 	h.reg = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)),
 		ggcrregistry.WithReferrersSupport(true), ggcrregistry.WithBlobHandler(h.blobs))
 	h.grants = map[string]*grant{}
@@ -487,8 +497,12 @@ func (h *WANHost) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.mu.Lock()
-	reg, blobs := h.reg, h.blobs
+	reg, blobs, index := h.reg, h.blobs, h.index
 	h.mu.Unlock()
+	if h.wan.opts.GCRList && r.Method == http.MethodGet && strings.HasSuffix(p, "/tags/list") {
+		index.list(w, repo)
+		return
+	}
 	q := r.URL.Query()
 	if r.Method == http.MethodPost && q.Get("mount") != "" {
 		d, from := q.Get("mount"), q.Get("from")
@@ -518,8 +532,130 @@ func (h *WANHost) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		sw := &statusWriter{ResponseWriter: w}
+		reg.ServeHTTP(sw, r)
+		if sw.status == http.StatusCreated {
+			index.put(repo, path.Base(p), sw.Header().Get("Docker-Content-Digest"), r.Header.Get("Content-Type"), body)
+		}
+		return
+	}
+	if r.Method == http.MethodDelete && strings.Contains(p, "/manifests/") {
+		sw := &statusWriter{ResponseWriter: w}
+		reg.ServeHTTP(sw, r)
+		if sw.status == http.StatusAccepted {
+			index.remove(repo, path.Base(p))
+		}
+		return
 	}
 	reg.ServeHTTP(w, r)
+}
+
+// manIndex knows every manifest of every repository of a host, for GCR's
+// tags/list extension (pkg/registry lists tags only).
+type manIndex struct {
+	mu    sync.Mutex
+	repos map[string]map[string]*manEntry // repository -> digest -> entry
+}
+
+type manEntry struct {
+	mediaType string
+	size      int64 // an image's config and layers; 0 for an index
+	tags      map[string]bool
+	uploaded  time.Time
+}
+
+// put records a manifest put by ref (a tag or its digest).
+func (x *manIndex) put(repo, ref, digest, mediaType string, body []byte) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ms := x.repos[repo]
+	if ms == nil {
+		ms = map[string]*manEntry{}
+		x.repos[repo] = ms
+	}
+	e := ms[digest]
+	if e == nil {
+		e = &manEntry{mediaType: mediaType, tags: map[string]bool{}, uploaded: time.Now()}
+		if types.MediaType(mediaType).IsImage() {
+			if m, err := v1.ParseManifest(bytes.NewReader(body)); err == nil {
+				e.size = m.Config.Size
+				for _, l := range m.Layers {
+					e.size += l.Size
+				}
+			}
+		}
+		ms[digest] = e
+	}
+	if ref != digest {
+		for _, o := range ms {
+			delete(o.tags, ref)
+		}
+		e.tags[ref] = true
+	}
+}
+
+func (x *manIndex) remove(repo, ref string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ms := x.repos[repo]
+	if _, ok := ms[ref]; ok {
+		delete(ms, ref)
+		return
+	}
+	for _, e := range ms {
+		delete(e.tags, ref)
+	}
+}
+
+// gcrManifest is one entry of GCR's tags/list "manifest" map.
+type gcrManifest struct {
+	Size       string   `json:"imageSizeBytes"`
+	LayerID    string   `json:"layerId"`
+	MediaType  string   `json:"mediaType"`
+	Tags       []string `json:"tag"`
+	CreatedMS  string   `json:"timeCreatedMs"`
+	UploadedMS string   `json:"timeUploadedMs"`
+}
+
+// list answers tags/list as GCR does: every tag, every manifest, and the
+// repositories one level below, in one page.
+func (x *manIndex) list(w http.ResponseWriter, repo string) {
+	x.mu.Lock()
+	body := struct {
+		Child    []string               `json:"child"`
+		Manifest map[string]gcrManifest `json:"manifest"`
+		Name     string                 `json:"name"`
+		Tags     []string               `json:"tags"`
+	}{Child: []string{}, Manifest: map[string]gcrManifest{}, Name: repo, Tags: []string{}}
+	children := map[string]bool{}
+	for r := range x.repos {
+		if rest, ok := strings.CutPrefix(r, repo+"/"); ok {
+			c, _, _ := strings.Cut(rest, "/")
+			children[c] = true
+		}
+	}
+	for d, e := range x.repos[repo] {
+		m := gcrManifest{Size: strconv.FormatInt(e.size, 10), MediaType: e.mediaType, Tags: []string{},
+			CreatedMS: strconv.FormatInt(e.uploaded.UnixMilli(), 10), UploadedMS: strconv.FormatInt(e.uploaded.UnixMilli(), 10)}
+		for t := range e.tags {
+			m.Tags = append(m.Tags, t)
+			body.Tags = append(body.Tags, t)
+		}
+		slices.Sort(m.Tags)
+		body.Manifest[d] = m
+	}
+	x.mu.Unlock()
+	if len(body.Manifest) == 0 && len(children) == 0 {
+		writeRegError(w, http.StatusNotFound, "NAME_UNKNOWN", "repository "+repo+" not found")
+		return
+	}
+	for c := range children {
+		body.Child = append(body.Child, c)
+	}
+	slices.Sort(body.Child)
+	slices.Sort(body.Tags)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(body)
 }
 
 // repoOfPath returns the repository of /v2/NAME/(manifests|blobs|tags|referrers)/….
@@ -725,7 +861,7 @@ func (b *repoBlobs) missing(repo, mediaType string, body []byte) string {
 // an item's repositories on this host.
 func (h *WANHost) Seed(items []K8sItem, repos func(K8sItem) []string) error {
 	h.mu.Lock()
-	reg, blobs := h.reg, h.blobs
+	reg, blobs, index := h.reg, h.blobs, h.index
 	h.mu.Unlock()
 	put := func(repo, ref string, m *Manifest) error {
 		req := httptest.NewRequest(http.MethodPut, "/v2/"+repo+"/manifests/"+ref, bytes.NewReader(m.Data))
@@ -735,6 +871,7 @@ func (h *WANHost) Seed(items []K8sItem, repos func(K8sItem) []string) error {
 		if rec.Code != http.StatusCreated {
 			return fmt.Errorf("seed %s %s/%s:%s: %d %s", h.Role, h.Addr, repo, ref, rec.Code, rec.Body)
 		}
+		index.put(repo, ref, m.Digest, m.MediaType, m.Data)
 		return nil
 	}
 	for _, it := range items {

@@ -468,3 +468,87 @@ func TestWANSectionKept(t *testing.T) {
 		t.Errorf("wanSection(absent) = %q", got)
 	}
 }
+
+// TestWANGCRList checks GCR's tags/list extension: every manifest of the
+// repository with its tags (children untagged), and the child
+// repositories of a path, kept up to date by pushes.
+func TestWANGCRList(t *testing.T) {
+	c := tinyContent(t)
+	var list K8sItem
+	for _, it := range c.Items {
+		if len(it.Manifest.Children) > 0 {
+			list = it
+			break
+		}
+	}
+	if list.Manifest == nil {
+		t.Fatal("tiny content has no manifest list")
+	}
+	w, err := StartWAN(1, WANOptions{Latency: time.Millisecond, QPS: 1000, Burst: 1000, TokenTTL: time.Minute, GCRList: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	h := w.Hosts[0]
+	if err := h.Seed([]K8sItem{list}, func(K8sItem) []string { return []string{"staging/app"} }); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := name.NewRegistry(h.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := transport.NewWithContext(context.Background(), reg, authn.Anonymous, http.DefaultTransport,
+		[]string{reg.Repo("staging", "app").Scope(transport.PushScope), reg.Repo("staging").Scope(transport.PullScope)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &http.Client{Transport: rt}
+	get := func(repo string) (int, map[string]any) {
+		resp, err := cl.Get("http://" + h.Addr + "/v2/" + repo + "/tags/list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	code, body := get("staging/app")
+	if code != http.StatusOK {
+		t.Fatalf("tags/list: %d", code)
+	}
+	ms, _ := body["manifest"].(map[string]any)
+	if len(ms) != 1+len(list.Manifest.Children) {
+		t.Errorf("manifest map has %d entries, want %d (the list and its children)", len(ms), 1+len(list.Manifest.Children))
+	}
+	top, _ := ms[list.Manifest.Digest].(map[string]any)
+	if tags, _ := top["tag"].([]any); len(tags) != len(list.Tags) || top["mediaType"] != list.Manifest.MediaType {
+		t.Errorf("entry of %s: %v, want tags %v", list.Manifest.Digest, top, list.Tags)
+	}
+	child, _ := ms[list.Manifest.Children[0].Digest].(map[string]any)
+	if tags, _ := child["tag"].([]any); child == nil || len(tags) != 0 {
+		t.Errorf("entry of a child: %v, want untagged", child)
+	}
+	// A tag moved by a push moves in the listing.
+	moved := list.Manifest.Children[0]
+	put, _ := http.NewRequest(http.MethodPut, "http://"+h.Addr+"/v2/staging/app/manifests/"+list.Tags[0], strings.NewReader(string(moved.Data)))
+	put.Header.Set("Content-Type", moved.MediaType)
+	resp, err := cl.Do(put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT: %s", resp.Status)
+	}
+	_, body = get("staging/app")
+	ms, _ = body["manifest"].(map[string]any)
+	child, _ = ms[moved.Digest].(map[string]any)
+	if tags, _ := child["tag"].([]any); len(tags) != 1 || tags[0] != list.Tags[0] {
+		t.Errorf("after moving %s: child entry %v", list.Tags[0], child)
+	}
+	code, body = get("staging")
+	if cs, _ := body["child"].([]any); code != http.StatusOK || len(cs) != 1 || cs[0] != "app" {
+		t.Errorf("tags/list of the path: %d %v, want child [app]", code, body)
+	}
+}

@@ -31,6 +31,9 @@ type WANConfig struct {
 	Regsync   string // the regsync binary
 	Work      string
 	Log       io.Writer
+	// Checkpoint, when set, is called after each scenario with the report
+	// so far (a long run interrupted keeps what it measured).
+	Checkpoint func(*WANReport) error
 }
 
 // wanScenarios are the scenarios, in the order they run (later ones reuse
@@ -151,6 +154,12 @@ func RunWAN(ctx context.Context, cfg WANConfig) (*WANReport, error) {
 			fmt.Fprintf(cfg.Log, "bench: WAN scenario %s: %v\n", s, err)
 			if ctx.Err() != nil {
 				break
+			}
+		}
+		if cfg.Checkpoint != nil {
+			rep.Finished, rep.LoadEnd = time.Now(), loadavg()
+			if err := cfg.Checkpoint(rep); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -488,9 +497,13 @@ func (r *WANReport) Write(w io.Writer) error {
 	fmt.Fprintf(&b, "`%s`, on %s, in %s; load average %s at the start, %s at the end.\n\n",
 		strings.Join(r.Args, " "), r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Finished.Sub(r.Started).Round(time.Second), r.LoadStart, r.LoadEnd)
 	b.WriteString("Machine: " + strings.Join(r.Machine, "; ") + ". Versions: " + strings.Join(r.Versions, "; ") + ".\n\n")
-	fmt.Fprintf(&b, "Tree: %s; %d subprojects, %d images, %d repositories per mirror, %d digests (%d manifest lists of %d platforms), %d tags per mirror; %d manifests and %d blobs of %d bytes or so per copy. %d mirrors + 1 source = %d hosts, %s per request, %g requests/s per host (bucket %d), bearer tokens for %s. Simulator: %.1f s to generate and seed, %.1f CPU-s over the whole run.\n\n",
+	list := "tags/list with GCR's extension (every digest and its tags, as Artifact Registry answers)"
+	if !s.WAN.GCRList {
+		list = "plain tags/list (no digests: one HEAD or GET per tag)"
+	}
+	fmt.Fprintf(&b, "Tree: %s; %d subprojects, %d images, %d repositories per mirror, %d digests (%d manifest lists of %d platforms), %d tags per mirror; %d manifests and %d blobs of %d bytes or so per copy. %d mirrors + 1 source = %d hosts, %s per request, %g requests/s per host (bucket %d), bearer tokens for %s, %s. Simulator: %.1f s to generate and seed, %.1f CPU-s over the whole run.\n\n",
 		sh.From, sh.Subprojects, sh.Images, sh.ReposPerMirror, sh.Digests, sh.Lists, s.Content.Children, sh.MirrorTags,
-		sh.Manifests, sh.Blobs, s.Content.LayerSize, len(r.Info.Mirrors), hosts, s.WAN.Latency, s.WAN.QPS, s.WAN.Burst, s.WAN.TokenTTL,
+		sh.Manifests, sh.Blobs, s.Content.LayerSize, len(r.Info.Mirrors), hosts, s.WAN.Latency, s.WAN.QPS, s.WAN.Burst, s.WAN.TokenTTL, list,
 		r.Info.SeedSeconds, r.ServerCPU.Seconds())
 	if slices.ContainsFunc(r.Runs, func(x WANRun) bool { return strings.HasPrefix(x.Name, "c") }) {
 		fmt.Fprintf(&b, "The change (scenario c): %s/%s, digest %s (a manifest list: %d manifests, %d blobs), tags %s, %d repositor%s per mirror. What it needs at least, with auth once per host and a verify HEAD per tag: %d requests (source: ping, token, a GET per manifest and blob; per mirror: ping, token, a tag listing, POST + PUT per blob, a PUT per manifest and per further tag, a HEAD per tag).\n\n",
@@ -618,11 +631,23 @@ func runWANCommand(ctx context.Context, cfg WANConfig, work, out, jsonOut string
 	if abs, err := filepath.Abs(cfg.Setup.RealDir); err == nil {
 		cfg.Setup.RealDir = abs
 	}
+	write := func(rep *WANReport) error {
+		rep.Args = append([]string{"go run ./bench"}, args...)
+		return writeWANReport(rep, out, jsonOut)
+	}
+	if out != "" {
+		cfg.Checkpoint = write
+	}
 	rep, err := RunWAN(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	rep.Args = append([]string{"go run ./bench"}, args...)
+	return write(rep)
+}
+
+// writeWANReport writes the Markdown report to out (stdout when empty) and
+// the raw runs to jsonOut (when set).
+func writeWANReport(rep *WANReport, out, jsonOut string) error {
 	if jsonOut != "" {
 		b, err := json.MarshalIndent(rep, "", " ")
 		if err != nil {

@@ -46,6 +46,7 @@ func (s *WANSetup) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.WAN.QPS, "quota", DefaultWAN.QPS, "requests per second each host answers before 429")
 	fs.IntVar(&s.WAN.Burst, "burst", DefaultWAN.Burst, "token bucket depth of the quota")
 	fs.DurationVar(&s.WAN.TokenTTL, "token-ttl", DefaultWAN.TokenTTL, "bearer token lifetime")
+	fs.BoolVar(&s.WAN.GCRList, "gcr-list", DefaultWAN.GCRList, "answer tags/list with GCR's extension (every digest with its tags), as Artifact Registry does; false: plain tags")
 }
 
 // args renders s as the flags register reads (for the serving process).
@@ -54,6 +55,7 @@ func (s *WANSetup) args() []string {
 		"-k8s-dir", s.RealDir, "-children", fmt.Sprint(s.Content.Children), "-layers", fmt.Sprint(s.Content.Layers),
 		"-layer-size", fmt.Sprint(s.Content.LayerSize), "-latency", s.WAN.Latency.String(),
 		"-quota", fmt.Sprint(s.WAN.QPS), "-burst", fmt.Sprint(s.WAN.Burst), "-token-ttl", s.WAN.TokenTTL.String(),
+		"-gcr-list=" + fmt.Sprint(s.WAN.GCRList),
 		"-dir", s.Dir}
 }
 
