@@ -488,10 +488,20 @@ func (h *WANHost) serve(w http.ResponseWriter, r *http.Request) {
 			action = "push"
 		}
 	}
-	if g == nil || !g.allows(resource, action) {
+	from := ""
+	if r.Method == http.MethodPost && r.URL.Query().Get("mount") != "" {
+		from = r.URL.Query().Get("from")
+	}
+	// As distribution does, a mount needs pull on the repository it
+	// mounts from too: a client whose token lacks it gets a challenge
+	// naming both scopes (and pays a token request for it).
+	if g == nil || !g.allows(resource, action) || (from != "" && !g.allows("repository:"+from, "pull")) {
 		scope := resource + ":" + action
 		if action == "push" {
 			scope = resource + ":pull,push"
+		}
+		if from != "" {
+			scope += " repository:" + from + ":pull"
 		}
 		h.challenge(w, scope, g != nil)
 		return
@@ -505,8 +515,8 @@ func (h *WANHost) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	if r.Method == http.MethodPost && q.Get("mount") != "" {
-		d, from := q.Get("mount"), q.Get("from")
-		if from != "" && g.allows("repository:"+from, "pull") && blobs.has(from, d) {
+		d := q.Get("mount")
+		if from != "" && blobs.has(from, d) {
 			blobs.link(repo, d)
 			w.Header().Set("Location", "/v2/"+repo+"/blobs/"+d)
 			w.Header().Set("Docker-Content-Digest", d)

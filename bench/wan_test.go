@@ -326,6 +326,26 @@ func TestWANSimulator(t *testing.T) {
 		t.Errorf("tags list of another repository with a pull token: %s, want 401", resp.Status)
 	}
 
+	// A mount with a token for the target only: challenged for both.
+	resp, err = http.Get("http://" + src.Addr + tokenPath + "?service=x&scope=repository:prod/app:pull,push")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.Token == "" {
+		t.Fatalf("token: %v %q", err, tok.Token)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodPost, "http://"+src.Addr+"/v2/prod/app/blobs/uploads/?mount="+one.Manifest.Digest+"&from=staging/app", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := `scope="repository:prod/app:pull,push repository:staging/app:pull"`; resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), want) {
+		t.Errorf("mount without pull on from: %s, challenge %q, want 401 with %s", resp.Status, resp.Header.Get("WWW-Authenticate"), want)
+	}
+
 	// One token for two repositories (two scopes in one request), a mount
 	// between them, and a manifest whose blobs are missing.
 	other := ref.Context().Registry.Repo("prod", "app")
@@ -371,7 +391,7 @@ func TestWANSimulator(t *testing.T) {
 	}
 	st = w.Take()
 	h = st.Hosts[0]
-	if h.ByKind["token"] != 2 || h.ByStatus["manifest PUT 400"] != 1 || h.ByKind["blob mount"] != int64(len(m.Blobs)) || h.ByStatus["blob mount 201"] != int64(len(m.Blobs)) {
+	if h.ByKind["token"] != 3 || h.ByStatus["manifest PUT 400"] != 1 || h.ByStatus["blob mount 401"] != 1 || h.ByStatus["blob mount 201"] != int64(len(m.Blobs)) {
 		t.Errorf("counts: %v", h.ByStatus)
 	}
 	if n, miss := src.Check([]K8sItem{one, two}, repos); n == 0 || len(miss) != 0 {
