@@ -71,11 +71,15 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	scenarios := fs.String("scenarios", strings.Join(DefaultWANScenarios, ","), "with -wan: comma-separated scenarios: "+strings.Join(wanScenarios, ", "))
 	regsync := fs.String("regsync", "", "with -wan: the regsync `BINARY` (default: regsync in -bin)")
 	jsonOut := fs.String("json", "", "with -wan: also write every run's counts as JSON to `FILE`")
+	render := fs.String("render", "", "with -wan: run nothing, render the Markdown report of a -json `FILE` to -out")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *serve != "" {
 		return serveWorkload(ctx, *serve, log)
+	}
+	if *wan && *render != "" {
+		return renderWAN(*render, cfg.Out)
 	}
 	if *wan {
 		wcfg.Scenarios = strings.Split(*scenarios, ",")

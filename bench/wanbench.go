@@ -540,6 +540,7 @@ func (r *WANReport) Write(w io.Writer) error {
 			x.Name, x.Title, x.Wall.Seconds(), total, tooMany, first, tooMany-first, x.Stats.BusyHostSeconds/x.Wall.Seconds(),
 			spread, busiest, x.CPU.Seconds(), float64(x.RSSKiB)/1024, res)
 	}
+	r.writeTargets(&b)
 	b.WriteString("\nRequests by kind (all hosts; 429 answers included):\n\n| run | " + strings.Join(wanKinds, " | ") + " | other |\n|---|" + strings.Repeat("---:|", len(wanKinds)+1) + "\n")
 	for _, x := range r.Runs {
 		total, _ := x.Stats.totals()
@@ -581,6 +582,68 @@ func (r *WANReport) Write(w io.Writer) error {
 	b.WriteString("```\n")
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// writeTargets states where the runs stand against issue 17's targets
+// (those a run of this report can speak to), and cip against regsync.
+func (r *WANReport) writeTargets(b *bytes.Buffer) {
+	find := func(name string) (WANRun, bool) {
+		for _, x := range r.Runs {
+			if x.Name == name {
+				return x, true
+			}
+		}
+		return WANRun{}, false
+	}
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	var lines []string
+	qps := r.Setup.WAN.QPS
+	floor := r.Info.Shape.changeFloor(len(r.Info.Mirrors))
+	for _, x := range r.Runs {
+		total, tooMany := x.Stats.totals()
+		var later int64
+		for _, h := range x.Stats.Hosts {
+			later += h.TooMany - h.TooManyFirstSecond
+		}
+		busy := x.Stats.BusyHostSeconds / x.Wall.Seconds()
+		spread, _ := x.Stats.bounds(qps)
+		switch {
+		case x.Name == "a":
+			lines = append(lines, fmt.Sprintf("a: ≥ 15 hosts busy on average: %.1f (%s); within 1.5 × the spread bound: %.1f × (%s)",
+				busy, mark(busy >= 15), x.Wall.Seconds()/spread, mark(x.Wall.Seconds() <= 1.5*spread)))
+		case strings.HasPrefix(x.Name, "c"):
+			lines = append(lines, fmt.Sprintf("%s: ≤ 3 × the change's %d requests: %.1f × (%s)", x.Name, floor, float64(total)/float64(floor), mark(total <= int64(3*floor))))
+		case x.Name == "b" || x.Name == "b-ttl":
+			lines = append(lines, fmt.Sprintf("%s: no request to unchanged targets: %d requests (%s)", x.Name, total, mark(total == 0)))
+		}
+		if x.Err != "" && tooMany > 0 {
+			lines = append(lines, fmt.Sprintf("%s: no run fails because of 429s: failed with %d answered 429 (**missed**)", x.Name, tooMany))
+		}
+		if later > 0 {
+			lines = append(lines, fmt.Sprintf("%s: zero 429s after each host's first second: %d (**missed**)", x.Name, later))
+		}
+	}
+	for _, p := range [][2]string{{"d", "regsync"}, {"d-warm", "regsync-warm"}} {
+		c, ok1 := find(p[0])
+		g, ok2 := find(p[1])
+		if ok1 && ok2 && g.Wall > 0 {
+			ct, _ := c.Stats.totals()
+			gt, _ := g.Stats.totals()
+			lines = append(lines, fmt.Sprintf("%s ÷ %s: wall %.2f ×, requests %.2f ×", p[0], p[1], c.Wall.Seconds()/g.Wall.Seconds(), float64(ct)/float64(max(gt, 1))))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("\nAgainst issue 17's targets, and cip against regsync:\n\n")
+	for _, l := range lines {
+		b.WriteString("- " + l + "\n")
+	}
 }
 
 func runNames(rs []WANRun) []string {
@@ -667,4 +730,17 @@ func writeWANReport(rep *WANReport, out, jsonOut string) error {
 		w = f
 	}
 	return rep.Write(w)
+}
+
+// renderWAN writes the Markdown report of a -json file to out.
+func renderWAN(jsonFile, out string) error {
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		return err
+	}
+	var rep WANReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("parse %s: %w", jsonFile, err)
+	}
+	return writeWANReport(&rep, out, "")
 }
