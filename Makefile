@@ -65,9 +65,10 @@ bench:
 bench-compare: ensure-docker-registry
 	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh not built yet"; exit 1; fi
 
-# The WAN benchmark of issue 17 (about 75 minutes with today's cip): a
+# The WAN benchmark of issue 17 (about 70 minutes with today's cip): a
 # k8s-shaped tree on 23 simulated hosts with latency, quotas and tokens.
-# WAN=large|small|all; reports in bench/out/wan-*.md. Never part of `make test`.
+# WAN=large|small|all, CIP_BASE_REF=<commit> to run a baseline build too;
+# reports in bench/out/wan-*.md. Never part of `make test`.
 WAN ?= all
 bench-wan:
 	bench/wan.sh $(WAN)
