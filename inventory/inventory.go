@@ -214,6 +214,11 @@ func (d *DB) applyMigration(ctx context.Context, version int, name, body string)
 	if _, err := tx.ExecContext(ctx, body); err != nil {
 		return err
 	}
+	if after := afterMigration[version]; after != nil {
+		if err := after(ctx, tx); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)`, version, name, d.now()); err != nil {
 		return err
 	}

@@ -20,6 +20,12 @@ type Manifest struct {
 	ConfigDigest string
 	Children     []Child // indexes only, in index order
 	Blobs        []Blob  // images only: the config first, then layers
+	// Subject is the digest of the manifest this one refers to (its
+	// subject field: a signature, attestation or SBOM of it); "" when none.
+	Subject string
+	// ArtifactType is the manifest's artifactType, else (an image) its
+	// config's media type: what the referrers API reports for it (OCI 1.1).
+	ArtifactType string
 }
 
 // Child is one entry of an index, with the platform it serves.
@@ -57,10 +63,12 @@ type descriptor struct {
 // generic, the body tells (mediatype.Of).
 func ParseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
 	var body struct {
-		Manifests []descriptor `json:"manifests"`
-		Config    *descriptor  `json:"config"`
-		Layers    []descriptor `json:"layers"`
-		FSLayers  []struct {
+		ArtifactType string       `json:"artifactType"`
+		Subject      *descriptor  `json:"subject"`
+		Manifests    []descriptor `json:"manifests"`
+		Config       *descriptor  `json:"config"`
+		Layers       []descriptor `json:"layers"`
+		FSLayers     []struct {
 			BlobSum string `json:"blobSum"`
 		} `json:"fsLayers"`
 	}
@@ -68,7 +76,13 @@ func ParseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("parse manifest %s: %w", digest, err)
 	}
 	mt := mediatype.Of(mediaType, raw)
-	m := &Manifest{Digest: digest, MediaType: mt, Raw: raw, IsIndex: mediatype.IsIndex(mt)}
+	m := &Manifest{Digest: digest, MediaType: mt, Raw: raw, IsIndex: mediatype.IsIndex(mt), ArtifactType: body.ArtifactType}
+	if body.Subject != nil {
+		if err := checkDigest(body.Subject.Digest); err != nil {
+			return nil, fmt.Errorf("parse manifest %s: subject: %w", digest, err)
+		}
+		m.Subject = body.Subject.Digest
+	}
 	if m.IsIndex {
 		for i, c := range body.Manifests {
 			if err := checkDigest(c.Digest); err != nil {
@@ -93,6 +107,9 @@ func ParseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
 			return nil, fmt.Errorf("parse manifest %s: config: %w", digest, err)
 		}
 		m.ConfigDigest = body.Config.Digest
+		if m.ArtifactType == "" {
+			m.ArtifactType = body.Config.MediaType
+		}
 		m.Blobs = append(m.Blobs, Blob{Digest: body.Config.Digest, MediaType: body.Config.MediaType, Kind: "config", Size: body.Config.Size})
 	}
 	for i, l := range body.Layers {

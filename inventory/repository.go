@@ -313,6 +313,9 @@ func writeRepository(ctx context.Context, tx *sql.Tx, runID int64, st Repository
 	if err := markChecked(ctx, tx, repoID, st, now); err != nil {
 		return nil, err
 	}
+	if err := deriveReferrersOf(ctx, tx, repoID); err != nil {
+		return nil, err
+	}
 	return changes, nil
 }
 
@@ -406,7 +409,8 @@ func insertManifests(ctx context.Context, tx *sql.Tx, ms []*Manifest, now string
 	if len(ms) == 0 {
 		return nil
 	}
-	insM, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifests(digest, media_type, size, is_index, config_digest, raw, fetched_at) VALUES (?, ?, ?, ?, NULLIF(?, ''), ?, ?)`)
+	insM, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifests(digest, media_type, size, is_index, config_digest, raw, fetched_at, subject_digest, artifact_type)
+		VALUES (?, ?, ?, ?, NULLIF(?, ''), ?, ?, NULLIF(?, ''), NULLIF(?, ''))`)
 	if err != nil {
 		return err
 	}
@@ -422,7 +426,7 @@ func insertManifests(ctx context.Context, tx *sql.Tx, ms []*Manifest, now string
 	}
 	defer insB.Close()
 	for _, m := range ms {
-		res, err := insM.ExecContext(ctx, m.Digest, m.MediaType, len(m.Raw), m.IsIndex, m.ConfigDigest, m.Raw, now)
+		res, err := insM.ExecContext(ctx, m.Digest, m.MediaType, len(m.Raw), m.IsIndex, m.ConfigDigest, m.Raw, now, m.Subject, m.ArtifactType)
 		if err != nil {
 			return fmt.Errorf("record manifest %s: %w", m.Digest, err)
 		}
@@ -474,16 +478,16 @@ func (d *DB) RemoveRepository(ctx context.Context, runID int64, name string) ([]
 // Manifest returns a manifest by digest, with its children and blobs.
 func (d *DB) Manifest(ctx context.Context, digest string) (*Manifest, error) {
 	m := &Manifest{Digest: digest}
-	var cfg sql.NullString
-	err := d.db.QueryRowContext(ctx, `SELECT media_type, raw, is_index, config_digest FROM manifests WHERE digest = ?`, digest).
-		Scan(&m.MediaType, &m.Raw, &m.IsIndex, &cfg)
+	var cfg, subject, artifactType sql.NullString
+	err := d.db.QueryRowContext(ctx, `SELECT media_type, raw, is_index, config_digest, subject_digest, artifact_type FROM manifests WHERE digest = ?`, digest).
+		Scan(&m.MediaType, &m.Raw, &m.IsIndex, &cfg, &subject, &artifactType)
 	if err == sql.ErrNoRows {
 		return nil, fmt.Errorf("read manifest %s: %w", digest, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read manifest %s: %w", digest, err)
 	}
-	m.ConfigDigest = cfg.String
+	m.ConfigDigest, m.Subject, m.ArtifactType = cfg.String, subject.String, artifactType.String
 	rows, err := d.db.QueryContext(ctx, `SELECT child_digest, media_type, size, os, architecture, variant FROM manifest_children WHERE parent_digest = ? ORDER BY position`, digest)
 	if err != nil {
 		return nil, fmt.Errorf("read manifest %s: %w", digest, err)

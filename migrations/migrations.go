@@ -19,3 +19,10 @@ var FS embed.FS
 //
 //go:embed plan_pending.sql
 var PlanPending string
+
+// PlanReferrers is the statement inventory.Plan runs for the plan's refer
+// rows of one load (parameter ?1) up to a depth of referrers of referrers
+// (?2). The file's head comment explains it.
+//
+//go:embed plan_referrers.sql
+var PlanReferrers string
