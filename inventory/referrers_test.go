@@ -227,4 +227,3 @@ func TestParseManifestSubject(t *testing.T) {
 		t.Errorf("index: ArtifactType = %q, want none", w.fallback.ArtifactType)
 	}
 }
-
