@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,26 +108,6 @@ func (c *Client) getManifest(ctx context.Context, repo name.Repository, ref stri
 // digest of raw) and returns the digest of raw. A registry that answers
 // with another Docker-Content-Digest kept something else: an error.
 func (c *Client) PutManifest(ctx context.Context, repo name.Repository, ref, mediaType string, raw []byte) (string, error) {
-	v, err := c.putManifest(ctx, repo, ref, mediaType, raw)
-	return v, c.tr.secrets.redacted(err)
-}
-
-func (c *Client) putManifest(ctx context.Context, repo name.Repository, ref, mediaType string, raw []byte) (string, error) {
-	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(raw))
-	if strings.HasPrefix(ref, "sha256:") && ref != digest {
-		return "", fmt.Errorf("put manifest %s@%s: body has digest %s", repo.Name(), ref, digest)
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, repoURL(repo, "/manifests/"+ref).String(), bytes.NewReader(raw))
-	req.Header.Set("Content-Type", mediaType)
-	resp, err := c.do(ctx, repo, transport.PushScope, req)
-	if err != nil {
-		return "", fmt.Errorf("put manifest %s:%s: %w", repo.Name(), ref, err)
-	}
-	if err := checkError(resp, http.StatusCreated, http.StatusOK); err != nil {
-		return "", fmt.Errorf("put manifest %s:%s: %w", repo.Name(), ref, err)
-	}
-	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != digest {
-		return "", fmt.Errorf("put manifest %s:%s: registry stored digest %s, want %s", repo.Name(), ref, got, digest)
-	}
-	return digest, nil
+	_, digest, err := c.putManifest(ctx, repo, ref, mediaType, raw)
+	return digest, c.tr.secrets.redacted(err)
 }

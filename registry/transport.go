@@ -517,7 +517,7 @@ func retryAfter(v string, now time.Time) time.Duration {
 // The methods and kinds counted; any other counts as the last of each.
 var (
 	methods = [...]string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete, "OTHER"}
-	kinds   = [...]string{"manifest", "blob", "upload", "tags", "catalog", "ping", "other"}
+	kinds   = [...]string{"manifest", "blob", "upload", "tags", "catalog", "referrers", "ping", "other"}
 )
 
 func methodIndex(m string) int {

@@ -7,13 +7,16 @@ package apipath
 
 import "strings"
 
-// Kind returns manifest, blob, upload, tags, catalog, ping or other.
+// Kind returns manifest, blob, upload, tags, catalog, referrers, ping or
+// other.
 func Kind(p string) string {
 	switch {
 	case strings.HasSuffix(p, "/tags/list"):
 		return "tags"
 	case strings.HasSuffix(p, "/_catalog"):
 		return "catalog"
+	case strings.Contains(p, "/referrers/"):
+		return "referrers"
 	case strings.Contains(p, "/manifests/"):
 		return "manifest"
 	case strings.Contains(p, "/blobs/uploads"):

@@ -11,6 +11,7 @@ func TestKind(t *testing.T) {
 		"/v2/a/blobs/sha256:00":             "blob",
 		"/v2/a/blobs/uploads/":              "upload",
 		"/v2/a/blobs/uploads/uuid?digest=x": "upload",
+		"/v2/a/referrers/sha256:00":         "referrers",
 		"/healthz":                          "other",
 	}
 	for p, want := range tests {

@@ -41,8 +41,23 @@ type Registry struct {
 // New starts a registry that stops when the test ends.
 func New(t testing.TB) *Registry {
 	t.Helper()
+	return start(t, ggcrregistry.New(ggcrregistry.Logger(nopLogger())))
+}
+
+// NewReferrers starts a registry that serves the OCI 1.1 referrers API as
+// the spec has it: go-containerregistry's (registry.WithReferrersSupport)
+// with pages of pageSize descriptors linked by Link headers, the
+// artifactType filter (announced with OCI-Filters-Applied), each
+// referrer's artifactType read from its manifest, and the OCI-Subject
+// header on the PUT of a manifest with a subject.
+func NewReferrers(t testing.TB, pageSize int) *Registry {
+	t.Helper()
+	inner := ggcrregistry.New(ggcrregistry.Logger(nopLogger()), ggcrregistry.WithReferrersSupport(true))
+	return start(t, &referrersAPI{inner: inner, pageSize: pageSize})
+}
+
+func start(t testing.TB, inner http.Handler) *Registry {
 	reg := &Registry{counts: map[string]int{}}
-	inner := ggcrregistry.New(ggcrregistry.Logger(nopLogger()))
 	reg.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reg.mu.Lock()
 		reg.counts[r.Method+" "+apipath.Kind(r.URL.Path)]++
