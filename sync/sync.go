@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -61,6 +62,15 @@ type Options struct {
 	// longer ago, are HEADed as always; a tag moved by someone else within
 	// the TTL goes unnoticed until it expires (or `cip verify`).
 	TagTTL time.Duration
+	// TrustReferrerTags takes a referrer tag (sha256-<hex>, and cosign's
+	// .sig, .att, .sbom) that the registry still lists from the inventory,
+	// without a HEAD, when the inventory has it, however long ago it was
+	// confirmed. Promotion sets it for destinations: the referrer tags
+	// there are cip's own (it records each it puts, and moves them only by
+	// merging), so HEADing them again costs a request per signed digest per
+	// destination on every run for nothing; cip verify checks them live.
+	// A new referrer tag is HEADed as always.
+	TrustReferrerTags bool
 }
 
 // RegistryStats summarises one registry's crawl.
@@ -415,8 +425,8 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 		}
 		if known {
 			toHead := tl.Tags
-			if s.opts.TagTTL > 0 {
-				fresh, ferr := s.db.FreshTags(ctx, repoName, s.db.Now().Add(-s.opts.TagTTL))
+			if s.opts.TagTTL > 0 || s.opts.TrustReferrerTags {
+				fresh, ferr := s.trustedTags(ctx, repoName)
 				if ferr != nil {
 					return ferr
 				}
@@ -461,6 +471,31 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 	}
 	s.record(repoName, len(state.Tags), tagGets+nfetched, changes, true)
 	return nil
+}
+
+// trustedTags are the tags of repo that a crawl may take from the
+// inventory: those confirmed within the TagTTL, and with
+// TrustReferrerTags every referrer tag it has.
+func (s *syncer) trustedTags(ctx context.Context, repo string) (map[string]string, error) {
+	fresh := map[string]string{}
+	if s.opts.TagTTL > 0 {
+		var err error
+		if fresh, err = s.db.FreshTags(ctx, repo, s.db.Now().Add(-s.opts.TagTTL)); err != nil {
+			return nil, err
+		}
+	}
+	if s.opts.TrustReferrerTags {
+		all, err := s.db.Tags(ctx, repo)
+		if err != nil {
+			return nil, err
+		}
+		for tag, dg := range all {
+			if referrer.IsTag(tag) {
+				fresh[tag] = dg
+			}
+		}
+	}
+	return fresh, nil
 }
 
 func (s *syncer) record(repo string, tags, fetched int, changes []inventory.TagChange, exists bool) {
