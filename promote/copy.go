@@ -40,6 +40,10 @@ type Report struct {
 	DurationSeconds float64    `json:"duration_seconds"`
 	Verified        int        `json:"verified"` // references checked with a live HEAD at the end
 	Mismatches      []Mismatch `json:"mismatches"`
+	// ReferrersVerified counts the referrers put that were checked live
+	// at the end (listed with their subject, or at their cosign tag).
+	ReferrersVerified  int                `json:"referrers_verified"`
+	ReferrerMismatches []ReferrerMismatch `json:"referrer_mismatches"`
 }
 
 // DestinationReport is one destination registry's part of a Report.
@@ -48,6 +52,7 @@ type DestinationReport struct {
 	Copied       int    `json:"copied"`        // plan rows copied (digests, with their tags)
 	Tagged       int    `json:"tagged"`        // tags put
 	Skipped      int    `json:"skipped"`       // plan rows already done
+	Referred     int    `json:"referred"`      // referrers copied (refer rows)
 	Lost         int    `json:"lost"`          // plan rows in neither source nor destination
 	ManifestsPut int    `json:"manifests_put"` // manifests put by digest, index children included
 	BlobsSent    int    `json:"blobs_sent"`
@@ -69,6 +74,7 @@ type destStats struct {
 	blobsSent, blobsMounted           atomic.Int64
 	bytesSent, bytesMounted, requests atomic.Int64
 	rowsAll, rowsDone                 atomic.Int64
+	referred                          atomic.Int64
 	skipped, lost                     int
 	mu                                gosync.Mutex
 	errors                            []string
@@ -102,6 +108,9 @@ type engine struct {
 
 	mu   gosync.Mutex
 	read map[string]*inventory.Manifest
+	// complete holds dstRepo@digest for what this run put, complete: the
+	// subjects referrers may follow.
+	complete map[string]bool
 }
 
 // Promote carries out a plan's copy and tag rows, records each finished
@@ -151,6 +160,17 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		}
 		st.skipped, st.lost = sum.Skip, sum.Lost
 	}
+	prep := work
+	for _, r := range plan.Refers {
+		st, ok := dests[r.Dst]
+		if !ok {
+			st = &destStats{name: r.Dst, finished: start}
+			dests[r.Dst] = st
+			names = append(names, r.Dst)
+		}
+		st.rowsAll.Add(1)
+		prep = append(prep, inventory.PlanRow{Dst: r.Dst, DstRepo: r.DstRepo, Action: inventory.ActionRefer})
+	}
 	sort.Strings(names)
 	// Rows grouped by digest across destinations, so that one digest's
 	// copies to every destination run together (a later fan-out reads each
@@ -162,7 +182,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		return work[i].Dst < work[j].Dst
 	})
 
-	if err := e.prepare(ctx, work); err != nil {
+	if err := e.prepare(ctx, prep); err != nil {
 		return nil, errors.Join(err, db.FinishRun(context.WithoutCancel(ctx), runID, inventory.RunStats{Errors: []string{err.Error()}}))
 	}
 	e.rec = newRecorder(db, runID)
@@ -211,6 +231,13 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		})
 	}
 	_ = g.Wait()
+	// Referrers once their subjects are complete.
+	var referred []inventory.ReferRow
+	if len(plan.Refers) > 0 && ctx.Err() == nil {
+		var rerrs []error
+		referred, rerrs = e.referrers(ctx, dests, plan.Refers)
+		errs = append(errs, rerrs...)
+	}
 	if err := e.rec.close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -241,6 +268,11 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 			rep.Mismatches = ms
 			errs = append(errs, &VerifyError{Mismatches: ms})
 		}
+		rep.ReferrersVerified = len(referred)
+		rep.ReferrerMismatches = verifyReferrerRows(ctx, db, client, referred, e.jobs)
+		if len(rep.ReferrerMismatches) > 0 {
+			errs = append(errs, &ReferrerVerifyError{Mismatches: rep.ReferrerMismatches})
+		}
 	}
 	prog.Stop()
 	rep.Destinations = []DestinationReport{}
@@ -248,7 +280,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		st := dests[n]
 		d := DestinationReport{
 			Destination: n, Copied: int(st.copied.Load()), Tagged: int(st.tagged.Load()),
-			Skipped: st.skipped, Lost: st.lost, ManifestsPut: int(st.manifests.Load()),
+			Skipped: st.skipped, Lost: st.lost, Referred: int(st.referred.Load()), ManifestsPut: int(st.manifests.Load()),
 			BlobsSent: int(st.blobsSent.Load()), BlobsMounted: int(st.blobsMounted.Load()),
 			BytesSent: st.bytesSent.Load(), BytesMounted: st.bytesMounted.Load(), Requests: st.requests.Load(),
 			DurationSeconds: st.finished.Sub(start).Seconds(), Errors: append([]string{}, st.errors...),
@@ -455,6 +487,7 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 			return false, err
 		}
 		st.manifests.Add(1)
+		e.completed(dstRepo, digest)
 		e.rec.add(dstRepo, digest, "")
 		if tag != "" {
 			e.rec.add(dstRepo, digest, tag)

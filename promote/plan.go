@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/registry"
@@ -49,6 +50,10 @@ type Options struct {
 	// request (no sync, no probe), so a stale inventory gives a stale plan.
 	// For dry runs after a `cip sync`, and for measuring the plan itself.
 	Offline bool
+	// Referrers chooses the referrers (signatures, attestations, SBOMs,
+	// ...) that travel with each promoted digest. The zero value is none;
+	// cip passes referrer.All unless told otherwise.
+	Referrers referrer.Selection
 }
 
 func (o Options) jobs() int {
@@ -71,6 +76,11 @@ type Plan struct {
 	// Syncs are the syncs MakePlan ran, in order (destinations, then the
 	// sources when anything was missing), for the caller to report.
 	Syncs []*cipsync.Result
+	// Refers are the referrers to copy (action refer), by destination,
+	// image, wanted digest, depth, subject and referrer.
+	Refers []inventory.ReferRow
+	// Referrers is what the look-ups of referrers found (nil when none ran).
+	Referrers []*cipsync.ReferrersFound
 }
 
 // MaxSkipRows is how many skip rows a plan lists in detail: a small plan
@@ -79,9 +89,9 @@ type Plan struct {
 // the rest per destination. The plan view in the inventory has them all.
 const MaxSkipRows = 1000
 
-// Pending counts the rows that need writes (copy and tag).
+// Pending counts the rows that need writes (copy, tag and refer).
 func (p *Plan) Pending() int {
-	n := 0
+	n := len(p.Refers)
 	for _, r := range p.Rows {
 		if r.Action == inventory.ActionCopy || r.Action == inventory.ActionTag {
 			n++
@@ -108,6 +118,7 @@ type Summary struct {
 	Tag         int    `json:"tag"`
 	Skip        int    `json:"skip"`
 	Lost        int    `json:"lost"`
+	Refer       int    `json:"refer"` // referrers to copy
 }
 
 // Summaries counts actions per destination (every row, listed or not),
@@ -222,11 +233,19 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	// still missing, then digests those sources hold untagged: each step
 	// reads the plan again when it found something. Offline: none.
 	var steps []func() (bool, error)
+	crawled := map[string]bool{} // source repositories this run crawled
 	if !opts.Offline {
 		steps = []func() (bool, error){
 			func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, false); return n > 0, err },
 			func() (bool, error) {
 				res, err := syncSources(ctx, db, client, rows, opts)
+				if res != nil {
+					for _, r := range rows {
+						if r.Action == inventory.ActionCopy || r.Action == inventory.ActionLost {
+							crawled[r.Src+"/"+r.Image] = true
+						}
+					}
+				}
 				return res != nil, synced(res, err)
 			},
 			func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, true); return n > 0, err },
@@ -246,6 +265,9 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves, Counts: make([]Summary, len(counts)), Syncs: syncs}
 	for i, c := range counts {
 		p.Counts[i] = Summary{Destination: c.Dst, Copy: c.Copy, Tag: c.Tag, Skip: c.Skip, Lost: c.Lost}
+	}
+	if err := planReferrers(ctx, db, client, p, opts, crawled); err != nil {
+		return fail(err)
 	}
 	if len(moves) > 0 {
 		return p, &TagMoveError{Moves: moves}

@@ -12,7 +12,7 @@ import (
 // syncDestinations crawls, incrementally, every destination repository the
 // manifests name, so that D is current before planning.
 func syncDestinations(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, opts Options) (*cipsync.Result, error) {
-	return syncRepositories(ctx, db, client, cipsync.Repositories(set, cipsync.Destinations), opts)
+	return syncRepositories(ctx, db, client, cipsync.Repositories(set, cipsync.Destinations), opts, !opts.Referrers.None())
 }
 
 // syncSources crawls the source repositories of the rows a plan made
@@ -30,9 +30,11 @@ func syncSources(ctx context.Context, db *inventory.DB, client *registry.Client,
 	if len(repos) == 0 {
 		return nil, nil
 	}
-	return syncRepositories(ctx, db, client, repos, opts)
+	return syncRepositories(ctx, db, client, repos, opts, false)
 }
 
-func syncRepositories(ctx context.Context, db *inventory.DB, client *registry.Client, repos []string, opts Options) (*cipsync.Result, error) {
-	return cipsync.Run(ctx, db, client, cipsync.Exact(repos), cipsync.Options{Jobs: opts.Jobs, Progress: opts.SyncProgress, TagTTL: opts.TagTTL})
+// syncRepositories crawls repos; trustReferrerTags is for destinations
+// (sync.Options.TrustReferrerTags).
+func syncRepositories(ctx context.Context, db *inventory.DB, client *registry.Client, repos []string, opts Options, trustReferrerTags bool) (*cipsync.Result, error) {
+	return cipsync.Run(ctx, db, client, cipsync.Exact(repos), cipsync.Options{Jobs: opts.Jobs, Progress: opts.SyncProgress, TagTTL: opts.TagTTL, TrustReferrerTags: trustReferrerTags})
 }

@@ -1,0 +1,250 @@
+package promote_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cipdev/cip/internal/referrer"
+	"github.com/cipdev/cip/internal/regtest"
+	"github.com/cipdev/cip/manifest"
+	"github.com/cipdev/cip/promote"
+	"github.com/cipdev/cip/registry"
+)
+
+func (e *env) planWith(set *manifest.Set, sel referrer.Selection) *promote.Plan {
+	e.t.Helper()
+	p, err := promote.MakePlan(context.Background(), e.db, e.client, set, "test", promote.Options{Jobs: 4, Referrers: sel})
+	if err != nil {
+		e.t.Fatalf("plan: %v", err)
+	}
+	return p
+}
+
+func (e *env) promoteWith(set *manifest.Set, sel referrer.Selection) (*promote.Plan, *promote.Report) {
+	e.t.Helper()
+	p := e.planWith(set, sel)
+	rep, err := promote.Promote(context.Background(), e.db, e.client, p, promote.Options{Jobs: 4, Referrers: sel})
+	if err != nil {
+		e.t.Fatalf("promote: %v", err)
+	}
+	return p, rep
+}
+
+// liveReferrers lists what a registry serves as referrers of repo@subject:
+// its API's answer, or its sha256-<hex> index (digest -> artifact type).
+func liveReferrers(t *testing.T, reg *regtest.Registry, repo string, subject v1.Hash) map[string]string {
+	t.Helper()
+	c := newClient()
+	r, err := c.ParseRepository(reg.Host + "/" + repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rs, err := c.Referrers(ctx, r, subject.String(), "")
+	if errors.Is(err, registry.ErrNoReferrersAPI) {
+		m, gerr := c.GetManifest(ctx, r, referrer.Tag(subject.String(), referrer.TagSchema))
+		if gerr != nil {
+			t.Fatalf("referrers of %s@%s: %v", r, subject, gerr)
+		}
+		rs, err = registry.ParseReferrers(m.Raw)
+	}
+	if err != nil {
+		t.Fatalf("referrers of %s@%s: %v", r, subject, err)
+	}
+	out := map[string]string{}
+	for _, m := range rs {
+		out[m.Digest] = m.ArtifactType
+	}
+	return out
+}
+
+func liveTag(t *testing.T, reg *regtest.Registry, repo, tag string) (v1.Hash, []byte) {
+	t.Helper()
+	r, err := name.NewTag(reg.Host + "/" + repo + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Get(r)
+	if err != nil {
+		t.Fatalf("get %s: %v", r, err)
+	}
+	return desc.Digest, desc.Manifest
+}
+
+// Registries without the referrers API (as docker-registry 2.8): a
+// multi-arch index signed (and a child signed), an SBOM in the
+// sha256-<hex> index, a signature on the SBOM, travel to both
+// destinations with their digests; the fallback index is the source's
+// bytes; a destination's own signature is kept beside the source's; a
+// second run plans nothing; --referrers signatures leaves the SBOM.
+func TestPromoteReferrersByTags(t *testing.T) {
+	e := newEnv(t)
+	idx := regtest.Index(t, regtest.Platforms, true)
+	idxD := e.src.Push(t, "staging/app", "v1", idx)
+	im, _ := idx.IndexManifest()
+	child := im.Manifests[1].Digest
+	sig := e.src.Sign(t, "staging/app", idxD, "staging-signature")
+	childSig := e.src.Sign(t, "staging/app", child, "child-signature")
+	sbom := e.src.Attach(t, "staging/app", e.src.Descriptor(t, "staging/app", idxD), "text/spdx+json", "sbom")
+	sbomSig := e.src.Sign(t, "staging/app", sbom, "sbom-signature")
+	set := e.manifestSet(entry{"app", idxD, []string{"v1"}})
+
+	// d2 already holds the image with a signature of its own.
+	e.d2.Push(t, "mirror/prod/app", "v1", idx)
+	own := e.d2.Sign(t, "mirror/prod/app", idxD, "prod-signature")
+
+	sigs, _ := referrer.ParseSelection("signatures")
+	p := e.planWith(set, sigs)
+	// d1: the image's .sig, the child's .sig; d2 the same (the merge). The
+	// SBOM is no signature, and the signature on it stays with it.
+	if got := len(p.Refers); got != 4 {
+		t.Fatalf("plan with --referrers signatures: %d refer rows %+v, want 4", got, p.Refers)
+	}
+	for _, r := range p.Refers {
+		if r.Referrer == sbom.String() || r.Referrer == sbomSig.String() {
+			t.Errorf("refer row %+v: the SBOM and its signature are not selected", r)
+		}
+	}
+
+	_, rep := e.promoteWith(set, referrer.All)
+	for _, d := range rep.Destinations {
+		if len(d.Errors) > 0 {
+			t.Fatalf("%s: %v", d.Destination, d.Errors)
+		}
+	}
+	if rep.ReferrersVerified == 0 || len(rep.ReferrerMismatches) != 0 {
+		t.Errorf("referrers verified %d, mismatches %v", rep.ReferrersVerified, rep.ReferrerMismatches)
+	}
+	sigTag := referrer.Tag(idxD.String(), referrer.CosignSignature)
+	fallbackTag := referrer.Tag(idxD.String(), referrer.TagSchema)
+	srcFallback, _ := liveTag(t, e.src, "staging/app", fallbackTag)
+	for _, c := range []struct {
+		reg  *regtest.Registry
+		repo string
+	}{{e.d1, "prod/app"}, {e.d2, "mirror/prod/app"}} {
+		if got, _ := liveTag(t, c.reg, c.repo, referrer.Tag(child.String(), referrer.CosignSignature)); got != childSig {
+			t.Errorf("%s: the child's .sig is %s, want %s (digest kept)", c.repo, got, childSig)
+		}
+		if got, _ := liveTag(t, c.reg, c.repo, referrer.Tag(sbom.String(), referrer.CosignSignature)); got != sbomSig {
+			t.Errorf("%s: the SBOM's .sig is %s, want %s", c.repo, got, sbomSig)
+		}
+		if got, _ := liveTag(t, c.reg, c.repo, fallbackTag); got != srcFallback {
+			t.Errorf("%s: %s is %s, want the source's index %s", c.repo, fallbackTag, got, srcFallback)
+		}
+		if diff := cmp.Diff(map[string]string{sbom.String(): "text/spdx+json"}, liveReferrers(t, c.reg, c.repo, idxD)); diff != "" {
+			t.Errorf("%s: referrers of the index (-want +got):\n%s", c.repo, diff)
+		}
+	}
+	if got, _ := liveTag(t, e.d1, "prod/app", sigTag); got != sig {
+		t.Errorf("d1: the index's .sig is %s, want the source's %s", got, sig)
+	}
+	// d2 keeps its own signature and gets the source's: a merged .sig.
+	merged, raw := liveTag(t, e.d2, "mirror/prod/app", sigTag)
+	if merged == own || merged == sig {
+		t.Fatalf("d2: the index's .sig is %s: want a merge of its own %s and the source's %s", merged, own, sig)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	var layers []string
+	for _, l := range m.Layers {
+		layers = append(layers, l.Annotations["dev.cosignproject.cosign/signature"])
+	}
+	if diff := cmp.Diff([]string{"sig-of-prod-signature", "sig-of-staging-signature"}, layers); diff != "" {
+		t.Errorf("d2: merged .sig's signatures (-want +got):\n%s", diff)
+	}
+
+	// Nothing left: the merged .sig holds the source's layers.
+	e.d1.Reset()
+	e.d2.Reset()
+	if p := e.planWith(set, referrer.All); p.Pending() != 0 {
+		t.Errorf("second plan: %d pending, refer rows %+v; want none", p.Pending(), p.Refers)
+	}
+	if n := writes(e.d1) + writes(e.d2); n != 0 {
+		t.Errorf("second plan wrote %d times", n)
+	}
+	// Referrer tags in the destinations are taken from the inventory.
+	if n := e.d1.Count("HEAD manifest") + e.d2.Count("HEAD manifest"); n != 2 {
+		t.Errorf("second plan: %d HEADs in the destinations, want 2 (the v1 tags; the referrer tags are the inventory's)", n)
+	}
+}
+
+// Registries with the referrers API: bundles travel by digest, the PUT's
+// OCI-Subject is enough (no sha256-<hex> tag), a signature on a bundle
+// follows it, and the second run neither copies nor asks the destination.
+func TestPromoteReferrersByAPI(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	e.src, e.d1 = regtest.NewReferrers(t, 2), regtest.NewReferrers(t, 2)
+	img := e.src.Push(t, "staging/app", "v1", regtest.Image(t, 256, 2, true))
+	desc := e.src.Descriptor(t, "staging/app", img)
+	b1 := e.src.Attach(t, "staging/app", desc, regtest.SigstoreBundle, "bundle-1")
+	b2 := e.src.Attach(t, "staging/app", desc, regtest.SigstoreBundle, "bundle-2")
+	sbom := e.src.Attach(t, "staging/app", desc, "application/spdx+json", "sbom")
+	nested := e.src.Attach(t, "staging/app", e.src.Descriptor(t, "staging/app", b1), regtest.SigstoreBundle, "on bundle 1")
+	set := e.manifestSet(entry{"app", img, []string{"v1"}})
+
+	p, rep := e.promoteWith(set, referrer.All)
+	if len(p.Refers) != 4 || rep.Destinations[0].Referred != 4 {
+		t.Fatalf("refer rows %d, referred %d; want 4", len(p.Refers), rep.Destinations[0].Referred)
+	}
+	want := map[string]string{b1.String(): regtest.SigstoreBundle, b2.String(): regtest.SigstoreBundle, sbom.String(): "application/spdx+json"}
+	if diff := cmp.Diff(want, liveReferrers(t, e.d1, "prod/app", img)); diff != "" {
+		t.Errorf("referrers of the image in d1 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{nested.String(): regtest.SigstoreBundle}, liveReferrers(t, e.d1, "prod/app", b1)); diff != "" {
+		t.Errorf("referrers of bundle 1 in d1 (-want +got):\n%s", diff)
+	}
+	r, _ := name.NewRepository(e.d1.Host + "/prod/app")
+	tags, err := remote.List(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tags, []string{"v1"}) {
+		t.Errorf("d1 tags = %v, want only v1 (the API indexes referrers; no sha256-<hex> tag)", tags)
+	}
+	e.d1.Reset()
+	if p := e.planWith(set, referrer.All); p.Pending() != 0 {
+		t.Errorf("second plan: %d pending %+v, want none", p.Pending(), p.Refers)
+	}
+	if n := e.d1.Count("GET referrers"); n != 0 || writes(e.d1) != 0 {
+		t.Errorf("second plan: %d referrers requests and %d writes to the destination, want none", n, writes(e.d1))
+	}
+
+	// verify finds a referrer deleted from the destination.
+	e.d1.Delete(t, "prod/app@"+b2.String())
+	n, ms, err := promote.VerifyReferrers(context.Background(), e.db, e.client, p.LoadID, promote.Options{Referrers: referrer.All})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 || len(ms) != 1 || ms[0].Referrer != b2.String() || ms[0].Got != "not listed" {
+		t.Errorf("VerifyReferrers = %d, %+v; want 4 checked, %s not listed", n, ms, b2)
+	}
+}
+
+// --referrers none copies none and asks no referrers API.
+func TestPromoteReferrersNone(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	img := e.src.Push(t, "staging/app", "v1", regtest.Image(t, 256, 1, true))
+	e.src.Sign(t, "staging/app", img, "sig")
+	set := e.manifestSet(entry{"app", img, []string{"v1"}})
+	p, _ := e.promoteWith(set, referrer.Selection{})
+	if len(p.Refers) != 0 || e.src.Count("GET referrers") != 0 {
+		t.Errorf("--referrers none: %d refer rows, %d referrers requests", len(p.Refers), e.src.Count("GET referrers"))
+	}
+	r, _ := name.NewRepository(e.d1.Host + "/prod/app")
+	tags, _ := remote.List(r)
+	if !slices.Equal(tags, []string{"v1"}) {
+		t.Errorf("d1 tags = %v, want only v1", tags)
+	}
+}
