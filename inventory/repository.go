@@ -548,6 +548,10 @@ type Content struct {
 	// Child is true when the digest is untagged and is a child of an index
 	// the same repository holds (what --minimal snapshots drop).
 	Child bool
+	// Referrer is true when the repository holds the digest as a referrer
+	// of another (a signature, attestation, SBOM) or as a sha256-<hex>
+	// index of referrers.
+	Referrer bool
 }
 
 // Contents lists every digest held by repositories equal to or below
@@ -557,7 +561,10 @@ func (d *DB) Contents(ctx context.Context, prefix string) ([]Content, error) {
 		SELECT r.name, rm.digest, m.media_type,
 			COALESCE((SELECT group_concat(tag, ' ') FROM (SELECT t.tag FROM tags t WHERE t.repository_id = r.id AND t.digest = rm.digest ORDER BY t.tag)), ''),
 			EXISTS (SELECT 1 FROM manifest_children c JOIN repository_manifests p ON p.digest = c.parent_digest AND p.repository_id = r.id
-				WHERE c.child_digest = rm.digest)
+				WHERE c.child_digest = rm.digest),
+			EXISTS (SELECT 1 FROM referrers f WHERE f.repository_id = r.id AND f.referrer_digest = rm.digest)
+			OR EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id AND t.digest = rm.digest
+				AND substr(t.tag, 1, 7) = 'sha256-' AND length(t.tag) = 71)
 		FROM repository_manifests rm
 		JOIN repositories r ON r.id = rm.repository_id
 		JOIN manifests m ON m.digest = rm.digest
@@ -572,7 +579,7 @@ func (d *DB) Contents(ctx context.Context, prefix string) ([]Content, error) {
 		var c Content
 		var tags string
 		var isChild bool
-		if err := rows.Scan(&c.Repository, &c.Digest, &c.MediaType, &tags, &isChild); err != nil {
+		if err := rows.Scan(&c.Repository, &c.Digest, &c.MediaType, &tags, &isChild, &c.Referrer); err != nil {
 			return nil, err
 		}
 		if tags != "" {

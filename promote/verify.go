@@ -21,7 +21,10 @@ type Mismatch struct {
 	Destination string `json:"destination"`
 	Image       string `json:"image"`
 	Tag         string `json:"tag,omitempty"` // empty: the digest itself
-	Want        string `json:"want"`          // digest
+	// Subject is set for a referrer: Want is a referrer of Subject that
+	// the destination does not serve with it.
+	Subject string `json:"subject,omitempty"`
+	Want    string `json:"want"` // digest
 	Got         string `json:"got"`           // digest, "absent", or "error: ..."
 	File        string `json:"file"`
 	Line        int    `json:"line"`
@@ -29,6 +32,9 @@ type Mismatch struct {
 
 // Ref is the reference checked: dst/image:tag or dst/image@digest.
 func (m Mismatch) Ref() string {
+	if m.Subject != "" {
+		return m.Destination + "/" + m.Image + "@" + m.Subject + " (referrer)"
+	}
 	if m.Tag != "" {
 		return m.Destination + "/" + m.Image + ":" + m.Tag
 	}

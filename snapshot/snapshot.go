@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 )
@@ -35,8 +36,12 @@ func ParseFormat(s string) (Format, error) {
 
 // FromInventory returns the images held by repositories at or below ref,
 // named relative to ref. A repository equal to ref is named by its last path
-// segment. With minimal, untagged children of indexes are left out.
-func FromInventory(ctx context.Context, db *inventory.DB, ref string, minimal bool) ([]manifest.Image, error) {
+// segment. With minimal, untagged children of indexes are left out. Unless
+// referrers, referrer tags (sha256-<hex>, and cosign's .sig, .att, .sbom)
+// are left out, and so are the digests held only as referrers (or as
+// sha256-<hex> indexes of them): they travel with their subjects, and are
+// no promoter manifest's content.
+func FromInventory(ctx context.Context, db *inventory.DB, ref string, minimal, referrers bool) ([]manifest.Image, error) {
 	ref = strings.TrimSuffix(ref, "/")
 	contents, err := db.Contents(ctx, ref)
 	if err != nil {
@@ -46,6 +51,16 @@ func FromInventory(ctx context.Context, db *inventory.DB, ref string, minimal bo
 	for _, c := range contents {
 		if minimal && c.Child {
 			continue
+		}
+		if !referrers {
+			tags := slices.DeleteFunc(slices.Clone(c.Tags), referrer.IsTag)
+			if len(tags) == 0 && (c.Referrer || len(c.Tags) > 0) {
+				continue
+			}
+			if len(tags) == 0 {
+				tags = nil
+			}
+			c.Tags = tags
 		}
 		images = append(images, manifest.Image{
 			Name:    relativeName(c.Repository, ref),

@@ -82,7 +82,7 @@ func TestFromInventoryGolden(t *testing.T) {
 		{"app-exact.csv", "reg.example/prod/app", false, snapshot.CSV},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			images, err := snapshot.FromInventory(context.Background(), db, tt.ref, tt.minimal)
+			images, err := snapshot.FromInventory(context.Background(), db, tt.ref, tt.minimal, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestFromManifestsGolden(t *testing.T) {
 // WithTag is the Kubernetes promoter's --snapshot-tag: only the digests
 // carrying the tag, each with that tag alone.
 func TestWithTag(t *testing.T) {
-	images, err := snapshot.FromInventory(context.Background(), fixture(t), "reg.example/prod", false)
+	images, err := snapshot.FromInventory(context.Background(), fixture(t), "reg.example/prod", false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,5 +141,47 @@ func TestWithTag(t *testing.T) {
 	}
 	if want := "app@" + digest('9') + ",app:v2.0\n"; b.String() != want {
 		t.Errorf("CSV = %q, want %q", b.String(), want)
+	}
+}
+
+// Referrer tags, and digests held only as referrers, are left out unless
+// asked for; a digest that has a tag of its own stays.
+func TestFromInventoryReferrers(t *testing.T) {
+	ctx := context.Background()
+	db, err := inventory.Open(ctx, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	hex := strings.Repeat("a", 64)
+	fallback := &inventory.Manifest{Digest: digest('f'), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{"f":1}`),
+		Children: []inventory.Child{{Digest: digest('r')}}}
+	sbom := img('r')
+	sbom.Subject = digest('a')
+	if _, err := db.WriteRepository(ctx, 0, inventory.RepositoryState{Name: "reg.example/prod/app",
+		Tags: map[string]string{"v1": digest('a'), "sha256-" + hex + ".sig": digest('s'), "sha256-" + hex: digest('f'), "kept": digest('k'), "sha256-" + hex + ".att": digest('k')},
+		New:  []*inventory.Manifest{img('a'), img('s'), img('k'), fallback, sbom}}); err != nil {
+		t.Fatal(err)
+	}
+	render := func(referrers bool) string {
+		images, err := snapshot.FromInventory(ctx, db, "reg.example/prod", false, referrers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := snapshot.WriteCSV(&b, images); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	want := "app@" + digest('a') + ",app:v1\napp@" + digest('k') + ",app:kept\n"
+	if diff := cmp.Diff(want, render(false)); diff != "" {
+		t.Errorf("snapshot without referrers (-want +got):\n%s", diff)
+	}
+	got := render(true)
+	for _, s := range []string{"app:sha256-" + hex + ".sig", "app:sha256-" + hex + ".att", "app:sha256-" + hex + "\n", "app@" + digest('r') + ",-"} {
+		if !strings.Contains(got, s) {
+			t.Errorf("snapshot --include-referrers lacks %q:\n%s", s, got)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/registry"
+	"github.com/cipdev/cip/internal/referrer"
 	cipsync "github.com/cipdev/cip/sync"
 )
 
@@ -197,6 +198,8 @@ var (
 		Usage: "plain promoter manifest `FILE`"}
 	thinDirFlag = &cli.StringFlag{Name: "thin-manifest-dir", EnvVars: []string{"CIP_THIN_MANIFEST_DIR"},
 		Usage: "thin-manifest `DIR` (holding images/ and manifests/)"}
+	referrersFlag = &cli.StringFlag{Name: "referrers", EnvVars: []string{"CIP_REFERRERS"}, Value: "all",
+		Usage: "referrers that travel with each digest (signatures, attestations, SBOMs): `WHICH` is all, none, signatures (cosign, sigstore bundles, notation) or artifact types, comma separated"}
 	skipInvalidFlag = &cli.BoolFlag{Name: "skip-invalid", EnvVars: []string{"CIP_SKIP_INVALID"},
 		Usage: "skip invalid manifest entries (warning on stderr) instead of stopping"}
 	useServiceAccountFlag = &cli.BoolFlag{Name: "use-service-account", EnvVars: []string{"CIP_USE_SERVICE_ACCOUNT"},
@@ -248,6 +251,15 @@ func positive(name string) func(*cli.Context, int) error {
 		}
 		return nil
 	}
+}
+
+// referrersOf reads --referrers (exit 2 when it is not a selection).
+func referrersOf(c *cli.Context) (referrer.Selection, error) {
+	sel, err := referrer.ParseSelection(c.String("referrers"))
+	if err != nil {
+		return referrer.Selection{}, usagef("%v", err)
+	}
+	return sel, nil
 }
 
 func newApp(name string, stdout, stderr io.Writer) *cli.App {

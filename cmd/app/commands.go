@@ -129,7 +129,10 @@ tags sorted) or as CSV (image@digest,image:tag; image@digest,- when untagged).
 REF is synced first unless --offline. --minimal drops untagged children of
 manifest lists and indexes. --snapshot-tag TAG keeps only the digests that
 carry TAG, each listed with TAG alone (as the Kubernetes promoter's
---snapshot-tag), in either kind of snapshot.
+--snapshot-tag), in either kind of snapshot. Referrer tags (sha256-<hex>, and cosign's .sig,
+.att, .sbom) and the digests held only as referrers are left out: they
+travel with their images and are no manifest's content; --include-referrers
+lists them.
 
 With --manifest-based-snapshot-of REG, prints instead what the manifests
 promote into REG (or below it), offline.
@@ -141,6 +144,7 @@ Examples:
    cip snapshot --manifest-based-snapshot-of us.gcr.io/k8s-artifacts-prod --thin-manifest-dir ./k8s.gcr.io -o csv`,
 		Flags: append([]cli.Flag{outputFlag,
 			&cli.BoolFlag{Name: "minimal", EnvVars: []string{"CIP_MINIMAL"}, Usage: "drop untagged children of manifest lists and indexes"},
+			&cli.BoolFlag{Name: "include-referrers", EnvVars: []string{"CIP_INCLUDE_REFERRERS"}, Usage: "list referrer tags (sha256-<hex>, .sig, .att, .sbom) and the digests held only as referrers too"},
 			&cli.BoolFlag{Name: "offline", EnvVars: []string{"CIP_OFFLINE"}, Usage: "answer from the inventory without syncing"},
 			&cli.StringFlag{Name: "manifest-based-snapshot-of", EnvVars: []string{"CIP_MANIFEST_BASED_SNAPSHOT_OF"}, Usage: "snapshot what the manifests promote into `REG`"},
 			snapshotTagFlag, manifestFlag, thinDirFlag, skipInvalidFlag,
@@ -162,7 +166,7 @@ Examples:
 			if c.NArg() != 1 {
 				return usagef("snapshot: give exactly one REF")
 			}
-			return registrySnapshot(c, c.Args().First(), format, c.Bool("minimal"), c.Bool("offline"))
+			return registrySnapshot(c, c.Args().First(), format, c.Bool("minimal"), c.Bool("offline"), c.Bool("include-referrers"))
 		},
 	}
 }
@@ -188,7 +192,7 @@ func manifestSnapshot(c *cli.Context, reg string, format snapshot.Format) error 
 	return snapshot.Write(c.App.Writer, format, snapshot.WithTag(snapshot.FromManifests(set, reg), c.String("snapshot-tag")))
 }
 
-func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minimal, offline bool) error {
+func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minimal, offline, referrers bool) error {
 	if err := checkRef(ref); err != nil {
 		return err
 	}
@@ -205,7 +209,7 @@ func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minima
 			return err
 		}
 	}
-	images, err := snapshot.FromInventory(c.Context, db, ref, minimal)
+	images, err := snapshot.FromInventory(c.Context, db, ref, minimal, referrers)
 	if err != nil {
 		return err
 	}
@@ -236,7 +240,7 @@ Examples:
 			&cli.BoolFlag{Name: "minimal-snapshot", EnvVars: []string{"CIP_MINIMAL_SNAPSHOT"}, Usage: "drop untagged children of manifest lists from snapshots"},
 			&cli.StringFlag{Name: "manifest-based-snapshot-of", EnvVars: []string{"CIP_MANIFEST_BASED_SNAPSHOT_OF"}, Usage: "snapshot what the manifests promote into `REG`"},
 			&cli.BoolFlag{Name: "parse-only", EnvVars: []string{"CIP_PARSE_ONLY"}, Usage: "only parse and validate the manifests"},
-			snapshotTagFlag, confirmFlag, tagTTLFlag,
+			snapshotTagFlag, confirmFlag, tagTTLFlag, referrersFlag,
 		}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			format, err := snapshot.ParseFormat(c.String("output"))
@@ -248,7 +252,7 @@ Examples:
 			}
 			switch {
 			case c.String("snapshot") != "":
-				return registrySnapshot(c, c.String("snapshot"), format, c.Bool("minimal-snapshot"), false)
+				return registrySnapshot(c, c.String("snapshot"), format, c.Bool("minimal-snapshot"), false, false)
 			case c.String("manifest-based-snapshot-of") != "":
 				return manifestSnapshot(c, c.String("manifest-based-snapshot-of"), format)
 			case c.Bool("parse-only"):

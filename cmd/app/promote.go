@@ -63,19 +63,31 @@ checked with a live HEAD.
 
 Exit codes: 0 done (or nothing to do), 1 runtime failure, verification
 mismatch or lost rows (without --allow-lost), 2 invalid manifests or a tag
-move, 3 with --exit-code when the plan has copy or tag rows pending (and
-nothing is lost), 130 interrupted (Ctrl-C: the copies done so far are
+move, 3 with --exit-code when the plan has copy, tag or refer rows pending
+(and nothing is lost), 130 interrupted (Ctrl-C: the copies done so far are
 recorded; it says "interrupted: N of M copies done", and a rerun finishes).
+
+Referrers travel with their image (--referrers, default all): signatures,
+attestations, SBOMs and any other manifest whose subject is a promoted
+digest, one of its index children, or (a few levels deep) another such
+referrer, found by the referrers API, the sha256-<hex> tag schema and
+cosign's .sig/.att/.sbom tags. Each is a refer row (DIGEST is the
+subject, TAGS the referrer and its artifact type), copied after its
+subject: by digest where the destination indexes it (OCI-Subject), listed
+in the destination's sha256-<hex> index otherwise; a cosign tag the
+destination already has at another digest is merged (the destination
+keeps its own signatures and gets the source's).
 
 Examples:
    cip promote --manifest promoter-manifest.yaml --plan
+   cip promote --manifest promoter-manifest.yaml --plan --referrers signatures
    cip promote --thin-manifest-dir ./registry.k8s.io --plan --exit-code -o json
    cip sync gcr.io/k8s-staging-foo us.gcr.io/k8s-artifacts-prod && cip promote -m m.yaml --plan --offline
    cip promote --thin-manifest-dir ./registry.k8s.io --confirm --report run.json`,
-		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag, confirmFlag, tagTTLFlag,
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag, confirmFlag, tagTTLFlag, referrersFlag,
 			&cli.BoolFlag{Name: "plan", EnvVars: []string{"CIP_PLAN"}, Usage: "print the plan and exit (never writes)"},
 			&cli.BoolFlag{Name: "offline", EnvVars: []string{"CIP_OFFLINE"}, Usage: "plan from the inventory as it stands (after a cip sync), with no registry request; dry runs only"},
-			&cli.BoolFlag{Name: "exit-code", EnvVars: []string{"CIP_EXIT_CODE"}, Usage: "without --confirm, exit 3 when the plan has pending copy or tag rows"},
+			&cli.BoolFlag{Name: "exit-code", EnvVars: []string{"CIP_EXIT_CODE"}, Usage: "without --confirm, exit 3 when the plan has pending copy, tag or refer rows"},
 			&cli.StringFlag{Name: "report", EnvVars: []string{"CIP_REPORT"}, Usage: "write a JSON run report to `FILE`"},
 			&cli.BoolFlag{Name: "allow-lost", EnvVars: []string{"CIP_ALLOW_LOST"}, Usage: "only warn about lost rows (in neither source nor destination) instead of exiting 1"},
 		}, registryFlags()...),
@@ -128,7 +140,11 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	defer db.Close()
 	prog := newProgress(c)
 	client := newClient(c, set, prog)
-	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl")}
+	sel, err := referrersOf(c)
+	if err != nil {
+		return err
+	}
+	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl"), Referrers: sel}
 	origin := c.String("manifest")
 	if origin == "" {
 		origin = c.String("thin-manifest-dir")
@@ -150,8 +166,8 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		}
 	}
 	for _, s := range plan.Summaries() {
-		prog.info("plan", fmt.Sprintf("plan %s: %d copy, %d tag, %d skip, %d lost", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost),
-			slog.String("destination", s.Destination), slog.Int("copy", s.Copy), slog.Int("tag", s.Tag), slog.Int("skip", s.Skip), slog.Int("lost", s.Lost))
+		prog.info("plan", fmt.Sprintf("plan %s: %d copy, %d tag, %d skip, %d lost, %d refer", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost, s.Refer),
+			slog.String("destination", s.Destination), slog.Int("copy", s.Copy), slog.Int("tag", s.Tag), slog.Int("skip", s.Skip), slog.Int("lost", s.Lost), slog.Int("refer", s.Refer))
 	}
 	if err := writePlan(c.App.Writer, f.output, plan, tableWidth(c, f.output == "wide")); err != nil {
 		return err
@@ -230,8 +246,14 @@ type planRow struct {
 	Source      string   `json:"source" yaml:"source"`
 	Tags        []string `json:"tags" yaml:"tags,flow"`
 	TagsMissing []string `json:"tags_missing" yaml:"tags_missing,flow"`
-	File        string   `json:"file" yaml:"file"`
-	Line        int      `json:"line" yaml:"line"`
+	// Refer rows: the referrer to copy for Subject (the wanted Digest, a
+	// child of it, or another referrer), and how the source holds it.
+	Subject      string `json:"subject,omitempty" yaml:"subject,omitempty"`
+	Referrer     string `json:"referrer,omitempty" yaml:"referrer,omitempty"`
+	ArtifactType string `json:"artifact_type,omitempty" yaml:"artifact_type,omitempty"`
+	FoundBy      string `json:"found_by,omitempty" yaml:"found_by,omitempty"`
+	File         string `json:"file" yaml:"file"`
+	Line         int    `json:"line" yaml:"line"`
 	// TagMoves are the wanted tags the destination has at another digest:
 	// refused (cip never moves a tag), and the reason nothing is written.
 	TagMoves []planMove `json:"tag_moves,omitempty" yaml:"tag_moves,omitempty"`
@@ -263,6 +285,11 @@ func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error 
 			Tags: append([]string{}, r.Tags...), TagsMissing: append([]string{}, r.Missing...), File: r.File, Line: r.Line,
 			TagMoves: moves[rowKey{r.Dst, r.Image, r.Digest}]}
 	}
+	for _, r := range plan.Refers {
+		out = append(out, planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: inventory.ActionRefer,
+			Source: strings.TrimSuffix(r.SrcRepo, "/"+r.Image), Tags: []string{}, TagsMissing: []string{}, Subject: r.Subject, Referrer: r.Referrer,
+			ArtifactType: r.ArtifactType, FoundBy: r.FoundBy, File: r.File, Line: r.Line})
+	}
 	if format != "table" && format != "wide" {
 		return writeData(w, format, out)
 	}
@@ -278,6 +305,10 @@ func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error 
 		}
 		if tags == "" {
 			tags = "-"
+		}
+		if r.Action == inventory.ActionRefer {
+			cells = append(cells, []string{r.Action, r.Destination, r.Image, r.Subject, r.Referrer + " (" + r.ArtifactType + ")"})
+			continue
 		}
 		for _, m := range r.TagMoves {
 			tags += " MOVE REFUSED: " + m.Tag + " is at " + m.DigestNow

@@ -21,16 +21,27 @@ mismatch (want, got: a digest, "absent" or an error) and a one-line summary
 mismatches only, [] when none), and exits 1 when there is any mismatch.
 No sync is needed.
 
+It also checks each promoted digest's referrers (--referrers, default all)
+that the inventory knows its source holds (the last promote, run or sync
+of the source found them): listed with their subject by the destination's
+referrers API or its sha256-<hex> index, or at cosign's tag (that manifest,
+or a merge holding its signatures). A missing one is a mismatch (want the
+referrer, got "not listed", "absent" or an error).
+
 Examples:
    cip verify --manifest promoter-manifest.yaml
    cip verify --thin-manifest-dir ./registry.k8s.io -o json`,
-		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag}, registryFlags()...),
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag, referrersFlag}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			format := c.String("output")
 			switch format {
 			case "table", "wide", "json", "yaml":
 			default:
 				return usagef("unknown output format %q (want table, wide, json or yaml)", format)
+			}
+			sel, err := referrersOf(c)
+			if err != nil {
+				return err
 			}
 			set, err := loadManifests(c)
 			if err != nil {
@@ -50,9 +61,19 @@ Examples:
 				return err
 			}
 			client := newClient(c, set, newProgress(c))
-			checked, mismatches, err := promote.Verify(c.Context, db, client, loadID, promote.Options{Jobs: c.Int("jobs")})
+			opts := promote.Options{Jobs: c.Int("jobs"), Referrers: sel}
+			checked, mismatches, err := promote.Verify(c.Context, db, client, loadID, opts)
 			if err != nil {
 				return err
+			}
+			nref, rms, err := promote.VerifyReferrers(c.Context, db, client, loadID, opts)
+			if err != nil {
+				return err
+			}
+			checked += nref
+			for _, m := range rms {
+				mismatches = append(mismatches, promote.Mismatch{Destination: m.Destination, Image: m.Image, Subject: m.Subject,
+					Want: m.Referrer, Got: m.Got, File: m.File, Line: m.Line})
 			}
 			if err := writeMismatches(c, format, mismatches); err != nil {
 				return err
