@@ -25,9 +25,9 @@ type Mismatch struct {
 	// the destination does not serve with it.
 	Subject string `json:"subject,omitempty"`
 	Want    string `json:"want"` // digest
-	Got         string `json:"got"`           // digest, "absent", or "error: ..."
-	File        string `json:"file"`
-	Line        int    `json:"line"`
+	Got     string `json:"got"`  // digest, "absent", or "error: ..."
+	File    string `json:"file"`
+	Line    int    `json:"line"`
 }
 
 // Ref is the reference checked: dst/image:tag or dst/image@digest.

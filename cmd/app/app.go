@@ -17,10 +17,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/registry"
-	"github.com/cipdev/cip/internal/referrer"
 	cipsync "github.com/cipdev/cip/sync"
 )
 
