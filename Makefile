@@ -10,7 +10,16 @@ PKG      := github.com/cipdev/cip
 # fixed in go1.27). 3000 executions take 1-10 s per target here.
 FUZZTIME ?= 3000x
 
-.PHONY: all build install test unit e2e lint fuzz fuzz-short bench bench-compare bench-wan demo dist release clean ensure-docker-registry
+# Tools nobody here wrote, for the end-to-end tests of referrers (cosign
+# signs and verifies, oras attaches and discovers): built from the Go
+# module proxy into bin/tools (gitignored), once: cosign takes minutes.
+# CIP_TOOLS_DIR points the build and the tests elsewhere (a shared cache).
+COSIGN_VERSION := v3.1.3
+ORAS_VERSION   := v1.3.6
+CIP_TOOLS_DIR  ?= $(CURDIR)/bin/tools
+export CIP_TOOLS_DIR
+
+.PHONY: all build install test unit e2e lint fuzz fuzz-short bench bench-compare bench-wan demo dist release clean ensure-docker-registry tools
 
 all: build
 
@@ -35,7 +44,15 @@ ensure-docker-registry:
 	  && { command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ]; } \
 	  || { echo "FATAL: the end-to-end tests need the Debian package docker-registry (apt-get install docker-registry)" >&2; exit 1; }
 
-test: ensure-docker-registry
+# Build each tool the end-to-end tests need when the cache lacks it.
+tools:
+	@mkdir -p "$(CIP_TOOLS_DIR)"
+	@[ -x "$(CIP_TOOLS_DIR)/cosign" ] || { echo "building cosign $(COSIGN_VERSION) into $(CIP_TOOLS_DIR) (takes minutes)" >&2; \
+	  GOBIN="$(CIP_TOOLS_DIR)" $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION); }
+	@[ -x "$(CIP_TOOLS_DIR)/oras" ] || { echo "building oras $(ORAS_VERSION) into $(CIP_TOOLS_DIR)" >&2; \
+	  GOBIN="$(CIP_TOOLS_DIR)" $(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION); }
+
+test: ensure-docker-registry tools
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) fuzz-short
