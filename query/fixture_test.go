@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 )
@@ -52,6 +53,21 @@ var (
 	imgNew = image("imgNew", "new-layer")         // in the manifest, not yet promoted
 	imgDev = image("imgDev", "base", "dev-layer") // untagged in staging, in no manifest
 	allFix = []*inventory.Manifest{imgA, imgB, imgL1, imgL2, idxM, imgOld, imgDev}
+
+	// signed.example/release/signedapp: imgS signed (cosign's .sig) with an
+	// SBOM in its sha256-<hex> index; imgU unsigned.
+	imgS = image("imgS", "signed-layer")
+	imgU = image("imgU", "unsigned-layer")
+	sigA = &inventory.Manifest{Digest: dg("sigA"), MediaType: string(types.OCIManifestSchema1), Raw: []byte(`{"schemaVersion":2,"sig":"A"}`),
+		ConfigDigest: dg("sigA-config"), ArtifactType: "application/vnd.oci.image.config.v1+json",
+		Blobs: []inventory.Blob{{Digest: dg("sigA-config"), Kind: "config", Size: 200, MediaType: "application/vnd.oci.image.config.v1+json"},
+			{Digest: dg("sigA-layer"), Kind: "layer", Size: 300, MediaType: referrer.CosignSimpleSigning}}}
+	sbomA = &inventory.Manifest{Digest: dg("sbomA"), MediaType: string(types.OCIManifestSchema1), Raw: []byte(`{"schemaVersion":2,"sbom":"A"}`),
+		Subject: imgS.Digest, ArtifactType: "application/spdx+json",
+		Blobs: []inventory.Blob{{Digest: dg("empty"), Kind: "config", Size: 2, MediaType: "application/vnd.oci.empty.v1+json"},
+			{Digest: dg("sbomA-layer"), Kind: "layer", Size: 400, MediaType: "application/spdx+json"}}}
+	fallbackA = &inventory.Manifest{Digest: dg("fallbackA"), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{"schemaVersion":2,"fallback":"A"}`),
+		Children: []inventory.Child{{Digest: sbomA.Digest, MediaType: sbomA.MediaType, Size: int64(len(sbomA.Raw))}}}
 )
 
 // fixtureTime is the fixed clock of the first sync; the second is a day
@@ -101,6 +117,11 @@ func buildFixture(t testing.TB) string {
 	write(inventory.RepositoryState{Name: "registry.example/prod/old", Tags: map[string]string{"v0": imgOld.Digest, "rc": imgOld.Digest}, Untagged: []string{imgL2.Digest}})
 	write(inventory.RepositoryState{Name: "registry.example/prod/scratch", Untagged: []string{imgDev.Digest}})
 	write(inventory.RepositoryState{Name: "registry.example/prod_x/app", Tags: map[string]string{"v9": imgOld.Digest}}) // not under prod: '_' is no wildcard
+	_, err = db.WriteRepository(ctx, run, inventory.RepositoryState{Name: "signed.example/release/signedapp", Tags: map[string]string{
+		"v1": imgS.Digest, "v2": imgU.Digest,
+		referrer.Tag(imgS.Digest, referrer.CosignSignature): sigA.Digest, referrer.Tag(imgS.Digest, referrer.TagSchema): fallbackA.Digest,
+	}, New: []*inventory.Manifest{imgS, imgU, sigA, sbomA, fallbackA}})
+	must(err)
 	must(db.FinishRun(ctx, run, inventory.RunStats{Repositories: 7, Tags: 10, ManifestsFetched: len(allFix), Requests: 40}))
 	now = fixtureTime.Add(time.Hour)
 	run = start("empty.example/")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/cipdev/cip/internal/referrer"
 )
 
 // Source is where an answer comes from.
@@ -44,15 +46,7 @@ const (
 // :until).
 //
 // Adding a form is adding an entry to forms: patterns (see grammar.go), a
-// reading, an example, a scope and the statement(s). The forms on
-// signatures wait for referrers in the inventory (issue 15): they will be
-// entries like
-//
-//	{Name: "list-unsigned", Patterns: []string{"[list] unsigned (images|digests) in REG"},
-//	 Reading: "digests in {REG} that no signature refers to", scope: scopeInventory,
-//	 sql: map[string]string{"inventory": `… NOT EXISTS (SELECT 1 FROM referrers …)`}}
-//
-// with their words taken out of notYet (parse.go).
+// reading, an example, a scope and the statement(s).
 type Form struct {
 	Name     string
 	Patterns []string // the first is the canonical wording, for --list
@@ -396,6 +390,30 @@ const syncRunsSQL = `SELECT s.id, CASE WHEN ` + promoteRun + ` THEN 'promote' EL
 FROM sync_runs s
 WHERE 1`
 
+// Referrers (issue 15): what refers to a digest, in the same repository.
+const (
+	// isSignature says referrers row f is a signature: cosign's simple
+	// signing, a sigstore bundle of any version (cosign's new bundle format
+	// writes attestations as bundles too), a notation signature.
+	isSignature = `(f.artifact_type IN ('` + referrer.CosignSimpleSigning + `', '` + referrer.SigstoreBundle + `', '` + referrer.NotarySignature + `')
+    OR substr(f.artifact_type, 1, 40) = 'application/vnd.dev.sigstore.bundle+json')`
+	// notReferrer says rm.digest is neither a referrer nor a sha256-<hex>
+	// index of referrers in its repository: an image, not what signs it.
+	notReferrer = `NOT EXISTS (SELECT 1 FROM referrers f WHERE f.repository_id = rm.repository_id AND f.referrer_digest = rm.digest)
+  AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = rm.repository_id AND t.digest = rm.digest AND substr(t.tag, 1, 7) = 'sha256-' AND length(t.tag) = 71)`
+	// signedBy says rm.digest has a signature in its repository.
+	signedBy = `EXISTS (SELECT 1 FROM referrers f WHERE f.repository_id = rm.repository_id AND f.subject_digest = rm.digest AND ` + isSignature + `)`
+	noteReferrers = "referrers are those cip found (promote, or sync: cosign's and the sha256-<hex> tags; the referrers API for the digests cip promotes)"
+)
+
+func signedSQL(not string) string {
+	return `SELECT ` + rel("r.name", "reg") + ` AS image, rm.digest AS digest, ` + tagsOf + ` AS tags,
+  (SELECT COUNT(*) FROM referrers f WHERE f.repository_id = rm.repository_id AND f.subject_digest = rm.digest AND ` + isSignature + `) AS signatures
+` + held + `
+WHERE ` + under("r.name", "reg") + ` AND ` + isRoot + ` AND ` + notReferrer + ` AND ` + not + signedBy + `
+ORDER BY image, rm.digest`
+}
+
 // Notes shared by forms.
 const (
 	notePlatforms = "platforms are known for the entries of multi-arch indexes: single images are left out (the inventory records no platform for them)"
@@ -616,6 +634,48 @@ ORDER BY image, digest`,
 		scope:    scopeInREG,
 		notes:    []string{noteUntagged},
 		sql:      map[string]string{"inventory": untaggedInv, "manifests": untaggedMf},
+	},
+	{
+		Name:     "list-signed",
+		Patterns: []string{"[list] signed [images | digests] in REG", "[list] " + imgs + " in REG signed"},
+		Example:  "which images in registry.example/prod are signed",
+		Reading:  "the digests in {REG} that a signature refers to (cosign, sigstore bundle, notation), with how many",
+		scope:    scopeInventory,
+		notes:    []string{noteReferrers},
+		sql:      inv(signedSQL("")),
+	},
+	{
+		Name:     "list-unsigned",
+		Patterns: []string{"[list] unsigned [images | digests] in REG", "[list] " + imgs + " in REG unsigned", "[list] " + imgs + " in REG not signed"},
+		Example:  "which images in registry.example/prod are unsigned",
+		Reading:  "the digests in {REG} (index children and referrers left out) that no signature refers to",
+		scope:    scopeInventory,
+		notes:    []string{noteReferrers},
+		sql:      inv(signedSQL("NOT ")),
+	},
+	{
+		Name:     "list-signatures",
+		Patterns: []string{"[list] signatures in REG"},
+		Example:  "list signatures in registry.example/prod",
+		Reading:  "every signature in {REG}: the digest it signs, the signature's digest, its artifact type and where cip found it",
+		scope:    scopeInventory,
+		notes:    []string{noteReferrers},
+		sql: inv(`SELECT ` + rel("r.name", "reg") + ` AS image, f.subject_digest AS subject, f.referrer_digest AS signature, f.artifact_type, f.found_by
+FROM referrers f JOIN repositories r ON r.id = f.repository_id
+WHERE ` + under("r.name", "reg") + ` AND ` + isSignature + `
+ORDER BY image, f.subject_digest, f.referrer_digest`),
+	},
+	{
+		Name:     "referrers-of",
+		Patterns: []string{"what refer to DIGEST [in REG]", "[list] referrers [to] DIGEST [in REG]"},
+		Example:  "what refers to sha256:1111",
+		Reading:  "every referrer (signature, attestation, SBOM, ...) of {DIGEST} (a digest or a prefix)[ in {REG}], by repository",
+		scope:    scopeInventory,
+		notes:    []string{noteReferrers},
+		sql: inv(`SELECT r.name AS repository, f.subject_digest AS subject, f.referrer_digest AS referrer, f.artifact_type, f.found_by
+FROM referrers f JOIN repositories r ON r.id = f.repository_id
+WHERE ` + digestPrefix("f.subject_digest") + ` AND ` + underOpt("r.name") + `
+ORDER BY r.name, f.subject_digest, f.referrer_digest`),
 	},
 	{
 		Name:     "list-multiarch",

@@ -287,7 +287,9 @@ var synonyms = map[string]string{
 	"resolve": "resolve", "resolves": "resolve",
 	"has": "hold", "have": "hold", "had": "hold", "having": "hold", "holds": "hold", "contain": "hold", "contains": "hold",
 	"include": "hold", "includes": "hold", "carry": "hold", "carries": "hold", "support": "hold", "supports": "hold", "supporting": "hold",
-	"points": "point", "pointing": "point", "pointed": "point", "refer": "point", "refers": "point",
+	"points": "point", "pointing": "point", "pointed": "point",
+	"refers": "refer", "referring": "refer", "referrer": "referrers", "referencing": "refer",
+	"signature": "signatures", "sig": "signatures", "sigs": "signatures",
 	"uses": "use", "using": "use", "used": "use", "share": "use", "shares": "use",
 	"matches": "matching", "match": "matching", "like": "matching", "named": "matching", "containing": "matching", "glob": "matching",
 	"changes": "changed", "change": "changed", "modified": "changed", "happened": "changed",
@@ -323,20 +325,19 @@ var guarded = map[string]bool{
 	"this": true, "day": true, "hour": true, "week": true, "month": true, "year": true, "minute": true, "ago": true,
 	"between": true, "on": true, "larger": true, "smaller": true, "largest": true, "smallest": true, "top": true,
 	"added": true, "removed": true, "moved": true, "changed": true, "failed": true, "both": true,
-	"every": true, "each": true, "other": true, "same": true,
+	"every": true, "each": true, "other": true, "same": true, "signed": true, "unsigned": true,
 	"byte": true, "b": true, "kb": true, "mb": true, "gb": true, "tb": true, "kib": true, "mib": true, "gib": true, "tib": true,
 	"promoted": true, "excluding": true, "besides": true, "and": true, "from": true, "to": true, "in": true, "with": true,
 }
 
-// notYet words need data the inventory does not record yet: a question
-// holding one is answered "not supported yet", never read without it.
-// Referrers (signatures, attestations, SBOMs) come with issue 15; forms
-// for them are added to the table and their words removed from here.
+// notYet words need data the inventory does not record yet, or forms not
+// written yet: a question holding one is answered "not supported yet",
+// never read without it. Signatures and referrers have forms; questions
+// on attestations and SBOMs by kind wait for theirs (what refers to
+// DIGEST lists them).
 var notYet = map[string]string{
-	"signed": "signatures", "unsigned": "signatures", "signature": "signatures", "signatures": "signatures",
-	"sig": "signatures", "sigs": "signatures", "cosign": "signatures", "sigstore": "signatures",
 	"attestation": "attestations", "attestations": "attestations", "attested": "attestations", "provenance": "attestations",
-	"sbom": "SBOMs", "sboms": "SBOMs", "referrer": "referrers", "referrers": "referrers",
+	"sbom": "SBOMs", "sboms": "SBOMs",
 	"vulnerable": "vulnerability reports", "vulnerabilities": "vulnerability reports", "cve": "vulnerability reports", "cves": "vulnerability reports",
 }
 

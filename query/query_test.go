@@ -46,6 +46,10 @@ var goldenQuestions = []struct {
 	{"count-digests-source-manifests", "how many digests in registry.example/staging", true, true},
 	{"count-digests-empty", "how many digests in empty.example", false, false},
 	{"count-images", "how many images in registry.example/prod", false, false},
+	{"list-signed", "which images in signed.example/release are signed", false, false},
+	{"list-unsigned", "which images in signed.example/release are unsigned", false, false},
+	{"list-signatures", "list signatures in signed.example", false, false},
+	{"referrers-of", "what refers to " + dg("imgS")[:15], false, false},
 	{"count-images-bare", "how many images in prod", false, false},
 	{"count-tags", "how many tags in registry.example/prod", false, false},
 	{"count-tags-manifests", "count tags in mirror.example", true, false},
@@ -384,7 +388,7 @@ func TestIssueTable(t *testing.T) {
 		{"how many digests are not in gcr.io/prod", "count-not-promoted"},
 		{"which images are multi-arch in gcr.io/prod", "list-multiarch"},
 		{"list arm64 images in gcr.io/prod", "list-platform"},
-		{"which images in gcr.io/prod are signed", ""}, // not supported yet
+		{"which images in gcr.io/prod are signed", "list-signed"},
 		{"what is in gcr.io/prod", "list-digests"},
 		{"what in gcr.io/staging is in no manifest", "unmanaged"},
 		{"which digest does gcr.io/prod/app:v1 point to", "digest-of-tag"},
@@ -492,30 +496,42 @@ func TestUnknownSuggestsThree(t *testing.T) {
 	}
 }
 
-// Questions on signatures exit 2 with "not supported yet", whatever else
-// they hold: never another answer.
-func TestSignaturesNotSupported(t *testing.T) {
-	for _, q := range []string{
-		"which images in gcr.io/foo are signed",
-		"which images in gcr.io/foo are unsigned",
-		"list unsigned images in gcr.io/foo",
-		"how many digests are not signed in gcr.io/foo",
-		"how many signed digests in gcr.io/foo",
-		"what is the signature of gcr.io/foo/app:v1",
-		"list signatures in gcr.io/foo",
-		"list unsinged images in gcr.io/foo",
-		"which images have an SBOM in gcr.io/foo",
-		"how many images in gcr.io/foo have attestations",
+// Questions on signatures and referrers read as their forms (issue 15);
+// those on attestations and SBOMs by kind are still "not supported yet",
+// and the others no form answers are unknown: never another answer.
+func TestSignatureQuestions(t *testing.T) {
+	for _, tc := range []struct{ q, form string }{
+		{"which images in gcr.io/foo are signed", "list-signed"},
+		{"list signed digests in gcr.io/foo", "list-signed"},
+		{"which images in gcr.io/foo are unsigned", "list-unsigned"},
+		{"list unsigned images in gcr.io/foo", "list-unsigned"},
+		{"which images in gcr.io/foo are not signed", "list-unsigned"},
+		{"list signatures in gcr.io/foo", "list-signatures"},
+		{"list sigs in gcr.io/foo", "list-signatures"},
+		{"what refers to sha256:abcd1234", "referrers-of"},
+		{"what refers to sha256:abcd1234 in gcr.io/foo", "referrers-of"},
+		{"list referrers to sha256:abcd1234", "referrers-of"},
+		{"how many signed digests in gcr.io/foo", ""},
+		{"list unsinged images in gcr.io/foo", ""},
+		{"which images have an SBOM in gcr.io/foo", ""},
+		{"how many images in gcr.io/foo have attestations", ""},
 	} {
-		_, err := Translate(q, testNow)
-		var ue *UnsupportedError
-		if !errors.As(err, &ue) || !errors.Is(err, ErrNotSupported) {
-			t.Errorf("Translate(%q) = %v, want not supported yet", q, err)
-			continue
+		p, err := Translate(tc.q, testNow)
+		switch {
+		case tc.form == "" && err == nil:
+			t.Errorf("Translate(%q) = %s (%s), want an error", tc.q, p.Form.Name, p.Reading())
+		case tc.form == "" && !errors.Is(err, ErrNotSupported) && !errors.Is(err, ErrUnknownQuestion):
+			t.Errorf("Translate(%q) = %v, want unknown or not supported yet", tc.q, err)
+		case tc.form != "" && err != nil:
+			t.Errorf("Translate(%q) = %v, want form %s", tc.q, err, tc.form)
+		case tc.form != "" && p.Form.Name != tc.form:
+			t.Errorf("Translate(%q) = form %s, want %s", tc.q, p.Form.Name, tc.form)
 		}
-		if !strings.Contains(err.Error(), "not supported yet") || !strings.Contains(err.Error(), "the inventory records no") {
-			t.Errorf("Translate(%q) error %q does not say why", q, err)
-		}
+	}
+	_, err := Translate("which images have an SBOM in gcr.io/foo", testNow)
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) {
+		t.Errorf("an SBOM question: %v, want not supported yet", err)
 	}
 }
 
@@ -548,7 +564,8 @@ var nearMisses = []struct{ base, q, want string }{
 	{"list images in gcr.io/foo", "list arm64 images in gcr.io/foo", "list-platform"},
 	{"list images in gcr.io/foo", "list linux/arm64 images in gcr.io/foo", "list-platform"},
 	{"list images in gcr.io/foo", "list untagged images in gcr.io/foo", "list-untagged"},
-	{"list images in gcr.io/foo", "list signed images in gcr.io/foo", ""},
+	{"list images in gcr.io/foo", "list signed images in gcr.io/foo", "list-signed"},
+	{"list images in gcr.io/foo", "list unsigned images in gcr.io/foo", "list-unsigned"},
 	{"list images in gcr.io/foo", "list images not in gcr.io/foo", "not-promoted"},
 	{"list images in gcr.io/foo", "list images in gcr.io/foo without tags", "repositories-without-tags"},
 	{"list images in gcr.io/foo", "list images in gcr.io/foo not matching app", ""},
@@ -564,7 +581,7 @@ var nearMisses = []struct{ base, q, want string }{
 	{"list tags in gcr.io/foo", "list tags in gcr.io/foo today", ""},
 	{"what is in gcr.io/foo", "what is not in gcr.io/foo", "not-promoted"},
 	{"what is in gcr.io/foo", "what is only in gcr.io/foo", ""},
-	{"what is in gcr.io/foo", "what is signed in gcr.io/foo", ""},
+	{"what is in gcr.io/foo", "what is signed in gcr.io/foo", "list-signed"},
 	{"what is in gcr.io/foo", "what is untagged in gcr.io/foo", "list-untagged"},
 	{"what in gcr.io/foo is in a manifest", "what in gcr.io/foo is in no manifest", "unmanaged"},
 	{"what in gcr.io/foo is in a manifest", "what in gcr.io/foo is not in a manifest", "unmanaged"},
