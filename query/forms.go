@@ -402,7 +402,7 @@ const (
 	notReferrer = `NOT EXISTS (SELECT 1 FROM referrers f WHERE f.repository_id = rm.repository_id AND f.referrer_digest = rm.digest)
   AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = rm.repository_id AND t.digest = rm.digest AND substr(t.tag, 1, 7) = 'sha256-' AND length(t.tag) = 71)`
 	// signedBy says rm.digest has a signature in its repository.
-	signedBy = `EXISTS (SELECT 1 FROM referrers f WHERE f.repository_id = rm.repository_id AND f.subject_digest = rm.digest AND ` + isSignature + `)`
+	signedBy      = `EXISTS (SELECT 1 FROM referrers f WHERE f.repository_id = rm.repository_id AND f.subject_digest = rm.digest AND ` + isSignature + `)`
 	noteReferrers = "referrers are those cip found (promote, or sync: cosign's and the sha256-<hex> tags; the referrers API for the digests cip promotes)"
 )
 
