@@ -58,12 +58,50 @@ func (s ImageSize) Run(ctx context.Context, c *Change) ([]Finding, error) {
 			return nil, err
 		}
 		if size > s.max() {
-			msg := fmt.Sprintf("image %q: digest %s is %s, over the limit of %s", d.image, d.digest, human.Bytes(size), human.Bytes(s.max()))
-			if which != d.digest {
-				msg = fmt.Sprintf("image %q: digest %s: platform image %s is %s, over the limit of %s", d.image, d.digest, which, human.Bytes(size), human.Bytes(s.max()))
+			what, err := s.describe(ctx, d.digest, which)
+			if err != nil {
+				return nil, err
 			}
+			msg := fmt.Sprintf("image %q: digest %s%s is %s, over the limit of %s", d.image, d.digest, what, human.Bytes(size), human.Bytes(s.max()))
 			out = append(out, Finding{Severity: Error, File: d.file, Line: d.line, Message: msg})
 		}
 	}
 	return out, nil
+}
+
+// imageConfigs are the config media types of container images; any other
+// (a Helm chart's, the OCI empty config of an artifact) makes an artifact.
+var imageConfigs = map[string]bool{
+	"application/vnd.oci.image.config.v1+json":       true,
+	"application/vnd.docker.container.image.v1+json": true,
+	"": true, // Docker schema 1: no config
+}
+
+// describe names what was measured, after the digest: nothing for an
+// image, " (an artifact, TYPE)" for an OCI artifact (a Helm chart, an
+// SBOM: manifest, config and layers of any media type, sized alike), and
+// for an index its largest entry: ": platform image D" when the entry
+// names a platform, else ": entry D".
+func (s ImageSize) describe(ctx context.Context, digest, which string) (string, error) {
+	m, err := s.Inventory.DB.Manifest(ctx, which)
+	if err != nil {
+		return "", err
+	}
+	kind := ""
+	if !imageConfigs[m.ArtifactType] {
+		kind = " (an artifact, " + m.ArtifactType + ")"
+	}
+	if which == digest {
+		return kind, nil
+	}
+	idx, err := s.Inventory.DB.Manifest(ctx, digest)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range idx.Children {
+		if c.Digest == which && c.OS == "" && c.Architecture == "" {
+			return ": entry " + which + kind, nil
+		}
+	}
+	return ": platform image " + which + kind, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // onlineFixture starts a registry with staging/app:v1 (an image of two
@@ -87,6 +88,24 @@ func TestImageSize(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An OCI artifact that is not an image (a Helm chart: its own config and
+// layer media types) is sized like one, and named an artifact.
+func TestImageSizeArtifact(t *testing.T) {
+	inv, r, _, _, _, reg := onlineFixture(t)
+	chart := reg.Attach(t, "staging/chart", v1.Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}, Size: 1},
+		"application/vnd.cncf.helm.config.v1+json", strings.Repeat("chart bytes ", 100))
+	reg.Tag(t, "staging/chart", chart, "1.0.0")
+	rf := map[string]string{"foo": r}
+	head := map[string]string{"foo": img("chart", dig(chart.String(), "1.0.0"))}
+	got := runCheckMulti(t, ImageSize{Inventory: inv, Max: 500}, map[string]string{"foo": "-"}, head, nil, rf)
+	if len(got) != 1 || !strings.Contains(got[0].Message, `image "chart": digest `+chart.String()+` (an artifact, application/vnd.cncf.helm.config.v1+json) is 1.`) {
+		t.Errorf("ImageSize of a Helm chart = %+v, want one finding naming the artifact", got)
+	}
+	if got := runCheckMulti(t, ImageSize{Inventory: inv, Max: 1 << 20}, map[string]string{"foo": "-"}, head, nil, rf); len(got) != 0 {
+		t.Errorf("ImageSize of a small Helm chart = %+v, want none", got)
 	}
 }
 

@@ -1006,11 +1006,13 @@ ORDER BY source, p.digest, destination, p.tag`},
 		Name:     "tags-moved",
 		Patterns: []string{"[list] tags [hold] moved in REG [WHEN]", "[list] moved tags in REG [WHEN]"},
 		Example:  "which tags moved in registry.example/prod since 2026-01-01",
-		Reading:  "the tag moves under {REG}[ {WHEN}]",
+		Reading:  "the tag moves under {REG}[ {WHEN}] (referrer tags, which move by design, left out)",
 		scope:    scopeInventory,
 		lastSync: true,
 		notes:    []string{noteHistory},
-		sql:      history(` AND h.change = 'moved'`),
+		// sha256-<hex>, .sig, .att, .sbom: a merged signature or index
+		// moves them; that is no tag move.
+		sql: history(` AND h.change = 'moved' AND NOT (substr(h.tag, 1, 7) = 'sha256-' AND length(h.tag) >= 71)`),
 	},
 	{
 		Name:     "tags-added",
