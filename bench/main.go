@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 	fs.StringVar(&cfg.Bin, "bin", "bench/.bin", "directory holding the cip, crane and regsync binaries (and cip-base, a baseline build run beside cip when present)")
 	fs.StringVar(&cfg.Out, "out", "", "write the Markdown report to `FILE` (default: stdout)")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "alternating rounds per workload (medians are over rounds)")
-	workloads := fs.String("workloads", "W200,W200x3,W2000,Wbig", "comma-separated workloads: W200, W200x3, W2000 (crawl), Wbig")
+	workloads := fs.String("workloads", "W200,W200x3,W2000,Wbig,"+signedWorkload, "comma-separated workloads: W200, W200x3, W2000 (crawl), Wbig, W200signed (W200 with every image signed)")
 	tools := fs.String("tools", "", "comma-separated promoters to compare: cip, regsync, crane, push (default: per workload, see defaultTools; the crawl always uses cip and crane)")
 	fs.StringVar(&cfg.Work, "work", "", "scratch `DIR` (default: a new temporary directory, removed after)")
 	serve := fs.String("serve", "", "seed `WORKLOAD`'s source and fresh destinations, print a cip command line for them, and keep them up until interrupted (for profiling by hand)")
@@ -282,6 +282,13 @@ func benchPromote(ctx context.Context, cfg Config, e *toolEnv, w *Workload, tool
 	if err != nil {
 		return nil, fmt.Errorf("seed source: %w", err)
 	}
+	if signed(w) {
+		sd, err := timed(func() error { return Sign(ctx, w, src.Host(), "staging", parallel, pushTransport()) })
+		if err != nil {
+			return nil, fmt.Errorf("sign source: %w", err)
+		}
+		d += sd
+	}
 	c := src.Proxy.Take()
 	out = append(out, Result{Tool: "seed", Phase: "source", Wall: d, Dst: c})
 	fmt.Fprintf(cfg.Log, "bench: %s: seeded source in %s\n", w.Shape.Name, d.Round(time.Millisecond))
@@ -347,6 +354,11 @@ func promoteOnce(ctx context.Context, cfg Config, e *toolEnv, w *Workload, name 
 		for _, d := range dsts {
 			if err := verify(ctx, w, d.Direct()+"/prod"); err != nil {
 				return nil, fmt.Errorf("%s %s round %d: %w", name, phase, round, err)
+			}
+			if signed(w) {
+				if err := verifySigned(ctx, w, src.Direct()+"/staging", d.Direct()+"/prod"); err != nil {
+					return nil, fmt.Errorf("%s %s round %d: %w", name, phase, round, err)
+				}
 			}
 		}
 		fmt.Fprintf(cfg.Log, "bench: %s round %d: %-8s %-4s %8s  %5d requests\n", w.Shape.Name, round, name, phase, wall.Round(time.Millisecond), r.Src.Total()+r.Dst.Total())

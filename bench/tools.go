@@ -167,7 +167,13 @@ func (r *regsyncTool) Prepare(dir string, w *Workload, src string, dsts []string
 	for _, h := range hosts {
 		fmt.Fprintf(&b, "  - registry: %s\n    tls: disabled\n", h)
 	}
-	b.WriteString("defaults:\n  parallel: 8\n  skipDockerConfig: true\nsync:\n")
+	b.WriteString("defaults:\n  parallel: 8\n  skipDockerConfig: true\n")
+	if signed(w) {
+		// Signatures too: OCI referrers (the sha256-<hex> tag schema on
+		// docker-registry) and cosign's sha256-<hex>.sig tags.
+		b.WriteString("  referrers: true\n  digestTags: true\n")
+	}
+	b.WriteString("sync:\n")
 	for _, d := range dsts {
 		for _, repo := range w.Repos() {
 			fmt.Fprintf(&b, "  - source: %s/%s\n    target: %s/%s\n    type: repository\n", src, repo, d, repo)
