@@ -20,12 +20,13 @@ UPDATE manifests SET
 
 -- A referrer a repository holds for a subject, and how cip found it.
 CREATE TABLE referrers (
-    repository_id   INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    repository_id   INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE, -- the repository holding both
     subject_digest  TEXT NOT NULL,       -- what is referred to: sha256:<hex>
-    referrer_digest TEXT NOT NULL REFERENCES manifests(digest),
+    referrer_digest TEXT NOT NULL REFERENCES manifests(digest), -- the signature, attestation, SBOM, ... (a manifest)
     artifact_type   TEXT NOT NULL,       -- e.g. application/vnd.dev.sigstore.bundle.v0.3+json; '' when the registry gave none
-    found_by        TEXT NOT NULL CHECK (found_by IN ('api', 'tag-schema', 'cosign-tag')), -- the referrers API, a sha256-<hex> index, a sha256-<hex>.sig/.att/.sbom tag
-    PRIMARY KEY (repository_id, subject_digest, referrer_digest)
+    found_by        TEXT NOT NULL,       -- api (the referrers API), tag-schema (a sha256-<hex> index), cosign-tag (a .sig, .att or .sbom tag)
+    PRIMARY KEY (repository_id, subject_digest, referrer_digest),
+    CHECK (found_by IN ('api', 'tag-schema', 'cosign-tag'))
 ) WITHOUT ROWID;
 CREATE INDEX referrers_referrer ON referrers(referrer_digest);
 -- The rows found by tags are derived from a repository's tags whenever it
@@ -36,7 +37,7 @@ CREATE INDEX referrers_referrer ON referrers(referrer_digest);
 -- that the registry does not serve it), so that a run within --tag-ttl
 -- plans from the referrers rows above without asking again.
 CREATE TABLE referrer_checks (
-    repository_id  INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    repository_id  INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE, -- the repository asked
     subject_digest TEXT NOT NULL,        -- the subject asked about
     checked_at     TEXT NOT NULL,        -- RFC 3339 UTC of the answer
     api            INTEGER NOT NULL,     -- 1: the registry served the referrers API; 0: it did not (404), tags only

@@ -27,6 +27,8 @@ var promotionsDoc = map[string]string{
 var (
 	createRE = regexp.MustCompile(`(?i)^\s*CREATE\s+(?:TEMP\s+)?(TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)`)
 	columnRE = regexp.MustCompile(`^\s+(\w+)\s+[A-Za-z]+[^-]*--\s*(.*)$`)
+	// alterRE is a column a later migration adds, with its trailing comment.
+	alterRE = regexp.MustCompile(`(?i)^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+(\w+)\s+[A-Za-z]+[^-]*--\s*(.*)$`)
 )
 
 // schemaDocs reads one-line meanings of tables and columns from the
@@ -52,6 +54,14 @@ func schemaDocs() (tables map[string]string, columns map[string]map[string]strin
 				block = append(block, strings.TrimSpace(strings.TrimPrefix(trimmed, "--")))
 				continue
 			case trimmed == "":
+				block = nil
+				continue
+			}
+			if m := alterRE.FindStringSubmatch(line); m != nil {
+				if columns[m[1]] == nil {
+					columns[m[1]] = map[string]string{}
+				}
+				columns[m[1]][m[2]] = m[3]
 				block = nil
 				continue
 			}
