@@ -318,6 +318,35 @@ func (d *DB) WantedSourceDigests(ctx context.Context, loadID int64) ([]SourceDig
 	return out, rows.Err()
 }
 
+// UnsourcedDigests lists, for load loadID, the wanted digests that no
+// source repository holds as far as the inventory knows, each with its
+// first source repository (by name), by repository and digest: a
+// destination that already has them never made cip read the source.
+func (d *DB) UnsourcedDigests(ctx context.Context, loadID int64) ([]SourceDigest, error) {
+	rows, err := d.db.QueryContext(ctx, `
+		SELECT DISTINCT (SELECT MIN(s.src) FROM wanted_route_sources s WHERE s.set_id = w.set_id AND s.route = w.route) || '/' || w.image AS repo, w.digest
+		FROM manifest_loads l CROSS JOIN wanted_digests w ON w.set_id = l.set_id
+		WHERE l.id = ? AND NOT EXISTS (
+			SELECT 1 FROM wanted_route_sources s
+			JOIN repositories sr ON sr.name = s.src || '/' || w.image
+			JOIN repository_manifests srm ON srm.repository_id = sr.id AND srm.digest = w.digest
+			WHERE s.set_id = w.set_id AND s.route = w.route)
+		ORDER BY repo, w.digest`, loadID)
+	if err != nil {
+		return nil, fmt.Errorf("read unsourced digests of load %d: %w", loadID, err)
+	}
+	defer rows.Close()
+	var out []SourceDigest
+	for rows.Next() {
+		var s SourceDigest
+		if err := rows.Scan(&s.Repository, &s.Digest); err != nil {
+			return nil, fmt.Errorf("read unsourced digests of load %d: %w", loadID, err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 // ActionRefer is the plan action of a referrer to copy.
 const ActionRefer = "refer"
 

@@ -24,7 +24,10 @@ import (
 
 // planReferrers adds the refer rows to p: the referrers opts.Referrers
 // selects that the sources hold for the wanted digests and the
-// destinations lack. Online it first looks the sources' referrers up
+// destinations lack. Online it first makes sure the inventory knows each
+// wanted digest in its source (sync.Digests for those it does not: a
+// destination holding them all means no crawl read the source), then
+// looks the sources' referrers up
 // (sync.Referrers: their referrer tags, without a listing for a source
 // this run crawled, and their referrers APIs), then asks the referrers
 // APIs of destinations that already hold a subject with pending
@@ -36,6 +39,22 @@ func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Clien
 		return nil
 	}
 	if !opts.Offline {
+		// Wanted digests the inventory does not know in their source (every
+		// destination had them, so no crawl read the source): a look-up
+		// each, once; what it finds is recorded.
+		gaps, err := db.UnsourcedDigests(ctx, p.LoadID)
+		if err != nil {
+			return err
+		}
+		if len(gaps) > 0 {
+			refs := make([]cipsync.Ref, len(gaps))
+			for i, s := range gaps {
+				refs[i] = cipsync.Ref{Repository: s.Repository, Digest: s.Digest}
+			}
+			if _, err := cipsync.Digests(ctx, db, client, refs, cipsync.Options{Jobs: opts.Jobs}); err != nil {
+				return err
+			}
+		}
 		srcs, err := db.WantedSourceDigests(ctx, p.LoadID)
 		if err != nil {
 			return err

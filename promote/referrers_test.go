@@ -248,3 +248,30 @@ func TestPromoteReferrersNone(t *testing.T) {
 		t.Errorf("d1 tags = %v, want only v1", tags)
 	}
 }
+
+// A destination that already holds the image (promoted before signatures
+// travelled) gets its signature: the source is looked up although no copy
+// made cip crawl it; a second plan asks the source no digest again.
+func TestPromoteReferrersOfHeldImage(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	img := regtest.Image(t, 256, 1, true)
+	d := e.src.Push(t, "staging/app", "v1", img)
+	sig := e.src.Sign(t, "staging/app", d, "sig")
+	e.d1.Push(t, "prod/app", "v1", img)
+	set := e.manifestSet(entry{"app", d, []string{"v1"}})
+	p, _ := e.promoteWith(set, referrer.All)
+	if len(p.Refers) != 1 || p.Refers[0].Referrer != sig.String() {
+		t.Fatalf("refer rows = %+v, want the source's .sig", p.Refers)
+	}
+	if got, _ := liveTag(t, e.d1, "prod/app", referrer.Tag(d.String(), referrer.CosignSignature)); got != sig {
+		t.Errorf("d1's .sig is %s, want %s", got, sig)
+	}
+	e.src.Reset()
+	if p := e.planWith(set, referrer.All); p.Pending() != 0 {
+		t.Errorf("second plan: %d pending", p.Pending())
+	}
+	if n := e.src.Count("HEAD manifest") + e.src.Count("GET manifest"); n != 1 {
+		t.Errorf("second plan: %d manifest requests to the source, want 1 (the .sig tag's HEAD)", n)
+	}
+}
