@@ -101,7 +101,9 @@ func bundleManifest(ctx context.Context, repo name.Repository, it Item, opts []r
 	if err != nil {
 		return nil, err
 	}
-	mt, err := it.Value.(interface{ MediaType() (types.MediaType, error) }).MediaType()
+	mt, err := it.Value.(interface {
+		MediaType() (types.MediaType, error)
+	}).MediaType()
 	if err != nil {
 		return nil, err
 	}
