@@ -352,12 +352,7 @@ func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Reposit
 	if err != nil {
 		return nil, inventory.Copy{}, err
 	}
-	release, err := e.slot(ctx)
-	if err != nil {
-		return nil, inventory.Copy{}, err
-	}
-	live, err := e.client.GetManifest(ctx, dst, tag)
-	release()
+	live, err := e.liveTag(ctx, dst, r.DstRepo, tag)
 	if errors.Is(err, registry.ErrNotFound) {
 		if err := e.contents(ctx, st, r.SrcRepo, r.DstRepo, src); err != nil {
 			return nil, inventory.Copy{}, err
@@ -388,7 +383,7 @@ func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Reposit
 			return nil, inventory.Copy{}, err
 		}
 	}
-	release, err = e.slot(ctx)
+	release, err := e.slot(ctx)
 	if err != nil {
 		return nil, inventory.Copy{}, err
 	}
@@ -404,6 +399,22 @@ func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Reposit
 	}
 	st.manifests.Add(1)
 	return merged, inventory.Copy{Repository: r.DstRepo, Digest: merged.Digest, Tag: tag}, nil
+}
+
+// liveTag reads dstRepo:tag as the registry has it now (another signer
+// may have moved it since the crawl): ErrNotFound when it has none. A
+// repository the crawl found absent holds only what this run put, and
+// each referrer tag has one writer, so it has none there: no request.
+func (e *engine) liveTag(ctx context.Context, dst name.Repository, dstRepo, tag string) (registry.Manifest, error) {
+	if e.absent[dstRepo] {
+		return registry.Manifest{}, fmt.Errorf("%s:%s: %w", dstRepo, tag, registry.ErrNotFound)
+	}
+	release, err := e.slot(ctx)
+	if err != nil {
+		return registry.Manifest{}, err
+	}
+	defer release()
+	return e.client.GetManifest(ctx, dst, tag)
 }
 
 // coversLayers reports whether every layer of src is a layer of m.
@@ -595,12 +606,7 @@ func (e *engine) mergeFallback(ctx context.Context, dst name.Repository, subject
 	if tag == "" {
 		return nil, fmt.Errorf("subject %s: the referrers tag schema names sha256 digests only", subject)
 	}
-	release, err := e.slot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	live, err := e.client.GetManifest(ctx, dst, tag)
-	release()
+	live, err := e.liveTag(ctx, dst, dst.Name(), tag)
 	var entries []json.RawMessage
 	listed := map[string]bool{}
 	var existing map[string]json.RawMessage
@@ -782,11 +788,12 @@ func verifyReferrerRows(ctx context.Context, db *inventory.DB, client *registry.
 		by[k] = append(by[k], r)
 	}
 	got := make([][]string, len(keys))
+	hosts := &apiHosts{no: map[string]bool{}}
 	var g errgroup.Group
 	g.SetLimit(jobs)
 	for i, k := range keys {
 		g.Go(func() error {
-			got[i] = checkSubject(ctx, db, client, k.repo, k.subject, by[k])
+			got[i] = checkSubject(ctx, db, client, hosts, k.repo, k.subject, by[k])
 			return nil
 		})
 	}
@@ -807,9 +814,29 @@ func verifyReferrerRows(ctx context.Context, db *inventory.DB, client *registry.
 	return out
 }
 
+// apiHosts remembers the registry hosts that answered a referrers
+// request with 404 (no API): their other subjects are read from the
+// sha256-<hex> tags at once, a request each saved.
+type apiHosts struct {
+	mu gosync.Mutex
+	no map[string]bool
+}
+
+func (h *apiHosts) served(host string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.no[host]
+}
+
+func (h *apiHosts) none(host string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.no[host] = true
+}
+
 // checkSubject returns, for each row, "" when repo serves its referrer
 // with its subject, else what it found.
-func checkSubject(ctx context.Context, db *inventory.DB, client *registry.Client, repoName, subject string, rows []inventory.ReferRow) []string {
+func checkSubject(ctx context.Context, db *inventory.DB, client *registry.Client, hosts *apiHosts, repoName, subject string, rows []inventory.ReferRow) []string {
 	out := make([]string, len(rows))
 	repo, err := client.ParseRepository(repoName)
 	if err != nil {
@@ -824,8 +851,13 @@ func checkSubject(ctx context.Context, db *inventory.DB, client *registry.Client
 			return nil
 		}
 		listed = map[string]bool{}
-		rs, err := client.Referrers(ctx, repo, subject, "")
+		var rs []registry.Referrer
+		err := registry.ErrNoReferrersAPI
+		if hosts.served(repo.RegistryStr()) {
+			rs, err = client.Referrers(ctx, repo, subject, "")
+		}
 		if errors.Is(err, registry.ErrNoReferrersAPI) {
+			hosts.none(repo.RegistryStr())
 			m, gerr := client.GetManifest(ctx, repo, referrer.Tag(subject, referrer.TagSchema))
 			if errors.Is(gerr, registry.ErrNotFound) {
 				return nil
