@@ -245,6 +245,19 @@ func TestReferrersCosignOras(t *testing.T) {
 	if got := Crane(t, "ls", dstSrv.Host+"/none/app"); got != "v1" {
 		t.Errorf("--referrers none: tags %q, want only v1", got)
 	}
+	// Then only referrers are pending: --exit-code says so, the table and
+	// the yaml list them.
+	table, planErr := Cip(t, 3, "--db", db, "promote", "--manifest", none, "--plan", "--exit-code")
+	if n := strings.Count(table, "\nrefer "); n != want {
+		t.Errorf("plan table has %d refer rows, want %d:\n%s", n, want, table)
+	}
+	if !strings.Contains(planErr, fmt.Sprintf("0 copy, 0 tag, 1 skip, 0 lost, %d refer", want)) {
+		t.Errorf("plan summary: %s", planErr)
+	}
+	yamlOut, _ := Cip(t, 3, "--db", db, "promote", "--manifest", none, "--plan", "--exit-code", "-o", "yaml")
+	if n := strings.Count(yamlOut, "action: refer"); n != want || !strings.Contains(yamlOut, "found_by: cosign-tag") {
+		t.Errorf("plan yaml has %d refer rows, want %d:\n%s", n, want, yamlOut)
+	}
 	// --referrers signatures: bundles and .sig, no attestation, no SBOM.
 	sigs := writeManifest("sigs.yaml", "sigs")
 	Cip(t, 0, "--db", db, "promote", "--manifest", sigs, "--confirm", "--referrers", "signatures")
