@@ -23,6 +23,8 @@ if [ -n "${CIP_BASE_REF:-}" ]; then
   git worktree remove --force "$base"
 fi
 # Default: the workloads with targets, 3 rounds (about 10 minutes on 2
-# busy cores); Wbig (960 MiB) only on request: -workloads W200,W200x3,W2000,Wbig.
+# busy cores); Wbig (960 MiB) only on request: -workloads W200,W200x3,W2000,Wbig;
+# the signed W200 (referrers, against regsync's referrers and digestTags)
+# too: -workloads W200signed -out bench/RESULTS-referrers.md.
 if [ "$#" -eq 0 ]; then set -- -workloads W200,W200x3,W2000 -rounds 3 -out bench/RESULTS.md; fi
 exec go run ./bench -bin "$BIN" "$@"
