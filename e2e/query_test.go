@@ -440,7 +440,7 @@ images:
 
 	// Questions that cannot be answered exit 2 and say why.
 	for q, want := range map[string]string{
-		"which images in " + staging + " are signed":      "not supported yet",
+		"which images in " + staging + " have an sbom":    "not supported yet",
 		"how many digests in " + staging + " except app0": "unknown question",
 		"how many tags in " + dstSrv.Host + "/elsewhere":  "",
 	} {

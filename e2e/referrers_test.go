@@ -232,11 +232,61 @@ func TestReferrersCosignOras(t *testing.T) {
 		t.Errorf("the mirror's %s is staging's: its own signature was dropped", sigTag)
 	}
 
+	// The questions on signatures, answered from what the promotion recorded.
+	prodReg := dstSrv.Host + "/prod"
+	if out, _ := Cip(t, 0, "--db", db, "query", "-o", "csv", "which images in "+prodReg+" are signed"); !strings.Contains(out, "app,"+idxD+",v1,") {
+		t.Errorf("which images are signed:\n%s", out)
+	}
+	if out, _ := Cip(t, 0, "--db", db, "query", "-o", "csv", "which images in "+prodReg+" are unsigned"); strings.Count(out, "\n") != 1 {
+		t.Errorf("which images are unsigned: want none (the index is signed; children go with it):\n%s", out)
+	}
+	if out, _ := Cip(t, 0, "--db", db, "query", "-o", "csv", "what refers to "+idxD+" in "+prodReg); strings.Count(out, "\n") != 1+4 {
+		t.Errorf("what refers to the index in prod: want its bundle, .sig, .att and SBOM:\n%s", out)
+	}
+
 	// Nothing left to do.
 	Cip(t, 0, "--db", db, "promote", "--manifest", mf, "--plan", "--exit-code")
 	_, verr := Cip(t, 0, "--db", db, "verify", "--manifest", mf)
 	if !strings.Contains(verr, "0 mismatches") {
 		t.Errorf("verify stderr: %s", verr)
+	}
+
+	// An OCI artifact that is no image, pushed by oras: a Helm chart (its
+	// own config and layer media types) travels byte for byte.
+	chartDir := filepath.Join(s.dir, "chart")
+	if err := os.MkdirAll(chartDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for f, body := range map[string]string{"config.json": `{"name":"demo","version":"1.0.0"}`, "demo-1.0.0.tgz": "not really a tarball"} {
+		if err := os.WriteFile(filepath.Join(chartDir, f), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chartRef := srcSrv.Host + "/staging/chart:1.0.0"
+	cmd := exec.Command(s.oras, "push", "--plain-http", "--config", "config.json:application/vnd.cncf.helm.config.v1+json",
+		chartRef, "demo-1.0.0.tgz:application/vnd.cncf.helm.chart.content.v1.tar+gzip")
+	cmd.Dir = chartDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("oras push: %v\n%s", err, out)
+	}
+	chartD := Crane(t, "digest", chartRef)
+	charts := filepath.Join(dir, "charts.yaml")
+	if err := os.WriteFile(charts, []byte(fmt.Sprintf("registries:\n- name: %s/staging\n  src: true\n- name: %s/prod\nimages:\n- name: chart\n  dmap:\n    %q: [\"1.0.0\"]\n",
+		srcSrv.Host, dstSrv.Host, chartD)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	Cip(t, 0, "--db", db, "promote", "--manifest", charts, "--confirm")
+	prodChart := dstSrv.Host + "/prod/chart:1.0.0"
+	if got := Crane(t, "digest", prodChart); got != chartD {
+		t.Errorf("the chart in prod is %s, want %s", got, chartD)
+	}
+	if got, want := s.run(s.oras, "manifest", "fetch", "--plain-http", prodChart), s.run(s.oras, "manifest", "fetch", "--plain-http", chartRef); got != want {
+		t.Errorf("the chart's manifest in prod differs:\n%s\nstaging:\n%s", got, want)
+	}
+	pulled := filepath.Join(s.dir, "pulled")
+	s.run(s.oras, "pull", "--plain-http", "-o", pulled, prodChart)
+	if b, err := os.ReadFile(filepath.Join(pulled, "demo-1.0.0.tgz")); err != nil || string(b) != "not really a tarball" {
+		t.Errorf("oras pull of the promoted chart: %q, %v", b, err)
 	}
 
 	// --referrers none: the image alone.

@@ -285,6 +285,25 @@ func (d *DB) Referrers(ctx context.Context, repo, subject string) ([]Referrer, e
 	return out, rows.Err()
 }
 
+// ReferrerDigests returns the digests repo holds as referrers of another,
+// however found.
+func (d *DB) ReferrerDigests(ctx context.Context, repo string) (map[string]bool, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT f.referrer_digest FROM referrers f JOIN repositories r ON r.id = f.repository_id WHERE r.name = ?`, repo)
+	if err != nil {
+		return nil, fmt.Errorf("read referrers of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("read referrers of %s: %w", repo, err)
+		}
+		out[s] = true
+	}
+	return out, rows.Err()
+}
+
 // SourceDigest is a wanted digest in the source repository that holds it.
 type SourceDigest struct {
 	Repository, Digest string
@@ -426,9 +445,13 @@ func (d *DB) Refers(ctx context.Context, loadID int64, sel referrer.Selection, m
 // cosign tag; the others are in the inventory already), that the
 // repository holds it, how a client finds it there (rs), and the tags cip
 // moved or added for them (tags: repository, tag, digest), with the
-// referrers rows those tags show.
-func (d *DB) RecordReferrers(ctx context.Context, runID int64, ms []*Manifest, rs []RecordedReferrer, tags []Copy) ([]TagChange, error) {
-	if len(ms) == 0 && len(rs) == 0 && len(tags) == 0 {
+// referrers rows those tags show. forget lists (repository, digest) pairs
+// a merge superseded: a cosign tag's previous manifest, whose every layer
+// the merged one holds. The registry keeps it untagged, as cosign leaves
+// it; the inventory stops recording it there (unless a tag still names
+// it), so that no crawl confirms it with a HEAD on every run.
+func (d *DB) RecordReferrers(ctx context.Context, runID int64, ms []*Manifest, rs []RecordedReferrer, tags, forget []Copy) ([]TagChange, error) {
+	if len(ms) == 0 && len(rs) == 0 && len(tags) == 0 && len(forget) == 0 {
 		return nil, nil
 	}
 	tx, err := d.db.BeginTx(ctx, nil)
@@ -478,6 +501,16 @@ func (d *DB) RecordReferrers(ctx context.Context, runID int64, ms []*Manifest, r
 		}
 		if tc.Change != "" {
 			changes = append(changes, tc)
+		}
+	}
+	for _, c := range forget {
+		repoID, err := id(c.Repository)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM repository_manifests WHERE repository_id = ?1 AND digest = ?2
+			AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = ?1 AND t.digest = ?2)`, repoID, c.Digest); err != nil {
+			return nil, fmt.Errorf("forget %s@%s: %w", c.Repository, c.Digest, err)
 		}
 	}
 	for _, repoID := range ids {

@@ -149,7 +149,7 @@ func TestReferrersDerivedPlannedAndRecorded(t *testing.T) {
 
 	// cip's own copy of the signature on the bundle, by its cosign tag.
 	tag := referrer.Tag(w.bundle.Digest, referrer.CosignSignature)
-	changes, err := db.RecordReferrers(ctx, 0, nil, nil, []inventory.Copy{{Repository: dst, Digest: w.bundleSig.Digest, Tag: tag}})
+	changes, err := db.RecordReferrers(ctx, 0, nil, nil, []inventory.Copy{{Repository: dst, Digest: w.bundleSig.Digest, Tag: tag}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

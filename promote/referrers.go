@@ -229,11 +229,11 @@ func (e *engine) copySubject(ctx context.Context, st *destStats, w *subjectWork)
 	}
 	var built []*inventory.Manifest
 	var recorded []inventory.RecordedReferrer
-	var tags []inventory.Copy
+	var tags, forget []inventory.Copy
 	var fallback []inventory.ReferRow
 	for _, r := range w.rows {
 		if r.FoundBy == inventory.FoundByCosignTag {
-			m, tag, err := e.copyCosign(ctx, st, dst, r)
+			m, tag, replaced, err := e.copyCosign(ctx, st, dst, r)
 			if err != nil {
 				return err
 			}
@@ -241,6 +241,9 @@ func (e *engine) copySubject(ctx context.Context, st *destStats, w *subjectWork)
 				built = append(built, m)
 			}
 			tags = append(tags, tag)
+			if replaced != "" {
+				forget = append(forget, inventory.Copy{Repository: w.dstRepo, Digest: replaced})
+			}
 			continue
 		}
 		indexed, err := e.copyReferrer(ctx, st, r)
@@ -264,7 +267,7 @@ func (e *engine) copySubject(ctx context.Context, st *destStats, w *subjectWork)
 			tags = append(tags, inventory.Copy{Repository: w.dstRepo, Digest: m.Digest, Tag: referrer.Tag(w.subject, referrer.TagSchema)})
 		}
 	}
-	_, err = e.db.RecordReferrers(ctx, e.runID, built, recorded, tags)
+	_, err = e.db.RecordReferrers(ctx, e.runID, built, recorded, tags, forget)
 	return err
 }
 
@@ -341,64 +344,64 @@ func (e *engine) cosignKind(ctx context.Context, srcRepo, subject, dg string) (r
 // destination's manifest with the source's layers appended (the
 // destination keeps every signature it had), a new config listing them,
 // pushed and the tag moved. It returns the manifest it built (nil when
-// none) and the tag to record.
-func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Repository, r inventory.ReferRow) (*inventory.Manifest, inventory.Copy, error) {
+// none), the tag to record, and the digest a merge replaced at the tag.
+func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Repository, r inventory.ReferRow) (*inventory.Manifest, inventory.Copy, string, error) {
 	kind, err := e.cosignKind(ctx, r.SrcRepo, r.Subject, r.Referrer)
 	if err != nil {
-		return nil, inventory.Copy{}, err
+		return nil, inventory.Copy{}, "", err
 	}
 	tag := referrer.Tag(r.Subject, kind)
 	src, err := e.manifest(ctx, r.Referrer)
 	if err != nil {
-		return nil, inventory.Copy{}, err
+		return nil, inventory.Copy{}, "", err
 	}
 	live, err := e.liveTag(ctx, dst, r.DstRepo, tag)
 	if errors.Is(err, registry.ErrNotFound) {
 		if err := e.contents(ctx, st, r.SrcRepo, r.DstRepo, src); err != nil {
-			return nil, inventory.Copy{}, err
+			return nil, inventory.Copy{}, "", err
 		}
 		if err := e.putManifest(ctx, dst, tag, src); err != nil {
-			return nil, inventory.Copy{}, err
+			return nil, inventory.Copy{}, "", err
 		}
 		st.manifests.Add(1)
-		return nil, inventory.Copy{Repository: r.DstRepo, Digest: src.Digest, Tag: tag}, nil
+		return nil, inventory.Copy{Repository: r.DstRepo, Digest: src.Digest, Tag: tag}, "", nil
 	}
 	if err != nil {
-		return nil, inventory.Copy{}, err
+		return nil, inventory.Copy{}, "", err
 	}
 	base, err := inventory.ParseManifest(live.Digest, live.MediaType, live.Raw)
 	if err != nil {
-		return nil, inventory.Copy{}, fmt.Errorf("%s:%s: %w", r.DstRepo, tag, err)
+		return nil, inventory.Copy{}, "", fmt.Errorf("%s:%s: %w", r.DstRepo, tag, err)
 	}
 	if base.Digest == src.Digest || coversLayers(base, src) {
 		// Already there (or merged before): record what the tag holds.
-		return base, inventory.Copy{Repository: r.DstRepo, Digest: base.Digest, Tag: tag}, nil
+		return base, inventory.Copy{Repository: r.DstRepo, Digest: base.Digest, Tag: tag}, "", nil
 	}
 	merged, cfg, err := e.mergeCosign(ctx, dst, r.SrcRepo, base, src)
 	if err != nil {
-		return nil, inventory.Copy{}, fmt.Errorf("merge %s:%s: %w", r.DstRepo, tag, err)
+		return nil, inventory.Copy{}, "", fmt.Errorf("merge %s:%s: %w", r.DstRepo, tag, err)
 	}
 	for _, b := range src.Blobs[1:] {
 		if err := e.copyBlob(ctx, st, r.SrcRepo, r.DstRepo, b); err != nil {
-			return nil, inventory.Copy{}, err
+			return nil, inventory.Copy{}, "", err
 		}
 	}
 	release, err := e.slot(ctx)
 	if err != nil {
-		return nil, inventory.Copy{}, err
+		return nil, inventory.Copy{}, "", err
 	}
 	_, err = e.client.UploadBlob(ctx, dst, cfg.digest, func() (io.ReadCloser, int64, error) {
 		return io.NopCloser(bytes.NewReader(cfg.raw)), int64(len(cfg.raw)), nil
 	}, registry.UploadOptions{})
 	release()
 	if err != nil {
-		return nil, inventory.Copy{}, err
+		return nil, inventory.Copy{}, "", err
 	}
 	if err := e.putManifest(ctx, dst, tag, merged); err != nil {
-		return nil, inventory.Copy{}, err
+		return nil, inventory.Copy{}, "", err
 	}
 	st.manifests.Add(1)
-	return merged, inventory.Copy{Repository: r.DstRepo, Digest: merged.Digest, Tag: tag}, nil
+	return merged, inventory.Copy{Repository: r.DstRepo, Digest: merged.Digest, Tag: tag}, base.Digest, nil
 }
 
 // liveTag reads dstRepo:tag as the registry has it now (another signer

@@ -174,7 +174,7 @@ func TestPromoteReferrersByTags(t *testing.T) {
 	}
 	// Referrer tags in the destinations are taken from the inventory.
 	if n := e.d1.Count("HEAD manifest") + e.d2.Count("HEAD manifest"); n != 2 {
-		t.Errorf("second plan: %d HEADs in the destinations, want 2 (the v1 tags; the referrer tags are the inventory's)", n)
+		t.Errorf("second plan: %d HEADs in the destinations, want 2 (the v1 tags; the referrer tags are the inventory's): d1 %v, d2 %v", n, e.d1.Counts(), e.d2.Counts())
 	}
 }
 
@@ -218,6 +218,11 @@ func TestPromoteReferrersByAPI(t *testing.T) {
 	}
 	if n := e.d1.Count("GET referrers"); n != 0 || writes(e.d1) != 0 {
 		t.Errorf("second plan: %d referrers requests and %d writes to the destination, want none", n, writes(e.d1))
+	}
+	// The bundles are untagged there: the crawl keeps them without a HEAD
+	// each (TrustReferrerTags), HEADing only the v1 tag.
+	if n := e.d1.Count("HEAD manifest"); n != 1 {
+		t.Errorf("second plan: %d HEADs in the destination, want 1: %v", n, e.d1.Counts())
 	}
 
 	// verify finds a referrer deleted from the destination.

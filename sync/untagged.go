@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -53,6 +54,23 @@ func (s *syncer) confirmUntagged(ctx context.Context, repo name.Repository, tagg
 		below(dg)
 	}
 	var kept []string
+	if s.opts.TrustReferrerTags {
+		// Referrers cip put (or found) in this repository, such as
+		// sigstore bundles a registry with the referrers API indexes: no
+		// tag names them, and a HEAD each per crawl is the cost
+		// TrustReferrerTags exists to avoid (cip verify checks them live).
+		refs, err := s.db.ReferrerDigests(ctx, repo.Name())
+		if err != nil {
+			return nil, err
+		}
+		for _, dg := range slices.Sorted(maps.Keys(pending)) {
+			if refs[dg] {
+				delete(pending, dg)
+				kept = append(kept, dg)
+				below(dg)
+			}
+		}
+	}
 	// Each round checks at least one pending digest, so this ends.
 	for len(pending) > 0 {
 		isChild := map[string]bool{}
