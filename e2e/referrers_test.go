@@ -232,7 +232,10 @@ func TestReferrersCosignOras(t *testing.T) {
 		t.Errorf("the mirror's %s is staging's: its own signature was dropped", sigTag)
 	}
 
-	// The questions on signatures, answered from what the promotion recorded.
+	// Nothing left to do.
+	Cip(t, 0, "--db", db, "promote", "--manifest", mf, "--plan", "--exit-code")
+	// The questions on signatures, answered from the inventory (the plan above synced the
+	// destinations).
 	prodReg := dstSrv.Host + "/prod"
 	if out, _ := Cip(t, 0, "--db", db, "query", "-o", "csv", "which images in "+prodReg+" are signed"); !strings.Contains(out, "app,"+idxD+",v1,") {
 		t.Errorf("which images are signed:\n%s", out)
@@ -244,8 +247,6 @@ func TestReferrersCosignOras(t *testing.T) {
 		t.Errorf("what refers to the index in prod: want its bundle, .sig, .att and SBOM:\n%s", out)
 	}
 
-	// Nothing left to do.
-	Cip(t, 0, "--db", db, "promote", "--manifest", mf, "--plan", "--exit-code")
 	_, verr := Cip(t, 0, "--db", db, "verify", "--manifest", mf)
 	if !strings.Contains(verr, "0 mismatches") {
 		t.Errorf("verify stderr: %s", verr)
