@@ -41,6 +41,7 @@ listed when the plan has at most 1000 of them, otherwise counted: one
    copy  in the source, not in the destination
    lost  in neither: the run fails (exit 1) once the rest is done, listing
          them; --allow-lost makes them warnings
+   refer a referrer (signature, attestation, SBOM) of the digest to copy
 A wanted tag that a destination already has at another digest (a tag move)
 refuses every write, dry run included: the whole plan is printed with the
 moves marked, every move is named, and the run exits 2.
