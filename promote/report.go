@@ -14,6 +14,7 @@ type Totals struct {
 	Copied       int   `json:"copied"`
 	Tagged       int   `json:"tagged"`
 	Skipped      int   `json:"skipped"`
+	Referred     int   `json:"referred"`
 	Lost         int   `json:"lost"`
 	ManifestsPut int   `json:"manifests_put"`
 	BlobsSent    int   `json:"blobs_sent"`
@@ -28,6 +29,7 @@ func (t *Totals) add(d DestinationReport) {
 	t.Copied += d.Copied
 	t.Tagged += d.Tagged
 	t.Skipped += d.Skipped
+	t.Referred += d.Referred
 	t.Lost += d.Lost
 	t.ManifestsPut += d.ManifestsPut
 	t.BlobsSent += d.BlobsSent
