@@ -77,6 +77,19 @@ func TestRedactEchoedCredentials(t *testing.T) {
 	if !strings.Contains(msg, "Basic REDACTED") || !strings.Contains(msg, "list tags of "+host+"/a") {
 		t.Errorf("error %q: want the echo redacted and the repository named", msg)
 	}
+	// The referrers API's errors go through the same redaction.
+	_, err = c.Referrers(context.Background(), parse(t, c, host+"/a"), "sha256:"+strings.Repeat("0", 64), "")
+	if err == nil {
+		t.Fatal("Referrers with a 401 succeeded")
+	}
+	for _, secret := range []string{basic, pass} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("referrers error %q holds the secret %q", err, secret)
+		}
+	}
+	if !strings.Contains(err.Error(), "list referrers of "+host+"/a") {
+		t.Errorf("referrers error %q: want the repository named", err)
+	}
 	if strings.Contains(logged.String(), pass) || strings.Contains(logged.String(), basic) {
 		t.Errorf("the log holds a secret:\n%s", logged.String())
 	}

@@ -93,6 +93,11 @@ func ParseReferrers(raw []byte) ([]Referrer, error) {
 // it applies one, as OCI-Filters-Applied says, else cip's). A registry
 // that does not serve the API answers ErrNoReferrersAPI.
 func (c *Client) Referrers(ctx context.Context, repo name.Repository, subject, artifactType string) ([]Referrer, error) {
+	v, err := c.referrers(ctx, repo, subject, artifactType)
+	return v, c.tr.secrets.redacted(err)
+}
+
+func (c *Client) referrers(ctx context.Context, repo name.Repository, subject, artifactType string) ([]Referrer, error) {
 	if _, err := v1.NewHash(subject); err != nil {
 		return nil, fmt.Errorf("list referrers of %s@%s: %w", repo.Name(), subject, err)
 	}
@@ -164,7 +169,7 @@ func (c *Client) Referrers(ctx context.Context, repo name.Repository, subject, a
 func (c *Client) PutReferrer(ctx context.Context, repo name.Repository, ref, mediaType string, raw []byte) (digest, subject string, err error) {
 	resp, digest, err := c.putManifest(ctx, repo, ref, mediaType, raw)
 	if err != nil {
-		return "", "", err
+		return "", "", c.tr.secrets.redacted(err)
 	}
 	return digest, resp.Get("OCI-Subject"), nil
 }
