@@ -44,12 +44,16 @@ ensure-docker-registry:
 	  && { command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ]; } \
 	  || { echo "FATAL: the end-to-end tests need the Debian package docker-registry (apt-get install docker-registry)" >&2; exit 1; }
 
-# Build each tool the end-to-end tests need when the cache lacks it.
+# Build each tool the end-to-end tests need when the cache lacks it or
+# holds another version than the pinned one (`go version -m` reads the
+# module version a binary was built from).
 tools:
 	@mkdir -p "$(CIP_TOOLS_DIR)"
-	@[ -x "$(CIP_TOOLS_DIR)/cosign" ] || { echo "building cosign $(COSIGN_VERSION) into $(CIP_TOOLS_DIR) (takes minutes)" >&2; \
+	@$(GO) version -m "$(CIP_TOOLS_DIR)/cosign" 2>/dev/null | grep -Eq '^[[:space:]]+mod[[:space:]]+github.com/sigstore/cosign/v3[[:space:]]+$(COSIGN_VERSION)[[:space:]]' || { \
+	  echo "building cosign $(COSIGN_VERSION) into $(CIP_TOOLS_DIR) (takes minutes)" >&2; \
 	  GOBIN="$(CIP_TOOLS_DIR)" $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION); }
-	@[ -x "$(CIP_TOOLS_DIR)/oras" ] || { echo "building oras $(ORAS_VERSION) into $(CIP_TOOLS_DIR)" >&2; \
+	@$(GO) version -m "$(CIP_TOOLS_DIR)/oras" 2>/dev/null | grep -Eq '^[[:space:]]+mod[[:space:]]+oras.land/oras[[:space:]]+$(ORAS_VERSION)[[:space:]]' || { \
+	  echo "building oras $(ORAS_VERSION) into $(CIP_TOOLS_DIR)" >&2; \
 	  GOBIN="$(CIP_TOOLS_DIR)" $(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION); }
 
 test: ensure-docker-registry tools

@@ -202,7 +202,21 @@ func TestReferrersCosignOras(t *testing.T) {
 	if refers[dstSrv.Host+"/prod"] != want || refers[dstSrv.Host+"/mirror"] != want {
 		t.Errorf("refer rows per destination = %v, want %d each:\n%s", refers, want, out)
 	}
-	Cip(t, 0, "--db", db, "promote", "--manifest", mf, "--confirm")
+	reportFile := filepath.Join(t.TempDir(), "report.json")
+	Cip(t, 0, "--db", db, "promote", "--manifest", mf, "--confirm", "--report", reportFile)
+	var rep struct {
+		Totals struct {
+			Referred int `json:"referred"`
+		} `json:"totals"`
+	}
+	if raw, err := os.ReadFile(reportFile); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, raw)
+	}
+	if rep.Totals.Referred != 2*want {
+		t.Errorf("report totals.referred = %d, want the %d refer rows of both destinations", rep.Totals.Referred, 2*want)
+	}
 
 	stagingTree := s.tree(staging, idxD)
 	stagingDiscover := s.discover(staging, idxD)

@@ -484,6 +484,7 @@ func TestPromoteCancelledThenRerun(t *testing.T) {
 		sum.Copied += d.Copied
 		sum.Tagged += d.Tagged
 		sum.Skipped += d.Skipped
+		sum.Referred += d.Referred
 		sum.Lost += d.Lost
 		sum.ManifestsPut += d.ManifestsPut
 		sum.BlobsSent += d.BlobsSent

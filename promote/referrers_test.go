@@ -194,8 +194,8 @@ func TestPromoteReferrersByAPI(t *testing.T) {
 	set := e.manifestSet(entry{"app", img, []string{"v1"}})
 
 	p, rep := e.promoteWith(set, referrer.All)
-	if len(p.Refers) != 4 || rep.Destinations[0].Referred != 4 {
-		t.Fatalf("refer rows %d, referred %d; want 4", len(p.Refers), rep.Destinations[0].Referred)
+	if len(p.Refers) != 4 || rep.Destinations[0].Referred != 4 || rep.Totals.Referred != 4 {
+		t.Fatalf("refer rows %d, referred %d, totals.referred %d; want 4", len(p.Refers), rep.Destinations[0].Referred, rep.Totals.Referred)
 	}
 	want := map[string]string{b1.String(): regtest.SigstoreBundle, b2.String(): regtest.SigstoreBundle, sbom.String(): "application/spdx+json"}
 	if diff := cmp.Diff(want, liveReferrers(t, e.d1, "prod/app", img)); diff != "" {

@@ -319,6 +319,9 @@ func TestMetricsFile(t *testing.T) {
 	if v := value("cip_promote_rows", map[string]string{"destination": dst, "action": "tagged"}); v != 4 {
 		t.Errorf("tagged = %v, want 4", v)
 	}
+	if v := value("cip_promote_rows", map[string]string{"destination": dst, "action": "referred"}); v != 0 {
+		t.Errorf("referred = %v, want 0 (the images are unsigned)", v)
+	}
 	// The manifest PUTs the destination registry counted, as the file says.
 	if v := value("cip_run_requests", map[string]string{"registry": f.dst.Host, "method": "PUT", "kind": "manifest"}); v != float64(f.dst.Count("PUT manifest")) || v == 0 {
 		t.Errorf("PUT manifest requests = %v, the registry counted %d", v, f.dst.Count("PUT manifest"))

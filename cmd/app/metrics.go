@@ -122,12 +122,12 @@ func (s *runState) writeMetrics(code int, end time.Time) error {
 	}
 
 	if rep := s.report; rep != nil {
-		rows := gauge("cip_promote_rows", "Plan rows of the last promotion by destination and action: copied (digests), tagged (tags put), skipped, lost.", "destination", "action")
+		rows := gauge("cip_promote_rows", "Plan rows of the last promotion by destination and action: copied (digests), tagged (tags put), referred (referrers copied), skipped, lost.", "destination", "action")
 		blobs := gauge("cip_promote_blobs", "Blobs the last promotion placed, by destination and how (sent: streamed from the source, mounted: from another repository).", "destination", "how")
 		blobBytes := gauge("cip_promote_blob_bytes", "Blob bytes the last promotion placed, by destination and how (sent, mounted).", "destination", "how")
 		errs := gauge("cip_promote_errors", "Rows of the last promotion that failed, by destination.", "destination")
 		for _, d := range rep.Destinations {
-			for action, n := range map[string]int{"copied": d.Copied, "tagged": d.Tagged, "skipped": d.Skipped, "lost": d.Lost} {
+			for action, n := range map[string]int{"copied": d.Copied, "tagged": d.Tagged, "referred": d.Referred, "skipped": d.Skipped, "lost": d.Lost} {
 				rows.WithLabelValues(d.Destination, action).Set(float64(n))
 			}
 			blobs.WithLabelValues(d.Destination, "sent").Set(float64(d.BlobsSent))

@@ -192,19 +192,30 @@ func (p progress) promoted(rep *promote.Report) {
 		return
 	}
 	for _, d := range rep.Destinations {
-		p.info("promoted", fmt.Sprintf("promoted %s: %d copied, %d tagged, %d skipped, %d lost, %s sent, %s mounted, %d requests in %s",
-			d.Destination, d.Copied, d.Tagged, d.Skipped, d.Lost, human.Bytes(d.BytesSent), human.Bytes(d.BytesMounted), d.Requests,
+		p.info("promoted", fmt.Sprintf("promoted %s: %d copied, %d tagged, %s%d skipped, %d lost, %s sent, %s mounted, %d requests in %s",
+			d.Destination, d.Copied, d.Tagged, referred(d.Referred), d.Skipped, d.Lost, human.Bytes(d.BytesSent), human.Bytes(d.BytesMounted), d.Requests,
 			seconds(d.DurationSeconds)),
-			slog.String("destination", d.Destination), slog.Int("copied", d.Copied), slog.Int("tagged", d.Tagged), slog.Int("skipped", d.Skipped),
+			slog.String("destination", d.Destination), slog.Int("copied", d.Copied), slog.Int("tagged", d.Tagged),
+			slog.Int("referred", d.Referred), slog.Int("skipped", d.Skipped),
 			slog.Int("lost", d.Lost), slog.Int64("bytes_sent", d.BytesSent), slog.Int64("bytes_mounted", d.BytesMounted),
 			slog.Int64("requests", d.Requests), slog.Duration("duration", seconds(d.DurationSeconds)), slog.Int("errors", len(d.Errors)))
 	}
 	t := rep.Totals
-	p.info("promote", fmt.Sprintf("promote: %d copied, %d tagged, %d requests in %s, %d references verified",
-		t.Copied, t.Tagged, t.Requests, seconds(rep.DurationSeconds), rep.Verified),
-		slog.Int("copied", t.Copied), slog.Int("tagged", t.Tagged), slog.Int64("requests", t.Requests),
+	p.info("promote", fmt.Sprintf("promote: %d copied, %d tagged, %s%d requests in %s, %d references verified",
+		t.Copied, t.Tagged, referred(t.Referred), t.Requests, seconds(rep.DurationSeconds), rep.Verified),
+		slog.Int("copied", t.Copied), slog.Int("tagged", t.Tagged), slog.Int("referred", t.Referred), slog.Int64("requests", t.Requests),
 		slog.Int64("http_requests", rep.HTTPRequests), slog.Duration("duration", seconds(rep.DurationSeconds)),
 		slog.Int("verified", rep.Verified), slog.Int("mismatches", len(rep.Mismatches)))
+}
+
+// referred names the referrers a promotion copied, in its summary lines:
+// nothing when it copied none, so that a promotion without signatures
+// reads as it always did.
+func referred(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d referred, ", n)
 }
 
 func seconds(s float64) time.Duration {

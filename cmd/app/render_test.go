@@ -38,6 +38,18 @@ func TestSummaryLines(t *testing.T) {
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("summary lines (-want +got):\n%s", diff)
 	}
+	// A promotion that copied referrers says how many, per destination and
+	// in its totals.
+	b.Reset()
+	p.promoted(&promote.Report{
+		Destinations: []promote.DestinationReport{{Destination: "127.0.0.1:5001/prod", Copied: 1, Referred: 6, Requests: 9}},
+		Totals:       promote.Totals{Copied: 1, Referred: 6, Requests: 9},
+	})
+	want = "promoted 127.0.0.1:5001/prod: 1 copied, 0 tagged, 6 referred, 0 skipped, 0 lost, 0 B sent, 0 B mounted, 9 requests in 0s\n" +
+		"promote: 1 copied, 0 tagged, 6 referred, 9 requests in 0s, 0 references verified\n"
+	if diff := cmp.Diff(want, b.String()); diff != "" {
+		t.Errorf("summary lines with referrers (-want +got):\n%s", diff)
+	}
 	// --quiet: nothing.
 	quiet := progress{}
 	quiet.synced(&cipsync.Result{Requests: 1})
