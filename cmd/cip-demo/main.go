@@ -140,7 +140,8 @@ func run(ctx context.Context, stdout, stderr io.Writer, keep string) error {
 			"0 tagged, 0 requests\": the only requests are the sync's tag listings and HEADs,\n" +
 			"and \"0 manifests fetched\" (the inventory knows them all).",
 			[]string{"--db", db, "promote", "--manifest", mf, "--confirm"}, 0},
-		{"Nothing left to do, so --exit-code exits 0 (3 would mean copies or tags pending).",
+		{"Nothing left to do, so --exit-code exits 0 (3 would mean copies, tags or\n" +
+			"referrers pending).",
 			[]string{"--db", db, "promote", "--manifest", mf, "--plan", "--exit-code"}, 0},
 		{"Questions to the inventory, in plain English, answered by SQL (--show-sql shows it):\n" +
 			"the largest images in production, sizes in binary units (and bytes).",
