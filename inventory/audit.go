@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -131,6 +132,47 @@ func (d *DB) Parents(ctx context.Context, digest string) ([]string, error) {
 		return nil, fmt.Errorf("read parents of %s: %w", digest, err)
 	}
 	return out, nil
+}
+
+// maxSubjects bounds the subjects Subjects returns for one digest: a
+// referrer names one subject (its subject field) and registries list it
+// under that one; only a corrupt or hostile registry could have it
+// recorded under more, and audit's walk stops at a thousand digests
+// anyway.
+const maxSubjects = 1000
+
+// Subjects returns what digest refers to in repo, sorted: the subject its
+// manifest names (manifests.subject_digest: the bytes say so wherever the
+// inventory got them, a source or this repository) and every subject
+// repo's referrers rows give it, however found (the referrers API, the
+// referrers tag schema, cosign's tags). known reports whether the
+// inventory holds the manifest at all (a referrers row implies it): when
+// it does not, its subject field is unknown here, and only its bytes tell.
+func (d *DB) Subjects(ctx context.Context, repo, digest string) (subjects []string, known bool, err error) {
+	rows, err := d.db.QueryContext(ctx, `
+		SELECT m.subject_digest FROM manifests m WHERE m.digest = ?2
+		UNION
+		SELECT f.subject_digest FROM referrers f JOIN repositories r ON r.id = f.repository_id
+		WHERE r.name = ?1 AND f.referrer_digest = ?2
+		ORDER BY 1 LIMIT ?3`, repo, digest, maxSubjects+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("read subjects of %s in %s: %w", digest, repo, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s sql.NullString
+		if err := rows.Scan(&s); err != nil {
+			return nil, false, fmt.Errorf("read subjects of %s in %s: %w", digest, repo, err)
+		}
+		known = true
+		if s.Valid && len(subjects) < maxSubjects {
+			subjects = append(subjects, s.String)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("read subjects of %s in %s: %w", digest, repo, err)
+	}
+	return subjects, known, nil
 }
 
 // TagHistoryEntry is one row of tag_history.

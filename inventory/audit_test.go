@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
 )
 
@@ -172,4 +173,47 @@ func short(d string) string {
 		return ""
 	}
 	return d[7:8]
+}
+
+func TestSubjects(t *testing.T) {
+	ctx := context.Background()
+	db, _ := mustOpen(t)
+	w := newReferrerWorld(t)
+	src, dst := "reg.example/staging/app", "reg.example/prod/app"
+	if _, err := db.WriteRepository(ctx, 0, inventory.RepositoryState{Name: src,
+		Tags: map[string]string{"v1": w.img.Digest, referrer.Tag(w.img.Digest, referrer.CosignSignature): w.sig.Digest,
+			referrer.Tag(w.img.Digest, referrer.TagSchema): w.fallback.Digest, referrer.Tag(w.bundle.Digest, referrer.CosignSignature): w.bundleSig.Digest},
+		New: []*inventory.Manifest{w.img, w.sig, w.bundle, w.fallback, w.bundleSig}}); err != nil {
+		t.Fatal(err)
+	}
+	// dst holds the image and the .sig, which its referrers API lists for
+	// another subject (z): what the registry says, recorded as it is.
+	if _, err := db.WriteRepository(ctx, 0, inventory.RepositoryState{Name: dst, Tags: map[string]string{"v1": w.img.Digest}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.WriteReferrers(ctx, 0, []inventory.ReferrerState{{Repository: dst, API: map[string][]string{digest('z'): {w.sig.Digest}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		repo, digest string
+		want         []string
+		known        bool
+	}{
+		{src, w.sig.Digest, []string{w.img.Digest}, true},          // a cosign-tag row
+		{src, w.bundle.Digest, []string{w.img.Digest}, true},       // its subject field and a tag-schema row, once
+		{src, w.bundleSig.Digest, []string{w.bundle.Digest}, true}, // a signature on the bundle
+		{src, w.img.Digest, nil, true},                             // refers to nothing
+		{dst, w.sig.Digest, []string{digest('z')}, true},           // dst's rows only: src's cosign tag is not dst's
+		{dst, w.bundle.Digest, []string{w.img.Digest}, true},       // the subject field holds wherever the bytes are
+		{"reg.example/prod/other", w.sig.Digest, nil, true},        // no row there, no subject field
+		{dst, digest('9'), nil, false},                             // a manifest the inventory lacks
+	} {
+		got, known, err := db.Subjects(ctx, tc.repo, tc.digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" || known != tc.known {
+			t.Errorf("Subjects(%s, %s) = %v, known %v; want known %v (-want +got):\n%s", tc.repo, tc.digest[:12], got, known, tc.known, diff)
+		}
+	}
 }
