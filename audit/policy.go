@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cipdev/cip/manifest"
+	cipsync "github.com/cipdev/cip/sync"
 )
 
 // Reason says why an event or a finding got its verdict.
@@ -50,19 +52,26 @@ const (
 )
 
 // Inventory is what judging needs from the inventory: which indexes list a
-// digest as a child. *inventory.DB implements it.
+// digest as a child, and what a digest refers to in a repository (its
+// subjects; known is false when the inventory does not hold the manifest).
+// *inventory.DB implements it.
 type Inventory interface {
 	Parents(ctx context.Context, digest string) ([]string, error)
+	Subjects(ctx context.Context, repo, digest string) (subjects []string, known bool, err error)
 }
 
-// Bounds on the walk from a digest up to the indexes that list it: nested
-// indexes are one or two levels deep in practice (an index of platform
-// images; at most an index of such indexes), and a digest belongs to few
-// indexes, so these only stop a corrupt or hostile inventory from making
-// one event cost without end.
+// Bounds on the walk from a digest up to the indexes that list it and the
+// subjects it refers to: nested indexes are one or two levels deep in
+// practice (an index of platform images; at most an index of such
+// indexes), a digest belongs to few indexes and refers to one subject, so
+// these only stop a corrupt or hostile inventory from making one event
+// cost without end. Referrers of referrers are followed as deep as cip
+// copies them (sync.MaxReferrerDepth: image, attestation, signature, and
+// one more): a deeper chain is nothing cip promoted.
 const (
-	maxIndexDepth = 8
-	maxAncestors  = 1000
+	maxIndexDepth    = 8
+	maxAncestors     = 1000
+	maxReferrerDepth = cipsync.MaxReferrerDepth
 )
 
 // Policy is what a set of promoter manifests allows into production: per
@@ -172,24 +181,64 @@ func (p *Policy) tag(repo, tag string) (wanted, bool) {
 	return wanted{}, false
 }
 
+// accounted says what accounts for a digest in a repository.
+type accounted struct {
+	// reason is Promoted, Child or Referrer; "" when nothing accounts for
+	// the digest.
+	reason Reason
+	// w is the manifest entry that does: the digest's own, its promoted
+	// ancestor index's, or that of what it refers to.
+	w wanted
+	// subject (Referrer) is what the digest refers to, the first subject
+	// on the way up to w.
+	subject string
+}
+
 // account says whether digest belongs in repo: promoted itself (Promoted),
-// or a child, however nested, of an index promoted there (Child, with the
-// promoted ancestor). It returns "" when neither.
-func (p *Policy) account(ctx context.Context, inv Inventory, repo, digest string) (Reason, wanted, error) {
+// a child, however nested, of an index promoted there (Child, with the
+// promoted ancestor), or a referrer of something that belongs there
+// (Referrer: a signature, attestation or SBOM of a promoted digest or of a
+// child of a promoted index, or a referrer of such a referrer), as the
+// inventory records it (Inventory.Subjects). The walk up is bounded:
+// maxIndexDepth levels, maxAncestors digests, maxReferrerDepth subjects
+// on any path.
+func (p *Policy) account(ctx context.Context, inv Inventory, repo, digest string) (accounted, error) {
+	return p.walk(ctx, inv, repo, digest, "", 0)
+}
+
+// walk is account from digest, reached through subject (when not "")
+// after refs referrer steps.
+func (p *Policy) walk(ctx context.Context, inv Inventory, repo, digest, subject string, refs int) (accounted, error) {
+	found := func(w wanted, child bool, subject string) accounted {
+		switch {
+		case subject != "":
+			return accounted{reason: Referrer, w: w, subject: subject}
+		case child:
+			return accounted{reason: Child, w: w}
+		}
+		return accounted{reason: Promoted, w: w}
+	}
 	if w, ok := p.digest(repo, digest); ok {
-		return Promoted, w, nil
+		return found(w, false, subject), nil
 	}
 	if inv == nil || !p.known(repo) {
-		return "", wanted{}, nil
+		return accounted{}, nil
+	}
+	type step struct {
+		digest, subject string // subject: the first subject on the way here
+		refs            int    // referrer steps on the way here
 	}
 	seen := map[string]bool{digest: true}
-	level := []string{digest}
+	level := []step{{digest, subject, refs}}
 	for depth := 0; depth < maxIndexDepth && len(level) > 0 && len(seen) < maxAncestors; depth++ {
-		var next []string
-		for _, d := range level {
-			parents, err := inv.Parents(ctx, d)
+		var next []step
+		for _, s := range level {
+			if len(seen) >= maxAncestors {
+				break
+			}
+			parents, err := inv.Parents(ctx, s.digest)
 			if err != nil {
-				return "", wanted{}, err
+				return accounted{}, err
 			}
 			for _, parent := range parents {
 				if seen[parent] {
@@ -197,14 +246,32 @@ func (p *Policy) account(ctx context.Context, inv Inventory, repo, digest string
 				}
 				seen[parent] = true
 				if w, ok := p.digest(repo, parent); ok {
-					return Child, w, nil
+					return found(w, true, s.subject), nil
 				}
-				next = append(next, parent)
+				next = append(next, step{parent, s.subject, s.refs})
+			}
+			if s.refs >= maxReferrerDepth {
+				continue
+			}
+			subjects, _, err := inv.Subjects(ctx, repo, s.digest)
+			if err != nil {
+				return accounted{}, err
+			}
+			for _, sub := range subjects {
+				if seen[sub] {
+					continue
+				}
+				seen[sub] = true
+				first := cmp.Or(s.subject, sub)
+				if w, ok := p.digest(repo, sub); ok {
+					return found(w, false, first), nil
+				}
+				next = append(next, step{sub, first, s.refs + 1})
 			}
 		}
 		level = next
 	}
-	return "", wanted{}, nil
+	return accounted{}, nil
 }
 
 // Verdict is the judgement of one event.
@@ -252,20 +319,16 @@ func (p *Policy) Judge(ctx context.Context, inv Inventory, ev Event) (Verdict, e
 		return v, nil
 	}
 
-	var tags []string
 	if ev.Tag != "" {
-		tags = []string{ev.Tag}
-	}
-	subject, w, ok, err := p.referrer(ctx, inv, ev.Repository, ev.Digest, tags)
-	if err != nil {
-		return v, err
-	}
-	if ok {
-		v.Verdict, v.Reason, v.Parent, v.File, v.Line = Verified, Referrer, subject, w.file, w.line
-		v.Detail = fmt.Sprintf("%s refers to %s, promoted at %s", ref, subject, w.where())
-		return v, nil
-	}
-	if ev.Tag != "" {
+		subject, w, ok, err := p.referrerTag(ctx, inv, ev.Repository, ev.Tag)
+		if err != nil {
+			return v, err
+		}
+		if ok {
+			v.Verdict, v.Reason, v.Parent, v.File, v.Line = Verified, Referrer, subject, w.file, w.line
+			v.Detail = referDetail(ref, subject, w)
+			return v, nil
+		}
 		if w, ok := p.tag(ev.Repository, ev.Tag); ok {
 			v.File, v.Line = w.file, w.line
 			if w.digest == ev.Digest {
@@ -279,30 +342,47 @@ func (p *Policy) Judge(ctx context.Context, inv Inventory, ev Event) (Verdict, e
 		}
 	}
 
-	reason, w, err := p.account(ctx, inv, ev.Repository, ev.Digest)
+	a, err := p.account(ctx, inv, ev.Repository, ev.Digest)
 	if err != nil {
 		return v, err
 	}
+	w := a.w
 	switch {
-	case reason == "":
+	case a.reason == "":
 		v.Reason = NotInManifest
 		v.Detail = fmt.Sprintf("push of %s: no manifest promotes %s into %s", ref, ev.Digest, ev.Repository)
 	case ev.Tag != "":
 		v.Reason, v.File, v.Line = TagMismatch, w.file, w.line
-		if reason == Child {
+		switch a.reason {
+		case Child:
 			v.Parent = w.digest
 			v.Detail = fmt.Sprintf("tag %s on %s, a child of %s (%s): no manifest gives it that tag", ev.Tag, ev.Digest, w.digest, w.where())
-		} else {
+		case Referrer:
+			v.Parent = a.subject
+			v.Detail = fmt.Sprintf("tag %s on %s, a referrer of %s (%s): no manifest gives it that tag", ev.Tag, ev.Digest, a.subject, w.where())
+		default:
 			v.Detail = fmt.Sprintf("tag %s on %s: %s gives it %s", ev.Tag, ev.Digest, w.where(), tagList(w.tags))
 		}
-	case reason == Child:
+	case a.reason == Child:
 		v.Verdict, v.Reason, v.Parent, v.File, v.Line = Verified, Child, w.digest, w.file, w.line
 		v.Detail = fmt.Sprintf("%s is a child of %s, promoted at %s", ref, w.digest, w.where())
+	case a.reason == Referrer:
+		v.Verdict, v.Reason, v.Parent, v.File, v.Line = Verified, Referrer, a.subject, w.file, w.line
+		v.Detail = referDetail(ref, a.subject, w)
 	default:
 		v.Verdict, v.Reason, v.File, v.Line = Verified, Promoted, w.file, w.line
 		v.Detail = fmt.Sprintf("%s agrees with %s", ref, w.where())
 	}
 	return v, nil
+}
+
+// referDetail says what a referrer refers to and which manifest entry
+// accounts for that.
+func referDetail(ref, subject string, w wanted) string {
+	if subject == w.digest {
+		return fmt.Sprintf("%s refers to %s, promoted at %s", ref, subject, w.where())
+	}
+	return fmt.Sprintf("%s refers to %s, which belongs through %s, promoted at %s", ref, subject, w.digest, w.where())
 }
 
 func tagList(tags []string) string {

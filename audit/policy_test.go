@@ -91,12 +91,18 @@ func TestJudgeChildUnknownToInventory(t *testing.T) {
 type noParents struct{}
 
 func (noParents) Parents(context.Context, string) ([]string, error) { return nil, nil }
+func (noParents) Subjects(context.Context, string, string) ([]string, bool, error) {
+	return nil, false, nil
+}
 
 type failingParents struct{}
 
 var errBroken = errors.New("inventory broken")
 
 func (failingParents) Parents(context.Context, string) ([]string, error) { return nil, errBroken }
+func (failingParents) Subjects(context.Context, string, string) ([]string, bool, error) {
+	return nil, false, errBroken
+}
 
 // An inventory error is no verdict: the caller answers 500 and the sender
 // retries.
@@ -113,12 +119,17 @@ func TestJudgeInventoryError(t *testing.T) {
 }
 
 // cyclicParents is a hostile inventory where every digest is its own
-// grandparent: the walk up must stop.
+// grandparent and refers to new digests: the walk up must stop.
 type cyclicParents struct{ calls *int }
 
 func (c cyclicParents) Parents(_ context.Context, d string) ([]string, error) {
 	*c.calls++
 	return []string{d[:len(d)-1] + "x", d[:len(d)-1] + "y"}, nil
+}
+
+func (c cyclicParents) Subjects(_ context.Context, _, d string) ([]string, bool, error) {
+	*c.calls++
+	return []string{d[:len(d)-2] + "sx", d[:len(d)-2] + "sy", d[1:] + "z"}, true, nil
 }
 
 func TestJudgeBoundedWalk(t *testing.T) {

@@ -35,28 +35,23 @@ func referrerSubject(tag string) (string, bool) {
 	return "sha256:" + hex, true
 }
 
-// referrer is the one place that decides whether a manifest held or pushed
-// in repo as digest with tags is a referrer (signature, attestation, SBOM)
-// of something that belongs there: it returns the subject, promoted into
-// repo or a child of an index promoted there, and the manifest entry that
-// accounts for it. Referrers are known here only by cosign's tag scheme,
-// read by referrerSubject; once the inventory records referrers with their
-// subject (issue 15), this is where a referrer pushed by digest, untagged,
-// will be looked up by digest too.
-func (p *Policy) referrer(ctx context.Context, inv Inventory, repo, digest string, tags []string) (string, wanted, bool, error) {
-	_ = digest // the referrer's own digest: the key for the inventory's referrers, once it has them
-	for _, t := range tags {
-		subject, ok := referrerSubject(t)
-		if !ok {
-			continue
-		}
-		reason, w, err := p.account(ctx, inv, repo, subject)
-		if err != nil {
-			return "", wanted{}, false, err
-		}
-		if reason != "" {
-			return subject, w, true, nil
-		}
+// referrerTag says whether tag, in repo, makes the digest it is on a
+// referrer of something that belongs there: a referrer tag (see
+// referrerSubject) whose subject is promoted into repo, a child of an index
+// promoted there, or itself a referrer of such (Policy.account). It
+// returns the subject and the manifest entry that accounts for it.
+//
+// A referrer found without a tag (pushed by digest through a registry's
+// referrers API, or listed in a sha256-<hex> index) is accounted for by
+// Policy.account, from what the inventory records of its subject.
+func (p *Policy) referrerTag(ctx context.Context, inv Inventory, repo, tag string) (string, wanted, bool, error) {
+	subject, ok := referrerSubject(tag)
+	if !ok {
+		return "", wanted{}, false, nil
 	}
-	return "", wanted{}, false, nil
+	a, err := p.walk(ctx, inv, repo, subject, subject, 1)
+	if err != nil || a.reason == "" {
+		return "", wanted{}, false, err
+	}
+	return subject, a.w, true, nil
 }

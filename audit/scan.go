@@ -65,7 +65,8 @@ type ScanOptions struct {
 // hold.
 //
 // Index children of a promoted index, and referrers of promoted digests
-// (by cosign's tag scheme), are accounted for. The untagged children of an
+// (by their tags, or as the inventory's referrers rows and subject fields
+// have them: see Policy.account), are accounted for. The untagged children of an
 // unpromoted index are not listed on their own: the index's finding stands
 // for them.
 func Scan(ctx context.Context, inv ScanInventory, p *Policy, scopes []string, opts ScanOptions) ([]Finding, error) {
@@ -224,33 +225,27 @@ func scanRepository(ctx context.Context, inv ScanInventory, p *Policy, repo stri
 			// index (accounted when the index is, listed under it if not).
 			continue
 		}
-		reason, w, err := p.account(ctx, inv, repo, h.digest)
+		a, err := p.account(ctx, inv, repo, h.digest)
 		if err != nil {
 			return nil, err
 		}
 		// Tags that make the digest a referrer of something that belongs
 		// here are accounted for; its other tags are judged like any.
 		var tags []string
-		subject, sw, isRef, err := p.referrer(ctx, inv, repo, h.digest, nil)
-		if err != nil {
-			return nil, err
-		}
 		for _, t := range h.tags {
-			s, tw, ok, err := p.referrer(ctx, inv, repo, h.digest, []string{t})
+			s, tw, ok, err := p.referrerTag(ctx, inv, repo, t)
 			if err != nil {
 				return nil, err
 			}
 			if ok {
-				if !isRef {
-					subject, sw, isRef = s, tw, true
+				if a.reason == "" {
+					a = accounted{reason: Referrer, w: tw, subject: s}
 				}
 				continue
 			}
 			tags = append(tags, t)
 		}
-		if reason == "" && isRef {
-			reason, w = Referrer, sw
-		}
+		reason, w, subject := a.reason, a.w, a.subject
 		if reason == "" {
 			f := Finding{Reason: NotInManifest, Repository: repo, Digest: h.digest,
 				Detail: fmt.Sprintf("%s@%s: no manifest promotes it into %s", repo, h.digest, repo)}

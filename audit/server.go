@@ -86,6 +86,12 @@ type ServerOptions struct {
 	// first refresh has finished; a failed refresh is logged and the
 	// server goes on with what the inventory knows.
 	Refresh func(ctx context.Context, set *manifest.Set) error
+	// Read, when set, reads a pushed manifest the inventory does not hold
+	// from its (destination) repository, so that an OCI 1.1 referrer
+	// pushed by digest, untagged, is judged by its subject field (see
+	// liveInventory for the bounds). Nil: such a referrer is judged from
+	// the inventory alone, and rejected until a sync records it.
+	Read ManifestReader
 	// Watch lists the files or directories Load reads; they are polled
 	// every PollInterval (DefaultPollInterval when 0) and a change reloads
 	// the manifests. Empty: reload only when Reload is called (SIGHUP).
@@ -409,15 +415,27 @@ func (s *Server) handle(ctx context.Context, events []Event) (summary, error) {
 	var sum summary
 	p := s.policy.Load()
 	var verdicts []Verdict
+	var inv Inventory = s.opts.Store
+	var live *liveInventory
+	if s.opts.Read != nil {
+		live = newLiveInventory(s.opts.Store, s.opts.Read, time.Now())
+		inv = live
+	}
 	for _, ev := range events {
 		if ev.Ignored != "" {
 			sum.Ignored++
 			s.m.ignored.WithLabelValues(ev.Ignored).Inc()
 			continue
 		}
-		v, err := p.Judge(ctx, s.opts.Store, ev)
+		if live != nil {
+			live.event()
+		}
+		v, err := p.Judge(ctx, inv, ev)
 		if err != nil {
 			return summary{}, fmt.Errorf("judge %s event %s: %w", ev.Source, ev.ID, err)
+		}
+		if live != nil && v.Verdict == Rejected {
+			v.Detail += live.note()
 		}
 		verdicts = append(verdicts, v)
 	}

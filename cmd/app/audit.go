@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -20,6 +21,7 @@ import (
 	"github.com/cipdev/cip/audit"
 	"github.com/cipdev/cip/internal/table"
 	"github.com/cipdev/cip/manifest"
+	"github.com/cipdev/cip/registry"
 	cipsync "github.com/cipdev/cip/sync"
 )
 
@@ -43,7 +45,9 @@ reports from the inventory every difference from the manifests:
                        yet, or deleted before cip first saw it)
 Children of promoted indexes and signatures, attestations and SBOMs of
 promoted digests (cosign's sha256-<hex>.sig/.att/.sbom tags, the OCI
-referrers tag sha256-<hex>) are accounted for. REG limits the audit to
+referrers tag sha256-<hex>, and untagged referrers the inventory records
+with their subject: the referrers API's, a manifest's subject field) are
+accounted for, and so are their own referrers (3 levels). REG limits the audit to
 registries or paths below them; --offline reads the inventory as it stands.
 
 Exit codes: 0 nothing found, 1 findings (or a runtime failure), 2 invalid
@@ -198,6 +202,13 @@ while the process runs, GET /readyz once the manifests' source repositories
 are synced (so that the children of promoted indexes are known; --offline
 skips that and trusts the inventory).
 
+A pushed manifest the inventory does not hold is read from its repository
+(one GET, its bytes checked against the event's digest; at most 3 per
+event, up a chain of referrers): an OCI 1.1 referrer pushed by digest,
+untagged, is verified when its subject field names something that belongs
+there. --offline reads nothing, and such a referrer is rejected until the
+inventory records it.
+
 Every request to /events and /metrics needs the token in --token-file, as
 "Authorization: Bearer TOKEN" (docker-registry: the endpoint's headers) or
 "?token=TOKEN" (a Pub/Sub push subscription's URL). Bodies are capped at
@@ -254,15 +265,26 @@ func runAuditServe(c *cli.Context) error {
 		return err
 	}
 	defer db.Close()
+	// The client that reads pushed manifests is made anew for each set
+	// loaded: its service accounts are the set's, and a registry given up
+	// (its retry budget spent) is tried again after a reload.
+	var reader atomic.Pointer[registry.Client]
 	opts := audit.ServerOptions{
 		Store: db, Token: token, Logger: logger, Verdicts: verdicts,
 		Load: func() (*manifest.Set, error) {
-			return manifest.Load(file, dir, manifest.Options{SkipInvalid: c.Bool("skip-invalid")})
+			set, err := manifest.Load(file, dir, manifest.Options{SkipInvalid: c.Bool("skip-invalid")})
+			if err == nil && !c.Bool("offline") {
+				reader.Store(newClient(c, set, warningsOnly(c)))
+			}
+			return set, err
 		},
 		Watch:        []string{cmp.Or(file, dir)},
 		PollInterval: c.Duration("reload-interval"),
 	}
 	if !c.Bool("offline") {
+		opts.Read = func(ctx context.Context, repo, digest string) (registry.Manifest, error) {
+			return audit.LiveManifests(reader.Load())(ctx, repo, digest)
+		}
 		opts.Refresh = func(ctx context.Context, set *manifest.Set) error {
 			_, err := cipsync.Run(ctx, db, newClient(c, set, warningsOnly(c)), sourceTargets(set), cipsync.Options{Jobs: c.Int("jobs")})
 			return err
