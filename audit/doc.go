@@ -11,9 +11,12 @@
 //   - VERIFIED child: the digest is a child, however nested, of an index
 //     promoted there (the inventory's manifest_children say so; an index's
 //     children are pushed before it, so they are verified through it);
-//   - VERIFIED referrer: a cosign signature, attestation or SBOM
-//     (sha256-<hex>.sig, .att, .sbom) or an OCI referrers tag (sha256-<hex>)
-//     of a digest that belongs there;
+//   - VERIFIED referrer: a referrer (signature, attestation, SBOM) of a
+//     digest that belongs there, or of such a referrer, up to
+//     sync.MaxReferrerDepth levels: by its tag (cosign's sha256-<hex>.sig,
+//     .att, .sbom, or the OCI referrers tag sha256-<hex>) or by what the
+//     inventory records of its subject (the referrers rows, however found,
+//     and the manifest's own subject field);
 //   - REJECTED tag-mismatch: a tag the manifests put on another digest (a
 //     moved tag), or a tag no manifest gives the digest;
 //   - REJECTED not-in-manifest: a digest no manifest promotes into the
@@ -25,10 +28,10 @@
 // Pulls and blob uploads are not judged: a blob matters only through the
 // manifest that references it, whose push is judged.
 //
-// Referrers are recognised by tag only, until the inventory records
-// referrers with their subject (issue 15); a referrer pushed untagged
-// through a registry's referrers API is rejected meanwhile. The one
-// function to extend is Policy.referrer.
+// The walk from a digest up to what accounts for it (its indexes and its
+// subjects) is Policy.account, bounded in depth and in digests. Anyone who
+// can push may attach a referrer to a promoted digest: it is accounted for
+// by its subject, as a cosign tag is; signatures are not checked here.
 //
 // Scan (`cip audit`) applies the same rules after the fact to what the
 // inventory holds under the destination registries, and adds what is
@@ -40,6 +43,12 @@
 // as docker-registry sends to its notifications.endpoints) and the GCR /
 // Artifact Registry Pub/Sub push ({"message":{"data": base64 of
 // {"action":"INSERT"|"DELETE","digest":…,"tag":…}}}), both on POST /events.
+// A pushed manifest the inventory does not hold (an OCI 1.1 referrer
+// pushed by digest through the referrers API arrives untagged) is read
+// from its repository when ServerOptions.Read is set, to see its subject:
+// only from destination repositories, at most three reads per event and
+// within liveReadTime per request, each checked against the digest asked
+// for; a failed read is noted in the verdict, never waited on.
 // Each judged event is logged (log/slog), recorded in the inventory's
 // audit_events table once per event id, and counted on /metrics; a
 // redelivered event is counted once. Requests need the bearer token; bodies

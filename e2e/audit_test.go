@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -361,6 +362,41 @@ images:
 	if promotionEvents < len(wantVerified) {
 		t.Errorf("%d promotion events, want at least %d", promotionEvents, len(wantVerified))
 	}
+
+	// An SBOM that oras attaches to a promoted image. docker-registry 2.8
+	// has no referrers API, so oras pushes the artifact by digest,
+	// untagged, with its subject, then the sha256-<hex> index listing it:
+	// the server reads the artifact (the inventory does not hold it) to
+	// see its subject, and verifies both pushes as referrers.
+	t.Run("oras attach", func(t *testing.T) {
+		orasBin := tool(t, "oras")
+		sbom := filepath.Join(dir, "sbom.spdx.json")
+		if err := os.WriteFile(sbom, []byte(`{"spdxVersion":"SPDX-2.3"}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(orasBin, "attach", "--plain-http", "--artifact-type", "application/spdx+json", prod+"app0@"+app0v1, "sbom.spdx.json")
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), "HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("oras attach: %v\n%s", err, out)
+		}
+		m := regexp.MustCompile(`(?m)^Digest: (sha256:[0-9a-f]{64})`).FindStringSubmatch(string(out))
+		if m == nil {
+			t.Fatalf("oras attach printed no digest:\n%s", out)
+		}
+		artifact, indexTag := m[1], "sha256-"+strings.TrimPrefix(app0v1, "sha256:")
+		want := []auditRow{
+			{"VERIFIED", "referrer", prod + "app0", artifact, ""},
+			{"VERIFIED", "referrer", prod + "app0", Crane(t, "digest", prod+"app0:"+indexTag), indexTag},
+		}
+		where := "digest = '" + artifact + "' OR tag = '" + indexTag + "'"
+		waitUntil(t, 30*time.Second, "the attached SBOM's verdicts", func() bool {
+			return len(auditRows(t, auditDB, where)) >= len(want)
+		}, srv)
+		if diff := cmp.Diff(want, auditRows(t, auditDB, where)); diff != "" {
+			t.Errorf("the attached SBOM's rows in audit_events (-want +got):\n%s", diff)
+		}
+	})
 
 	// Hostile requests, each with its status; the server answers after
 	// each. A redelivered event is counted once.
