@@ -493,7 +493,7 @@ func TestServerReloads(t *testing.T) {
 	}
 	// Promote x too.
 	changed := strings.Replace(fixture, `["v0.9"]`, "[\"v0.9\"]\n    \""+dX+"\": [\"v2.0\"]", 1)
-	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+	if err := replaceFile(path, changed); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the reload", func() bool { return srv.Policy().Digests == 12 })
@@ -502,7 +502,7 @@ func TestServerReloads(t *testing.T) {
 	}
 	// An invalid change (a tag on two digests) is refused.
 	invalid := strings.Replace(changed, `["v2.0"]`, `["v1"]`, 1)
-	if err := os.WriteFile(path, []byte(invalid), 0o644); err != nil {
+	if err := replaceFile(path, invalid); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the refused reload", func() bool {
@@ -634,4 +634,16 @@ func TestServerGracefulShutdown(t *testing.T) {
 	if rows, _ := bs.DB.AuditEvents(context.Background(), inventory.AuditFilter{}); len(rows) != 1 {
 		t.Errorf("%d events recorded, want the one in flight", len(rows))
 	}
+}
+
+// replaceFile writes data to path in one step (a temporary file renamed
+// over it), as git-sync and editors that save atomically do: an in-place
+// write truncates first, and a poll on a loaded machine can then read the
+// half-written file and count a reload of it.
+func replaceFile(path, data string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
