@@ -96,7 +96,6 @@ func TestKeyFileRoundTrip(t *testing.T) {
 	}
 }
 
-
 func TestVerifySimpleSigning(t *testing.T) {
 	a, b := newKey(t, "a.pub"), newKey(t, "b.pub")
 	dg, other := digestOf("image"), digestOf("other")

@@ -2,7 +2,6 @@ package sign
 
 import (
 	"bytes"
-	"io"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -10,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
