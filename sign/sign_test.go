@@ -240,3 +240,12 @@ func TestReadReferrers(t *testing.T) {
 		t.Errorf("Read(huge layer) = %v", err)
 	}
 }
+
+func mustECDSA(tb testing.TB) *ecdsa.PrivateKey {
+	tb.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return priv
+}
