@@ -18,6 +18,7 @@ package promote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/registry"
+	"github.com/cipdev/cip/sign"
 	cipsync "github.com/cipdev/cip/sync"
 )
 
@@ -54,6 +56,11 @@ type Options struct {
 	// ...) that travel with each promoted digest. The zero value is none;
 	// cip passes referrer.All unless told otherwise.
 	Referrers referrer.Selection
+	// Signatures, when set, is the --signature-policy: MakePlan checks
+	// the signatures of every digest it would write against it and
+	// refuses the plan (a *SignatureError) when any fails. Online only:
+	// signature blobs are read from the sources.
+	Signatures *sign.Policy
 }
 
 func (o Options) jobs() int {
@@ -81,6 +88,9 @@ type Plan struct {
 	Refers []inventory.ReferRow
 	// Referrers is what the look-ups of referrers found (nil when none ran).
 	Referrers []*cipsync.ReferrersFound
+	// Signatures are the signature policy's checks, by image and digest
+	// (nil without a policy).
+	Signatures []SignatureCheck
 }
 
 // MaxSkipRows is how many skip rows a plan lists in detail: a small plan
@@ -269,10 +279,25 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	if err := planReferrers(ctx, db, client, p, opts, crawled); err != nil {
 		return fail(err)
 	}
+	if err := checkSignatures(ctx, db, client, p, opts); err != nil {
+		var se *SignatureError
+		if !errors.As(err, &se) {
+			return fail(err)
+		}
+		return p, errors.Join(se, tagMoves(moves))
+	}
 	if len(moves) > 0 {
 		return p, &TagMoveError{Moves: moves}
 	}
 	return p, nil
+}
+
+// tagMoves is the error of moves: nil when there are none.
+func tagMoves(moves []inventory.TagMove) error {
+	if len(moves) == 0 {
+		return nil
+	}
+	return &TagMoveError{Moves: moves}
 }
 
 // probe looks up, in existing destination repositories, the digests the

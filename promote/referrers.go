@@ -34,8 +34,10 @@ import (
 // referrers (a referrer pushed there by someone else is untagged, and no
 // listing shows it), and records both: a later run plans from the
 // inventory, asking a destination again only while something is pending.
+// With a signature policy the sources' referrers are looked up even when
+// none travels (--referrers none): the policy reads their signatures.
 func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Client, p *Plan, opts Options, crawled map[string]bool) error {
-	if opts.Referrers.None() {
+	if opts.Referrers.None() && opts.Signatures == nil {
 		return nil
 	}
 	if !opts.Offline {
@@ -69,6 +71,10 @@ func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Clien
 			return err
 		}
 		p.Referrers = append(p.Referrers, found)
+	}
+	if opts.Referrers.None() {
+		// Looked up for the signature policy only: none travels.
+		return nil
 	}
 	rows, err := db.Refers(ctx, p.LoadID, opts.Referrers, cipsync.MaxReferrerDepth, false)
 	if err != nil {

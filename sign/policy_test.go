@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -14,17 +15,29 @@ func policyFiles(t *testing.T, policy string) (string, *Key, *Key) {
 	t.Helper()
 	dir := t.TempDir()
 	a, b := newKey(t, "a.pub"), newKey(t, "b.pub")
-	enc, err := EncryptKey(privs[a], []byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"a.pub": a.Public.PEM(), "b.pub": b.Public.PEM(), "a.key": enc, "policy.yaml": []byte(policy)} {
+	for name, data := range map[string][]byte{"a.pub": a.Public.PEM(), "b.pub": b.Public.PEM(), "a.key": encryptedKey(t), "policy.yaml": []byte(policy)} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return filepath.Join(dir, "policy.yaml"), a, b
 }
+
+// encryptedKey is a cosign.key, made once: scrypt is slow by design (a
+// second or more under the race detector).
+var encryptedKey = func() func(t *testing.T) []byte {
+	var once sync.Once
+	var enc []byte
+	return func(t *testing.T) []byte {
+		once.Do(func() {
+			var err error
+			if enc, err = EncryptKey(mustECDSA(t), []byte("pw")); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return enc
+	}
+}()
 
 func TestLoadPolicy(t *testing.T) {
 	file, a, _ := policyFiles(t, `rules:

@@ -91,7 +91,7 @@ Examples:
 			&cli.BoolFlag{Name: "exit-code", EnvVars: []string{"CIP_EXIT_CODE"}, Usage: "without --confirm, exit 3 when the plan has pending copy, tag or refer rows"},
 			&cli.StringFlag{Name: "report", EnvVars: []string{"CIP_REPORT"}, Usage: "write a JSON run report to `FILE`"},
 			&cli.BoolFlag{Name: "allow-lost", EnvVars: []string{"CIP_ALLOW_LOST"}, Usage: "only warn about lost rows (in neither source nor destination) instead of exiting 1"},
-		}, registryFlags()...),
+		}, append(signatureFlags(), registryFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.Bool("plan") && c.Bool("confirm") {
 				return usagef("give --plan or --confirm, not both")
@@ -145,7 +145,15 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	if err != nil {
 		return err
 	}
-	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl"), Referrers: sel}
+	policy, err := signaturePolicyOf(c)
+	if err != nil {
+		return err
+	}
+	if policy != nil && f.offline {
+		return usagef("--signature-policy reads signatures from the source registries; it cannot be used with --offline")
+	}
+	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl"), Referrers: sel,
+		Signatures: policy}
 	origin := c.String("manifest")
 	if origin == "" {
 		origin = c.String("thin-manifest-dir")
@@ -155,8 +163,9 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		prog.synced(plan.Syncs...)
 	}
 	var tm *promote.TagMoveError
-	moved := errors.As(err, &tm)
-	if err != nil && !moved {
+	var refused *promote.SignatureError
+	moved, unsigned := errors.As(err, &tm), errors.As(err, &refused)
+	if err != nil && !moved && !unsigned {
 		return err
 	}
 	if f.allowLost {
@@ -173,9 +182,10 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	if err := writePlan(c.App.Writer, f.output, plan, tableWidth(c, f.output == "wide")); err != nil {
 		return err
 	}
-	if moved {
-		// The whole plan is out, its moves marked; nothing is written.
-		return &usageError{tm}
+	if moved || unsigned {
+		// The whole plan is out, its moves and refusals marked; nothing is
+		// written.
+		return &usageError{err}
 	}
 	// Lost rows fail the run once the rest is done: a release must not go
 	// green without its image.
@@ -253,8 +263,11 @@ type planRow struct {
 	Referrer     string `json:"referrer,omitempty" yaml:"referrer,omitempty"`
 	ArtifactType string `json:"artifact_type,omitempty" yaml:"artifact_type,omitempty"`
 	FoundBy      string `json:"found_by,omitempty" yaml:"found_by,omitempty"`
-	File         string `json:"file" yaml:"file"`
-	Line         int    `json:"line" yaml:"line"`
+	// Signature is how the --signature-policy judged the digest (copy and
+	// tag rows a rule matches): the rule and who signed, or the refusal.
+	Signature string `json:"signature,omitempty" yaml:"signature,omitempty"`
+	File      string `json:"file" yaml:"file"`
+	Line      int    `json:"line" yaml:"line"`
 	// TagMoves are the wanted tags the destination has at another digest:
 	// refused (cip never moves a tag), and the reason nothing is written.
 	TagMoves []planMove `json:"tag_moves,omitempty" yaml:"tag_moves,omitempty"`
@@ -278,13 +291,17 @@ func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error 
 		k := rowKey{m.Dst, m.Image, m.DigestWanted}
 		moves[k] = append(moves[k], planMove{Tag: m.Tag, DigestNow: m.DigestNow})
 	}
+	checks := map[[3]string]string{}
+	for _, s := range plan.Signatures {
+		checks[[3]string{s.Source, s.Image, s.Digest}] = s.Summary()
+	}
 	rows := plan.Rows
 	out := make([]planRow, len(rows))
 	for i, r := range rows {
 		// Lists are [] in JSON, never null.
 		out[i] = planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: r.Action, Source: r.Src,
 			Tags: append([]string{}, r.Tags...), TagsMissing: append([]string{}, r.Missing...), File: r.File, Line: r.Line,
-			TagMoves: moves[rowKey{r.Dst, r.Image, r.Digest}]}
+			TagMoves: moves[rowKey{r.Dst, r.Image, r.Digest}], Signature: checks[[3]string{r.Src, r.Image, r.Digest}]}
 	}
 	for _, r := range plan.Refers {
 		out = append(out, planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: inventory.ActionRefer,
@@ -295,6 +312,10 @@ func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error 
 		return writeData(w, format, out)
 	}
 	header := table.Columns("ACTION", "DESTINATION", "IMAGE", "DIGEST", "TAGS")
+	signed := plan.Signatures != nil
+	if signed {
+		header = table.Columns("ACTION", "DESTINATION", "IMAGE", "DIGEST", "TAGS", "SIGNATURE")
+	}
 	var cells [][]string
 	for _, r := range out {
 		tags := strings.Join(r.Tags, ",")
@@ -307,14 +328,18 @@ func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error 
 		if tags == "" {
 			tags = "-"
 		}
+		sig := r.Signature
+		if sig == "" {
+			sig = "-"
+		}
 		if r.Action == inventory.ActionRefer {
-			cells = append(cells, []string{r.Action, r.Destination, r.Image, r.Subject, r.Referrer + " (" + r.ArtifactType + ")"})
+			cells = append(cells, withSignature(signed, []string{r.Action, r.Destination, r.Image, r.Subject, r.Referrer + " (" + r.ArtifactType + ")"}, "-"))
 			continue
 		}
 		for _, m := range r.TagMoves {
 			tags += " MOVE REFUSED: " + m.Tag + " is at " + m.DigestNow
 		}
-		cells = append(cells, []string{r.Action, r.Destination, r.Image, r.Digest, tags})
+		cells = append(cells, withSignature(signed, []string{r.Action, r.Destination, r.Image, r.Digest, tags}, sig))
 	}
 	listed := map[string]int{}
 	for _, r := range rows {
@@ -324,10 +349,19 @@ func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error 
 	}
 	for _, s := range plan.Summaries() {
 		if n := s.Skip - listed[s.Destination]; n > 0 {
-			cells = append(cells, []string{inventory.ActionSkip, s.Destination, "*", fmt.Sprintf("(%d digests not listed)", n), "-"})
+			cells = append(cells, withSignature(signed, []string{inventory.ActionSkip, s.Destination, "*", fmt.Sprintf("(%d digests not listed)", n), "-"}, "-"))
 		}
 	}
 	return writeTable(w, header, cells, width)
+}
+
+// withSignature adds the SIGNATURE cell to a plan table row when the
+// plan was checked against a signature policy.
+func withSignature(signed bool, row []string, sig string) []string {
+	if signed {
+		return append(row, sig)
+	}
+	return row
 }
 
 // writeData prints v as indented JSON or YAML.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -117,3 +118,42 @@ func (r *Registry) Descriptor(t testing.TB, path string, digest v1.Hash) v1.Desc
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// PushBlob uploads data into path.
+func (r *Registry) PushBlob(t testing.TB, path string, data []byte, mediaType string) {
+	t.Helper()
+	repo, err := name.NewRepository(r.Host + "/" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteLayer(repo, static.NewLayer(data, types.MediaType(mediaType))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PushManifest puts raw (of mediaType) into path at ref (a tag or its
+// digest) as it is; a manifest with a subject gets the sha256-<hex> index
+// updated on a registry without the referrers API (go-containerregistry's
+// writer). It returns the digest.
+func (r *Registry) PushManifest(t testing.TB, path, ref string, raw []byte, mediaType string) v1.Hash {
+	t.Helper()
+	h, _, err := v1.SHA256(bytesReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref == "" {
+		ref = h.String()
+	}
+	sep := ":"
+	if strings.HasPrefix(ref, "sha256:") {
+		sep = "@"
+	}
+	dst, err := name.ParseReference(r.Host + "/" + path + sep + ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(dst, rawManifest{raw, types.MediaType(mediaType)}); err != nil {
+		t.Fatalf("put %s: %v", dst, err)
+	}
+	return h
+}

@@ -1,0 +1,175 @@
+package promote_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cipdev/cip/internal/referrer"
+	"github.com/cipdev/cip/internal/regtest"
+	"github.com/cipdev/cip/promote"
+	"github.com/cipdev/cip/sign"
+)
+
+// signingKey makes a key pair and writes its public half to dir/name.
+func signingKey(t *testing.T, dir, name string) *sign.Key {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := sign.NewKey(name, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), k.Public.PEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// pushArtifact pushes a's blobs and manifest into path at tag ("" for
+// by digest).
+func pushArtifact(t *testing.T, reg *regtest.Registry, path, tag string, a sign.Artifact) v1.Hash {
+	t.Helper()
+	for _, b := range a.Blobs {
+		reg.PushBlob(t, path, b.Data, b.MediaType)
+	}
+	return reg.PushManifest(t, path, tag, a.Manifest, a.MediaType)
+}
+
+// signBundle attaches a sigstore bundle referrer by k to path@d, as cosign
+// v3 does.
+func signBundle(t *testing.T, reg *regtest.Registry, path string, d v1.Hash, k *sign.Key) {
+	t.Helper()
+	b, err := k.SignBundle(d.String(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := reg.Descriptor(t, path, d)
+	a, err := sign.BundleReferrer(b, sign.Subject{Digest: d.String(), MediaType: string(desc.MediaType), Size: desc.Size}, time.Unix(0, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushArtifact(t, reg, path, "", a)
+}
+
+// signSig pushes a cosign .sig image by k for path@d.
+func signSig(t *testing.T, reg *regtest.Registry, path string, d v1.Hash, k *sign.Key) {
+	t.Helper()
+	p, s, err := k.SignSimple(d.String(), reg.Host+"/"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := sign.SimpleSigningImage([]sign.Signature{{Payload: p, Sig: s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushArtifact(t, reg, path, referrer.Tag(d.String(), referrer.CosignSignature), a)
+}
+
+// Staging images signed with key a (a bundle, a .sig), one signed only
+// with key b, one unsigned: a policy requiring a refuses the last two,
+// naming each with its reason, and the plan holds every check; if-present
+// lets the unsigned one pass; the signed ones alone pass, and promote.
+func TestPlanSignaturePolicy(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	keys := t.TempDir()
+	a, b := signingKey(t, keys, "a.pub"), signingKey(t, keys, "b.pub")
+	img := func(n int) v1.Image { return regtest.Image(t, int64(100+n), 1, true) }
+	bundled := e.src.Push(t, "staging/bundled", "v1", img(1))
+	signBundle(t, e.src, "staging/bundled", bundled, a)
+	old := e.src.Push(t, "staging/old", "v1", img(2))
+	signSig(t, e.src, "staging/old", old, a)
+	byB := e.src.Push(t, "staging/byb", "v1", img(3))
+	signBundle(t, e.src, "staging/byb", byB, b)
+	signSig(t, e.src, "staging/byb", byB, b)
+	unsigned := e.src.Push(t, "staging/unsigned", "v1", img(4))
+
+	policy := func(mode string) *sign.Policy {
+		t.Helper()
+		f := filepath.Join(keys, mode+".yaml")
+		src := fmt.Sprintf("rules:\n  - name: staging\n    source: %q\n    mode: %s\n    keys: [a.pub]\n", e.srcName(), mode)
+		if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := sign.LoadPolicy(f, sign.PolicyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	all := e.manifestSet(entry{"bundled", bundled, []string{"v1"}}, entry{"old", old, []string{"v1"}},
+		entry{"byb", byB, []string{"v1"}}, entry{"unsigned", unsigned, []string{"v1"}})
+	ctx := context.Background()
+	for _, c := range []struct {
+		mode    string
+		sel     referrer.Selection
+		refused map[string]sign.Reason
+	}{
+		{"require", referrer.All, map[string]sign.Reason{"byb": sign.UnknownKey, "unsigned": sign.NoSignature}},
+		{"require", referrer.Selection{}, map[string]sign.Reason{"byb": sign.UnknownKey, "unsigned": sign.NoSignature}}, // --referrers none still reads them
+		{"if-present", referrer.All, map[string]sign.Reason{"byb": sign.UnknownKey}},
+	} {
+		p, err := promote.MakePlan(ctx, e.db, e.client, all, "test", promote.Options{Jobs: 4, Referrers: c.sel, Signatures: policy(c.mode)})
+		var se *promote.SignatureError
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: MakePlan = %v, want a *SignatureError", c.mode, err)
+		}
+		got := map[string]sign.Reason{}
+		for _, r := range se.Refused {
+			got[r.Image] = sign.Reason(r.Reason)
+			if r.File == "" || r.Line == 0 || !strings.Contains(err.Error(), r.Image+"@"+r.Digest) {
+				t.Errorf("%s: refusal %+v: no file and line, or not named in %v", c.mode, r, err)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.refused) {
+			t.Errorf("%s: refused %v, want %v\n%v", c.mode, got, c.refused, err)
+		}
+		if p == nil || len(p.Signatures) != 4 {
+			t.Fatalf("%s: plan checks = %+v, want 4", c.mode, p)
+		}
+		by := map[string]string{}
+		for _, s := range p.Signatures {
+			by[s.Image] = s.Summary()
+		}
+		if by["bundled"] != "staging: a.pub (sigstore-bundle)" || by["old"] != "staging: a.pub (simple-signing)" {
+			t.Errorf("%s: checks %v", c.mode, by)
+		}
+		if c.mode == "if-present" && by["unsigned"] != "staging: unsigned (if-present)" {
+			t.Errorf("if-present: unsigned check %q", by["unsigned"])
+		}
+	}
+	// The signed ones alone pass, and are promoted with their signatures.
+	good := e.manifestSet(entry{"bundled", bundled, []string{"v1"}}, entry{"old", old, []string{"v1"}})
+	opts := promote.Options{Jobs: 4, Referrers: referrer.All, Signatures: policy("require")}
+	p, err := promote.MakePlan(ctx, e.db, e.client, good, "test", opts)
+	if err != nil {
+		t.Fatalf("MakePlan(signed by a) = %v", err)
+	}
+	if len(p.Signatures) != 2 || !p.Signatures[0].Signed || !p.Signatures[1].Signed {
+		t.Errorf("checks %+v", p.Signatures)
+	}
+	if _, err := promote.Promote(ctx, e.db, e.client, p, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveReferrers(t, e.d1, "prod/bundled", bundled); len(got) != 1 {
+		t.Errorf("prod/bundled referrers %v, want the bundle", got)
+	}
+	// Promoted: the next plan writes nothing, so it checks nothing.
+	p, err = promote.MakePlan(ctx, e.db, e.client, good, "test", opts)
+	if err != nil || len(p.Signatures) != 0 {
+		t.Errorf("second MakePlan = %+v, %v; want no checks", p.Signatures, err)
+	}
+}
