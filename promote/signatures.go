@@ -128,10 +128,7 @@ func checkSignatures(ctx context.Context, db *inventory.DB, client *registry.Cli
 			var se *sign.Error
 			switch {
 			case errors.As(err, &se):
-				c.Reason, c.Detail = string(se.Reason), strings.TrimPrefix(err.Error(), string(se.Reason)+": ")
-				if c.Detail == string(se.Reason) {
-					c.Detail = ""
-				}
+				c.Reason, c.Detail = string(se.Reason), se.Detail
 			case err != nil:
 				return err
 			}

@@ -84,14 +84,16 @@ func (r *Rule) Check(digest string, sigs []Signature) (Verified, bool, error) {
 		}
 		return Verified{}, false, &Error{Reason: NoSignature}
 	}
-	var first error
+	var first *Error
 	for _, s := range sigs {
 		v, err := r.Trust.Verify(s, digest)
 		if err == nil {
 			return v, true, nil
 		}
 		if first == nil {
-			first = fmt.Errorf("%s in %s: %w", s.Format, s.Referrer, err)
+			e := &Error{Reason: BadSignature, Detail: err.Error()}
+			errors.As(err, &e)
+			first = &Error{Reason: e.Reason, Detail: fmt.Sprintf("%s in %s: %s", s.Format, s.Referrer, e.Detail)}
 		}
 	}
 	return Verified{}, false, first

@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cipdev/cip/internal/regtest"
+)
+
+// TestSignaturePolicyCosign is issue 16's check of --signature-policy on
+// docker-registry with signatures the real cosign made: staging images
+// signed with key k1 (a sigstore bundle, an old-format .sig) pass a
+// policy requiring k1 and are promoted; an image signed only with k2 and
+// an unsigned one are refused under require, exit 2, dry run and
+// --confirm alike, and nothing of theirs is written; under if-present the
+// unsigned one passes. Policy files with mistakes exit 2 with file and
+// line.
+func TestSignaturePolicyCosign(t *testing.T) {
+	s := newSigner(t)
+	srcSrv, dstSrv := StartRegistry(t), StartRegistry(t)
+	src := &regtest.Registry{Host: srcSrv.Host}
+	digests := map[string]string{}
+	for i, img := range []string{"bundled", "old", "byk2", "unsigned"} {
+		digests[img] = src.Push(t, "staging/"+img, "v1", regtest.Image(t, int64(512+i), 1, true)).String()
+	}
+	at := func(img string) string { return srcSrv.Host + "/staging/" + img + "@" + digests[img] }
+	s.sign("k1", at("bundled"), false)
+	s.sign("k1", at("old"), true)
+	s.sign("k2", at("byk2"), false)
+	s.sign("k2", at("byk2"), true)
+
+	dir := t.TempDir()
+	db := filepath.Join(dir, "inventory.db")
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	manifest := func(name string, images ...string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "registries:\n- name: %s/staging\n  src: true\n- name: %s/prod\nimages:\n", srcSrv.Host, dstSrv.Host)
+		for _, img := range images {
+			fmt.Fprintf(&b, "- name: %s\n  dmap:\n    %q: [\"v1\"]\n", img, digests[img])
+		}
+		return write(name, b.String())
+	}
+	policy := func(name, mode string) string {
+		return write(name, fmt.Sprintf("rules:\n  - name: staging\n    source: %q\n    mode: %s\n    keys: [%s]\n", srcSrv.Host+"/staging", mode, s.key("k1", "pub")))
+	}
+	require, ifPresent := policy("require.yaml", "require"), policy("if-present.yaml", "if-present")
+	all := manifest("all.yaml", "bundled", "old", "byk2", "unsigned")
+	prodCatalog := func() string { return Crane(t, "catalog", dstSrv.Host) }
+
+	// require: refused in a dry run and with --confirm, each named.
+	for _, mode := range []string{"--plan", "--confirm"} {
+		out, errOut := Cip(t, 2, "--db", db, "promote", "--manifest", all, mode, "--signature-policy", require)
+		for _, want := range []string{
+			"2 digest(s) refused by the signature policy",
+			"/byk2@" + digests["byk2"] + ": rule staging (require): signed by an unknown key",
+			"/unsigned@" + digests["unsigned"] + ": rule staging (require): no signature",
+		} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("promote %s: stderr lacks %q:\n%s", mode, want, errOut)
+			}
+		}
+		if !strings.Contains(errOut, all+":") {
+			t.Errorf("promote %s: refusals do not name the manifest file:\n%s", mode, errOut)
+		}
+		// The plan is printed, each checked digest with its rule.
+		for _, want := range []string{"SIGNATURE", "staging: " + s.key("k1", "pub") + " (sigstore-bundle)", "(simple-signing)", "REFUSED by staging: no signature"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("promote %s: plan lacks %q:\n%s", mode, want, out)
+			}
+		}
+		if got := prodCatalog(); got != "" {
+			t.Fatalf("promote %s refused, but prod holds: %s", mode, got)
+		}
+	}
+	// if-present: the unsigned image passes, the one signed by k2 is still
+	// refused.
+	_, errOut := Cip(t, 2, "--db", db, "promote", "--manifest", all, "--plan", "--signature-policy", ifPresent)
+	if !strings.Contains(errOut, "1 digest(s) refused") || !strings.Contains(errOut, "/byk2@") || strings.Contains(errOut, "/unsigned@") {
+		t.Errorf("if-present: want only byk2 refused:\n%s", errOut)
+	}
+	passing := manifest("passing.yaml", "bundled", "old", "unsigned")
+	out, _ := Cip(t, 0, "--db", db, "promote", "--manifest", passing, "--plan", "-o", "json", "--signature-policy", ifPresent)
+	if !strings.Contains(out, `"signature": "staging: unsigned (if-present)"`) {
+		t.Errorf("if-present plan: the unsigned row does not say it passed unsigned:\n%s", out)
+	}
+	Cip(t, 0, "--db", db, "promote", "--manifest", passing, "--confirm", "--signature-policy", ifPresent)
+	got := prodCatalog()
+	for _, img := range []string{"bundled", "old", "unsigned"} {
+		if !strings.Contains(got, "prod/"+img) {
+			t.Errorf("prod catalog %q lacks prod/%s", got, img)
+		}
+	}
+	if strings.Contains(got, "byk2") {
+		t.Errorf("prod holds the refused byk2: %q", got)
+	}
+	// The signatures travelled: cosign verifies them in prod.
+	s.verify("k1", dstSrv.Host+"/prod/bundled@"+digests["bundled"], false)
+	s.verify("k1", dstSrv.Host+"/prod/old@"+digests["old"], true)
+
+	// Policy files with mistakes: file and line, exit 2.
+	for _, c := range []struct{ name, body, want string }{
+		{"unknown-field.yaml", "rules:\n  - source: x\n    mode: require\n    keys: [" + s.key("k1", "pub") + "]\n    colour: red\n", `:5: rule: unknown field "colour"`},
+		{"private-key.yaml", "rules:\n  - source: x\n    mode: require\n    keys:\n      - " + s.key("k1", "key") + "\n", ":5: key " + s.key("k1", "key") + " is not a public key"},
+		{"bad-glob.yaml", "rules:\n  - source: \"gcr.io/[x\"\n    mode: require\n    keys: [" + s.key("k1", "pub") + "]\n", `:2: source: bad glob "gcr.io/[x"`},
+	} {
+		p := write(c.name, c.body)
+		_, errOut := Cip(t, 2, "--db", db, "promote", "--manifest", passing, "--plan", "--signature-policy", p)
+		if !strings.Contains(errOut, p+c.want) {
+			t.Errorf("%s: stderr lacks %q:\n%s", c.name, p+c.want, errOut)
+		}
+	}
+}
