@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/cipdev/cip/internal/regtest"
 )
 
@@ -118,4 +120,66 @@ func TestSignaturePolicyCosign(t *testing.T) {
 			t.Errorf("%s: stderr lacks %q:\n%s", c.name, p+c.want, errOut)
 		}
 	}
+}
+
+// TestSignKeyCosignVerify is issue 16's check of --sign-key: after a
+// promotion into two destinations (on two registries), `cosign verify
+// --key` (the real cosign v3.1.3, not cip) passes for every promoted tag
+// in every destination, the signature claims the --sign-identity; a
+// second run signs nothing and copies nothing.
+func TestSignKeyCosignVerify(t *testing.T) {
+	s := newSigner(t)
+	srcSrv, dstA, dstB := StartRegistry(t), StartRegistry(t), StartRegistry(t)
+	src := &regtest.Registry{Host: srcSrv.Host}
+	idxD := src.Push(t, "staging/app", "v1", platformIndex(t, true)).String()
+	imgD := src.Push(t, "staging/tool", "v2", regtest.Image(t, 700, 2, false)).String()
+	src.Tag(t, "staging/tool", mustHash(t, imgD), "latest")
+	s.sign("k1", srcSrv.Host+"/staging/app@"+idxD, false) // staging's own signature travels too
+
+	dir := t.TempDir()
+	db := filepath.Join(dir, "inventory.db")
+	mf := filepath.Join(dir, "promoter-manifest.yaml")
+	body := fmt.Sprintf("registries:\n- name: %s/staging\n  src: true\n- name: %s/prod\n- name: %s/mirror\nimages:\n- name: app\n  dmap:\n    %q: [\"v1\"]\n- name: tool\n  dmap:\n    %q: [\"v2\", \"latest\"]\n",
+		srcSrv.Host, dstA.Host, dstB.Host, idxD, imgD)
+	if err := os.WriteFile(mf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CIP_SIGN_KEY_PASSWORD", "e2e")
+	args := []string{"--db", db, "promote", "--manifest", mf, "--confirm", "--sign-key", s.key("k3", "key"), "--sign-identity", "registry.example/{image}"}
+	_, errOut := Cip(t, 0, args...)
+	if !strings.Contains(errOut, "signed: 2 digest(s), 0 already signed by this key; signatures copied to 2 other destination(s)") {
+		t.Errorf("first run: stderr lacks the signing summary:\n%s", errOut)
+	}
+	for _, host := range []string{dstA.Host + "/prod", dstB.Host + "/mirror"} {
+		for _, ref := range []string{host + "/app:v1", host + "/tool:v2", host + "/tool:latest"} {
+			out := s.run(s.cosign, "verify", "--key", s.key("k3", "pub"), "--insecure-ignore-tlog=true", ref)
+			if !strings.Contains(out, "registry.example/") {
+				t.Logf("cosign verify %s:\n%s", ref, out)
+			}
+		}
+		// Staging's signature came along, and was not replaced.
+		s.verify("k1", host+"/app@"+idxD, false)
+	}
+	// The second run signs nothing.
+	_, errOut = Cip(t, 0, args...)
+	if !strings.Contains(errOut, "signed: 0 digest(s), 2 already signed by this key; signatures copied to 0 other destination(s)") {
+		t.Errorf("second run: stderr lacks the no-op signing summary:\n%s", errOut)
+	}
+	// cosign itself counts one signature by k3 per digest in each
+	// destination: nothing was signed twice.
+	for _, host := range []string{dstA.Host + "/prod", dstB.Host + "/mirror"} {
+		out := s.run(s.cosign, "verify", "--key", s.key("k3", "pub"), "--insecure-ignore-tlog=true", "--output", "json", host+"/tool:v2")
+		if n := strings.Count(out, `"critical"`) + strings.Count(out, `"_type"`); n != 1 {
+			t.Errorf("%s/tool:v2: cosign verify found %d signatures by k3, want 1:\n%s", host, n, out)
+		}
+	}
+}
+
+func mustHash(t *testing.T, s string) v1.Hash {
+	t.Helper()
+	h, err := v1.NewHash(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	gosync "sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cipdev/cip/internal/once"
+	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
 )
@@ -44,6 +46,9 @@ type Report struct {
 	// at the end (listed with their subject, or at their cosign tag).
 	ReferrersVerified  int                `json:"referrers_verified"`
 	ReferrerMismatches []ReferrerMismatch `json:"referrer_mismatches"`
+	// Signatures are --sign-key's records, one per promoted (image,
+	// digest), by image and digest (nil without --sign-key).
+	Signatures []SignRecord `json:"signatures,omitempty"`
 }
 
 // DestinationReport is one destination registry's part of a Report.
@@ -111,6 +116,10 @@ type engine struct {
 	// complete holds dstRepo@digest for what this run put, complete: the
 	// subjects referrers may follow.
 	complete map[string]bool
+	// tagsPut holds the manifest this run last put at each referrer tag
+	// (dstRepo:tag): what liveTag answers for a repository the sync found
+	// absent.
+	tagsPut map[string]*inventory.Manifest
 }
 
 // Promote carries out a plan's copy and tag rows, records each finished
@@ -132,7 +141,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		db: db, client: client, runID: runID, jobs: opts.jobs(),
 		sem: make(chan struct{}, opts.jobs()), fan: newFanout(),
 		absent: map[string]bool{}, knownHosts: map[string]bool{},
-		read: map[string]*inventory.Manifest{},
+		read: map[string]*inventory.Manifest{}, tagsPut: map[string]*inventory.Manifest{},
 	}
 	dests := map[string]*destStats{}
 	var names []string
@@ -238,12 +247,28 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		referred, rerrs = e.referrers(ctx, dests, plan.Refers)
 		errs = append(errs, rerrs...)
 	}
+	// Then the signatures, of every promoted digest that is complete in
+	// its destinations (copied now, or there before), once each.
+	var signed []SignRecord
+	if opts.Signing != nil && ctx.Err() == nil {
+		rows := slices.Clone(done)
+		for _, r := range plan.Rows {
+			if r.Action == inventory.ActionSkip {
+				rows = append(rows, r)
+			}
+		}
+		var serrs []error
+		var copied []inventory.ReferRow
+		signed, copied, serrs = e.signPromoted(ctx, opts.Signing, dests, rows)
+		referred = append(referred, copied...)
+		errs = append(errs, serrs...)
+	}
 	if err := e.rec.close(); err != nil {
 		errs = append(errs, err)
 	}
 
 	sortRecords(records)
-	rep := &Report{Rows: len(work), RowsDone: len(done), Images: append([]ImageRecord{}, records...), Mismatches: []Mismatch{}}
+	rep := &Report{Rows: len(work), RowsDone: len(done), Images: append([]ImageRecord{}, records...), Mismatches: []Mismatch{}, Signatures: signed}
 	if ctx.Err() == nil {
 		// What this run wrote, once: each tag it put (a tag answering with
 		// the digest proves the digest complete there too), or the digest
@@ -639,6 +664,11 @@ func (e *engine) putManifest(ctx context.Context, dst name.Repository, ref strin
 	}
 	if got != m.Digest {
 		return fmt.Errorf("put manifest %s:%s: the inventory's bytes for %s have digest %s", dst.Name(), ref, m.Digest, got)
+	}
+	if referrer.IsTag(ref) {
+		e.mu.Lock()
+		e.tagsPut[dst.Name()+":"+ref] = m
+		e.mu.Unlock()
 	}
 	return nil
 }

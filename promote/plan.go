@@ -61,6 +61,8 @@ type Options struct {
 	// refuses the plan (a *SignatureError) when any fails. Online only:
 	// signature blobs are read from the sources.
 	Signatures *sign.Policy
+	// Signing, when set, is --sign-key: Promote signs what it promoted.
+	Signing *Signing
 }
 
 func (o Options) jobs() int {

@@ -412,10 +412,18 @@ func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Reposit
 
 // liveTag reads dstRepo:tag as the registry has it now (another signer
 // may have moved it since the crawl): ErrNotFound when it has none. A
-// repository the crawl found absent holds only what this run put, and
-// each referrer tag has one writer, so it has none there: no request.
+// repository the crawl found absent holds only what this run put, so
+// it has what this run put at the tag, or none: no request. (Each
+// subject's referrers have one writer while they are copied; --sign-key
+// adds its signature to the same sha256-<hex> index afterwards.)
 func (e *engine) liveTag(ctx context.Context, dst name.Repository, dstRepo, tag string) (registry.Manifest, error) {
 	if e.absent[dstRepo] {
+		e.mu.Lock()
+		m, ok := e.tagsPut[dst.Name()+":"+tag]
+		e.mu.Unlock()
+		if ok {
+			return registry.Manifest{Digest: m.Digest, MediaType: m.MediaType, Raw: m.Raw}, nil
+		}
 		return registry.Manifest{}, fmt.Errorf("%s:%s: %w", dstRepo, tag, registry.ErrNotFound)
 	}
 	release, err := e.slot(ctx)

@@ -7,13 +7,16 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/internal/regtest"
@@ -172,4 +175,119 @@ func TestPlanSignaturePolicy(t *testing.T) {
 	if err != nil || len(p.Signatures) != 0 {
 		t.Errorf("second MakePlan = %+v, %v; want no checks", p.Signatures, err)
 	}
+}
+
+// --sign-key: one signature per digest, made in the first destination
+// (by name) and copied to the second as a referrer; it verifies with the key
+// and claims the identity; a second run signs and copies nothing.
+func TestPromoteSignKey(t *testing.T) {
+	e := newEnv(t)
+	k := signingKey(t, t.TempDir(), "release.pub")
+	idx := regtest.Index(t, regtest.Platforms, true)
+	idxD := e.src.Push(t, "staging/app", "v1", idx)
+	imgD := e.src.Push(t, "staging/tool", "v2", regtest.Image(t, 300, 1, false))
+	// Staging's own signature travels to the same sha256-<hex> indexes
+	// cip adds its signature to (repositories this run creates).
+	signBundle(t, e.src, "staging/app", idxD, signingKey(t, t.TempDir(), "staging.pub"))
+	set := e.manifestSet(entry{"app", idxD, []string{"v1"}}, entry{"tool", imgD, []string{"v2"}})
+	ctx := context.Background()
+	opts := promote.Options{Jobs: 4, Referrers: referrer.All,
+		Signing: &promote.Signing{Key: k, Identity: "registry.k8s.io/{image}", Version: "v9.9.9-test"}}
+	run := func() *promote.Report {
+		t.Helper()
+		p, err := promote.MakePlan(ctx, e.db, e.client, set, "test", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := promote.Promote(ctx, e.db, e.client, p, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	rep := run()
+	if len(rep.Signatures) != 2 {
+		t.Fatalf("signatures %+v, want 2", rep.Signatures)
+	}
+	trust := &sign.Trust{Keys: []*sign.PublicKey{k.Public}}
+	for i, c := range []struct {
+		image, path string
+		d           v1.Hash
+	}{{"app", "app", idxD}, {"tool", "tool", imgD}} {
+		s := rep.Signatures[i]
+		if s.Image != c.image || !s.Signed || s.CopiedTo != 1 || s.Destination != min(e.d1Name(), e.d2Name()) || s.Identity != "registry.k8s.io/"+c.image || s.Error != "" {
+			t.Errorf("signature %d = %+v", i, s)
+		}
+		for _, reg := range []struct {
+			r    *regtest.Registry
+			repo string
+		}{{e.d1, "prod/" + c.path}, {e.d2, "mirror/prod/" + c.path}} {
+			live := liveReferrers(t, reg.r, reg.repo, c.d)
+			if want := map[string]int{"app": 2, "tool": 1}[c.image]; len(live) != want {
+				t.Errorf("%s@%s referrers %v, want %d (staging's and cip's)", reg.repo, c.d, live, want)
+			}
+			if live[s.Referrer] != sign.BundleMediaType {
+				t.Errorf("%s@%s referrers %v lack the signature %s", reg.repo, c.d, live, s.Referrer)
+				continue
+			}
+			raw := manifestBytes(t, reg.r, reg.repo, s.Referrer)
+			sigs, err := sign.Read(ctx, s.Referrer, raw, func(_ context.Context, d string, _ int64) ([]byte, error) {
+				return blobBytes(t, reg.r, reg.repo, d), nil
+			})
+			if err != nil || len(sigs) != 1 {
+				t.Fatalf("read %s: %v, %d signatures", s.Referrer, err, len(sigs))
+			}
+			v, err := trust.Verify(sigs[0], c.d.String())
+			if err != nil || v.Identity != "registry.k8s.io/"+c.image {
+				t.Errorf("%s: Verify = %+v, %v", reg.repo, v, err)
+			}
+			if !strings.Contains(string(raw), `"dev.cip.version":"v9.9.9-test"`) {
+				t.Errorf("%s: the referrer has no version annotation: %s", reg.repo, raw)
+			}
+		}
+	}
+	again := run()
+	for _, s := range again.Signatures {
+		if s.Signed || s.CopiedTo != 0 || s.Referrer != rep.Signatures[0].Referrer && s.Referrer != rep.Signatures[1].Referrer {
+			t.Errorf("second run: %+v, want the first run's signature, not signed again", s)
+		}
+	}
+	if len(again.Signatures) != 2 || again.Totals.ManifestsPut != 0 {
+		t.Errorf("second run: %d records, %d manifests put; want 2, 0", len(again.Signatures), again.Totals.ManifestsPut)
+	}
+}
+
+func blobBytes(t *testing.T, reg *regtest.Registry, repo, digest string) []byte {
+	t.Helper()
+	d, err := name.NewDigest(reg.Host + "/" + repo + "@" + digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := remote.Layer(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func manifestBytes(t *testing.T, reg *regtest.Registry, repo, digest string) []byte {
+	t.Helper()
+	d, err := name.NewDigest(reg.Host + "/" + repo + "@" + digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Get(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return desc.Manifest
 }

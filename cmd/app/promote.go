@@ -152,8 +152,12 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	if policy != nil && f.offline {
 		return usagef("--signature-policy reads signatures from the source registries; it cannot be used with --offline")
 	}
+	signing, err := signingOf(c)
+	if err != nil {
+		return err
+	}
 	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl"), Referrers: sel,
-		Signatures: policy}
+		Signatures: policy, Signing: signing}
 	origin := c.String("manifest")
 	if origin == "" {
 		origin = c.String("thin-manifest-dir")
@@ -224,6 +228,21 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		return &interrupted{msg: fmt.Sprintf("interrupted: %d of %d copies done; rerun to finish", rep.RowsDone, rep.Rows), err: perr}
 	}
 	prog.promoted(rep)
+	if signing != nil && rep != nil {
+		var made, had, copied int
+		for _, s := range rep.Signatures {
+			switch {
+			case s.Error != "":
+			case s.Signed:
+				made++
+			default:
+				had++
+			}
+			copied += s.CopiedTo
+		}
+		prog.info("signed", fmt.Sprintf("signed: %d digest(s), %d already signed by this key; signatures copied to %d other destination(s)", made, had, copied),
+			slog.Int("signed", made), slog.Int("already_signed", had), slog.Int("copied", copied))
+	}
 	return errors.Join(perr, lost)
 }
 
