@@ -62,6 +62,13 @@ const inTotoPayloadType = "application/vnd.in-toto+json"
 // verifiers trust the key itself (cosign verify --key
 // --insecure-ignore-tlog=true).
 func (k *Key) SignBundle(digest, identity string, annotations map[string]string) ([]byte, error) {
+	return signBundle(keypair{k}, digest, identity, annotations, sgsign.BundleOptions{})
+}
+
+// signBundle signs cosign's statement for digest with kp; opts say where
+// a certificate and a transparency log entry come from (none: a key's
+// bundle).
+func signBundle(kp sgsign.Keypair, digest, identity string, annotations map[string]string, opts sgsign.BundleOptions) ([]byte, error) {
 	hexDigest, ok := strings.CutPrefix(digest, "sha256:")
 	if !ok || len(hexDigest) != 64 {
 		return nil, fmt.Errorf("sign %s: not a sha256 digest", digest)
@@ -78,7 +85,7 @@ func (k *Key) SignBundle(digest, identity string, annotations map[string]string)
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", digest, err)
 	}
-	pb, err := sgsign.Bundle(&sgsign.DSSEData{Data: st, PayloadType: inTotoPayloadType}, keypair{k}, sgsign.BundleOptions{})
+	pb, err := sgsign.Bundle(&sgsign.DSSEData{Data: st, PayloadType: inTotoPayloadType}, kp, opts)
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", digest, err)
 	}

@@ -363,8 +363,11 @@ func bundleRefusal(err error) *Error {
 	if errors.As(err, &idErr) {
 		return refuse(IdentityMismatch, "%v", err)
 	}
+	// sigstore-go says "failed to verify leaf certificate" (or names the
+	// chain) when the certificate does not chain to the trusted root: a
+	// signer cip does not know, rather than a broken signature.
 	msg := err.Error()
-	if strings.Contains(msg, "certificate") && (strings.Contains(msg, "chain") || strings.Contains(msg, "authority") || strings.Contains(msg, "x509")) {
+	if strings.Contains(msg, "leaf certificate") || strings.Contains(msg, "certificate chain") || strings.Contains(msg, "x509:") {
 		return refuse(UnknownKey, "%v", err)
 	}
 	return refuse(BadSignature, "%v", err)
