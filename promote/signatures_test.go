@@ -55,7 +55,7 @@ func pushArtifact(t *testing.T, reg *regtest.Registry, path, tag string, a sign.
 // v3 does.
 func signBundle(t *testing.T, reg *regtest.Registry, path string, d v1.Hash, k *sign.Key) {
 	t.Helper()
-	b, err := k.SignBundle(d.String(), "", nil)
+	b, err := k.SignBundle(context.Background(), d.String(), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestPromoteSignKey(t *testing.T) {
 	set := e.manifestSet(entry{"app", idxD, []string{"v1"}}, entry{"tool", imgD, []string{"v2"}})
 	ctx := context.Background()
 	opts := promote.Options{Jobs: 4, Referrers: referrer.All,
-		Signing: &promote.Signing{Key: k, Identity: "registry.k8s.io/{image}", Version: "v9.9.9-test"}}
+		Signing: &promote.Signing{Signer: k, Identity: "registry.k8s.io/{image}", Version: "v9.9.9-test"}}
 	run := func() *promote.Report {
 		t.Helper()
 		p, err := promote.MakePlan(ctx, e.db, e.client, set, "test", opts)

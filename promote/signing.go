@@ -22,7 +22,9 @@ import (
 // first destination (by name), and copies that signature to its other
 // destinations as a referrer.
 type Signing struct {
-	Key *sign.Key
+	// Signer signs: a cosign key pair (*sign.Key) or keyless
+	// (*sign.Keyless).
+	Signer sign.Signer
 	// Identity is the image reference the signature claims (the in-toto
 	// subject's name: what a user pulls), with {image} replaced by the
 	// image's name, e.g. registry.k8s.io/{image}; "" claims the first
@@ -166,7 +168,7 @@ func (e *engine) signOne(ctx context.Context, s *Signing, st *destStats, blobs *
 }
 
 // existingSignature looks, among the bundles the inventory knows repo
-// holds for digest, for one that verifies with s's key and claims
+// holds for digest, for one that verifies as s's signer's and claims
 // identity (its blob read from repo); it returns its digest and how it is
 // found, or "".
 func (e *engine) existingSignature(ctx context.Context, s *Signing, blobs *blobCache, repo, digest, identity string) (string, string, error) {
@@ -174,7 +176,12 @@ func (e *engine) existingSignature(ctx context.Context, s *Signing, blobs *blobC
 	if err != nil {
 		return "", "", err
 	}
-	trust := &sign.Trust{Keys: []*sign.PublicKey{s.Key.Public}}
+	trust := s.Signer.Trust()
+	if trust == nil {
+		// A keyless signer without a trusted root cannot tell its own
+		// signatures: it signs every time.
+		return "", "", nil
+	}
 	for _, f := range refs {
 		base, _, _ := strings.Cut(f.ArtifactType, ";")
 		if strings.TrimSpace(base) != sign.BundleMediaType {
@@ -210,7 +217,7 @@ func (e *engine) putSignature(ctx context.Context, s *Signing, st *destStats, re
 		return "", "", err
 	}
 	ann := map[string]string{VersionAnnotation: s.Version}
-	bundle, err := s.Key.SignBundle(digest, identity, ann)
+	bundle, err := s.Signer.SignBundle(ctx, digest, identity, ann)
 	if err != nil {
 		return "", "", err
 	}

@@ -8,11 +8,16 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,5 +198,142 @@ func TestLoadTrustedRootErrors(t *testing.T) {
 	}
 	if _, err := LoadTrustedRoot(filepath.Join(t.TempDir(), "absent.json")); err == nil {
 		t.Error("LoadTrustedRoot(absent) = nil error")
+	}
+}
+
+// fakeFulcio serves Fulcio's signing certificate API, issuing from ca a
+// certificate for the requested key to the token's email.
+func fakeFulcio(t *testing.T, ca *testCA, issuer string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v2/signingCert" {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		var req struct {
+			PublicKeyRequest struct {
+				PublicKey struct{ Content string } `json:"publicKey"`
+			} `json:"publicKeyRequest"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		parts := strings.Split(tok, ".")
+		if len(parts) != 3 {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		var claims struct{ Email string }
+		_ = json.Unmarshal(payload, &claims)
+		pub, err := ParsePublicKey("request", []byte(req.PublicKeyRequest.PublicKey.Content))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		iss, _ := asn1.MarshalWithParams(issuer, "utf8")
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(time.Now().UnixNano()), EmailAddresses: []string{claims.Email},
+			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(10 * time.Minute),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+			ExtraExtensions: []pkix.Extension{{Id: oidIssuerV2, Value: iss}},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub.key, ca.key)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		root := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}))
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"signedCertificateEmbeddedSct": map[string]any{"chain": map[string]any{"certificates": []string{leaf, root}}}})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// idToken is an (unsigned) OIDC identity token for email from issuer:
+// the fake Fulcio does not check signatures.
+func idToken(issuer, email string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	claims, _ := json.Marshal(map[string]any{"iss": issuer, "sub": "1234", "email": email, "email_verified": true, "aud": "sigstore"})
+	return enc([]byte(`{"alg":"ES256","typ":"JWT"}`)) + "." + enc(claims) + "." + enc([]byte("sig"))
+}
+
+// closedURL is an http URL nothing listens on.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + l.Addr().String()
+	l.Close()
+	return u
+}
+
+// The keyless signer seam, offline: a fake Fulcio (a private CA) issues
+// the certificate; the bundle verifies for the token's identity against
+// the trusted root, and the signer knows its own signature (Trust). An
+// unreachable Fulcio or Rekor is a clear error naming it.
+func TestKeylessSigner(t *testing.T) {
+	const issuer = "https://oidc.example"
+	ca := newCA(t, "test-fulcio")
+	tr, err := LoadTrustedRoot(trustedRoot(t, ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fulcio := fakeFulcio(t, ca, issuer)
+	tok := idToken(issuer, "releaser@example.com")
+	k, err := NewKeyless(fulcio.URL, "", tok, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dg := digestOf("image")
+	b, err := k.SignBundle(context.Background(), dg, "registry.k8s.io/pause", map[string]string{"dev.cip.version": "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := k.Trust().Verify(Signature{Format: Bundle, Bundle: b}, dg)
+	if err != nil || v.Identity != "registry.k8s.io/pause" || v.By != "releaser@example.com (https://oidc.example)" {
+		t.Errorf("Verify(keyless bundle) = %+v, %v", v, err)
+	}
+	other := &Trust{Root: tr, Identities: []Identity{{Subject: "intruder@example.com", Issuer: issuer}}}
+	if _, err := other.Verify(Signature{Format: Bundle, Bundle: b}, dg); reason(err) != IdentityMismatch {
+		t.Errorf("Verify(keyless bundle, another identity) = %v, want %s", err, IdentityMismatch)
+	}
+	if noRoot, _ := NewKeyless(fulcio.URL, "", tok, nil); noRoot.Trust() != nil {
+		t.Error("a keyless signer without a trusted root claims to know its signatures")
+	}
+
+	down := closedURL(t)
+	for _, c := range []struct{ name, fulcio, rekor, want string }{
+		{"fulcio down", down, "", "get a certificate from Fulcio at " + down},
+		{"rekor down", fulcio.URL, down, "log the signature in Rekor at " + down},
+	} {
+		k, err := NewKeyless(c.fulcio, c.rekor, tok, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.Timeout = 2 * time.Second
+		start := time.Now()
+		_, err = k.SignBundle(context.Background(), dg, "x", nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: SignBundle = %v, want an error naming %q", c.name, err, c.want)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("%s: failing took %v", c.name, d)
+		}
+	}
+	for _, c := range []struct{ name, fulcio, token string }{
+		{"no JWT", fulcio.URL, "abc"},
+		{"no issuer", fulcio.URL, idToken("", "a@b")},
+		{"bad URL", "fulcio.example", tok},
+	} {
+		if _, err := NewKeyless(c.fulcio, "", c.token, nil); err == nil {
+			t.Errorf("%s: NewKeyless = nil error", c.name)
+		}
 	}
 }

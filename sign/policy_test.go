@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -127,7 +128,7 @@ func TestRuleCheck(t *testing.T) {
 	}
 	req, opt := p.Match("s", "i"), p.Match("o", "i")
 	dg := digestOf("img")
-	byA, _ := a.SignBundle(dg, "", nil)
+	byA, _ := a.SignBundle(context.Background(), dg, "", nil)
 	pb, sb, _ := b.SignSimple(dg, "", nil)
 	good := Signature{Format: Bundle, Bundle: byA, Referrer: "sha256:r1"}
 	bad := Signature{Format: SimpleSigning, Payload: pb, Sig: sb, Referrer: "sha256:r2"}

@@ -1,10 +1,12 @@
 package sign
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -61,8 +63,12 @@ const inTotoPayloadType = "application/vnd.in-toto+json"
 // carrying annotations. No transparency log entry and no timestamp:
 // verifiers trust the key itself (cosign verify --key
 // --insecure-ignore-tlog=true).
-func (k *Key) SignBundle(digest, identity string, annotations map[string]string) ([]byte, error) {
-	return signBundle(keypair{k}, digest, identity, annotations, sgsign.BundleOptions{})
+func (k *Key) SignBundle(ctx context.Context, digest, identity string, annotations map[string]string) ([]byte, error) {
+	b, err := signBundle(keypair{k}, digest, identity, annotations, sgsign.BundleOptions{Context: ctx})
+	if err != nil {
+		return nil, fmt.Errorf("sign %s: %w", digest, err)
+	}
+	return b, nil
 }
 
 // signBundle signs cosign's statement for digest with kp; opts say where
@@ -71,10 +77,10 @@ func (k *Key) SignBundle(digest, identity string, annotations map[string]string)
 func signBundle(kp sgsign.Keypair, digest, identity string, annotations map[string]string, opts sgsign.BundleOptions) ([]byte, error) {
 	hexDigest, ok := strings.CutPrefix(digest, "sha256:")
 	if !ok || len(hexDigest) != 64 {
-		return nil, fmt.Errorf("sign %s: not a sha256 digest", digest)
+		return nil, errors.New("not a sha256 digest")
 	}
 	if _, err := hex.DecodeString(hexDigest); err != nil {
-		return nil, fmt.Errorf("sign %s: not a sha256 digest", digest)
+		return nil, errors.New("not a sha256 digest")
 	}
 	st, err := json.Marshal(statement{
 		Type:          "https://in-toto.io/Statement/v1",
@@ -83,15 +89,15 @@ func signBundle(kp sgsign.Keypair, digest, identity string, annotations map[stri
 		Predicate:     map[string]any{},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", digest, err)
+		return nil, err
 	}
 	pb, err := sgsign.Bundle(&sgsign.DSSEData{Data: st, PayloadType: inTotoPayloadType}, kp, opts)
 	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", digest, err)
+		return nil, err
 	}
 	b, err := (&sgbundle.Bundle{Bundle: pb}).MarshalJSON()
 	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", digest, err)
+		return nil, err
 	}
 	return b, nil
 }

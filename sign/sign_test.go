@@ -133,7 +133,7 @@ func TestVerifySimpleSigning(t *testing.T) {
 func TestVerifyBundle(t *testing.T) {
 	a, b := newKey(t, "a.pub"), newKey(t, "b.pub")
 	dg, other := digestOf("image"), digestOf("other")
-	raw, err := a.SignBundle(dg, "registry.k8s.io/pause", map[string]string{"dev.cip.version": "test"})
+	raw, err := a.SignBundle(context.Background(), dg, "registry.k8s.io/pause", map[string]string{"dev.cip.version": "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestVerifyBundle(t *testing.T) {
 func TestReadReferrers(t *testing.T) {
 	a := newKey(t, "a.pub")
 	dg := digestOf("image")
-	raw, err := a.SignBundle(dg, "r/i", nil)
+	raw, err := a.SignBundle(context.Background(), dg, "r/i", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

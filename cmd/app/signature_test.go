@@ -35,11 +35,15 @@ func TestSignatureFlagErrors(t *testing.T) {
 	}{
 		{"policy mistakes", []string{"--signature-policy", policy}, policy + `:3: mode "sometimes": want require or if-present`},
 		{"policy with --offline", []string{"--signature-policy", write("ok.yaml", "rules:\n  - {source: x, mode: require, keys: ["+write("k.pub", testPub(t))+"]}\n"), "--offline"}, "cannot be used with --offline"},
-		{"trusted root alone", []string{"--trusted-root", badRoot}, "--trusted-root is only read with --signature-policy"},
+		{"trusted root alone", []string{"--trusted-root", badRoot}, "--trusted-root is only read with --signature-policy or --sign-oidc-token"},
+		{"key and token", []string{"--sign-key", notKey, "--sign-oidc-token", notKey}, "give --sign-key or --sign-oidc-token, not both"},
+		{"token without fulcio", []string{"--sign-oidc-token", notKey}, "--sign-oidc-token needs --fulcio-url"},
+		{"token not a JWT", []string{"--sign-oidc-token", notKey, "--fulcio-url", "http://127.0.0.1:1"}, "the identity token is no JWT"},
+		{"fulcio without token", []string{"--fulcio-url", "http://127.0.0.1:1"}, "only used with --sign-oidc-token"},
 		{"bad trusted root", []string{"--signature-policy", policy, "--trusted-root", badRoot}, "read trusted root " + badRoot},
 		{"sign key not a private key", []string{"--sign-key", notKey}, "not a cosign private key"},
 		{"sign key absent", []string{"--sign-key", filepath.Join(dir, "absent.key")}, "read --sign-key"},
-		{"identity alone", []string{"--sign-identity", "r/{image}"}, "--sign-identity is only used with --sign-key"},
+		{"identity alone", []string{"--sign-identity", "r/{image}"}, "--sign-identity is only used with --sign-key or --sign-oidc-token"},
 	} {
 		code, _, errOut := cip(t, append([]string{"--db", db, "promote", "--manifest", mf, "--plan"}, c.args...)...)
 		if code != ExitUsage || !strings.Contains(errOut, c.want) {
