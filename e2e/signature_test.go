@@ -125,8 +125,9 @@ func TestSignaturePolicyCosign(t *testing.T) {
 // TestSignKeyCosignVerify is issue 16's check of --sign-key: after a
 // promotion into two destinations (on two registries), `cosign verify
 // --key` (the real cosign v3.1.3, not cip) passes for every promoted tag
-// in every destination, the signature claims the --sign-identity; a
-// second run signs nothing and copies nothing.
+// in every destination, and `cosign verify-attestation` for the
+// promotion record (--attest-promotion); a second run signs nothing and
+// copies nothing.
 func TestSignKeyCosignVerify(t *testing.T) {
 	s := newSigner(t)
 	srcSrv, dstA, dstB := StartRegistry(t), StartRegistry(t), StartRegistry(t)
@@ -145,20 +146,25 @@ func TestSignKeyCosignVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("CIP_SIGN_KEY_PASSWORD", "e2e")
-	args := []string{"--db", db, "promote", "--manifest", mf, "--confirm", "--sign-key", s.key("k3", "key"), "--sign-identity", "registry.example/{image}"}
+	args := []string{"--db", db, "promote", "--manifest", mf, "--confirm", "--sign-key", s.key("k3", "key"), "--sign-identity", "registry.example/{image}", "--attest-promotion"}
 	_, errOut := Cip(t, 0, args...)
 	if !strings.Contains(errOut, "signed: 2 digest(s), 0 already signed by this key; signatures copied to 2 other destination(s)") {
 		t.Errorf("first run: stderr lacks the signing summary:\n%s", errOut)
 	}
 	for _, host := range []string{dstA.Host + "/prod", dstB.Host + "/mirror"} {
 		for _, ref := range []string{host + "/app:v1", host + "/tool:v2", host + "/tool:latest"} {
-			out := s.run(s.cosign, "verify", "--key", s.key("k3", "pub"), "--insecure-ignore-tlog=true", ref)
-			if !strings.Contains(out, "registry.example/") {
-				t.Logf("cosign verify %s:\n%s", ref, out)
+			// cosign shows the statement's subject annotations: cip's version.
+			if out := s.run(s.cosign, "verify", "--key", s.key("k3", "pub"), "--insecure-ignore-tlog=true", ref); !strings.Contains(out, `"dev.cip.version":`) {
+				t.Errorf("cosign verify %s shows no dev.cip.version:\n%s", ref, out)
 			}
 		}
 		// Staging's signature came along, and was not replaced.
 		s.verify("k1", host+"/app@"+idxD, false)
+		// The promotion record, by cosign too.
+		out := s.run(s.cosign, "verify-attestation", "--key", s.key("k3", "pub"), "--insecure-ignore-tlog=true", "--type", "https://github.com/cipdev/cip/promotion/v1", host+"/tool:v2")
+		if !strings.Contains(out, "payload") {
+			t.Errorf("cosign verify-attestation %s/tool:v2 printed no attestation:\n%s", host, out)
+		}
 	}
 	// The second run signs nothing.
 	_, errOut = Cip(t, 0, args...)
@@ -169,8 +175,12 @@ func TestSignKeyCosignVerify(t *testing.T) {
 	// destination: nothing was signed twice.
 	for _, host := range []string{dstA.Host + "/prod", dstB.Host + "/mirror"} {
 		out := s.run(s.cosign, "verify", "--key", s.key("k3", "pub"), "--insecure-ignore-tlog=true", "--output", "json", host+"/tool:v2")
-		if n := strings.Count(out, `"critical"`) + strings.Count(out, `"_type"`); n != 1 {
-			t.Errorf("%s/tool:v2: cosign verify found %d signatures by k3, want 1:\n%s", host, n, out)
+		// cosign lists every bundle by the key, the promotion record too
+		// (by its predicate type): one of each.
+		for _, typ := range []string{"https://sigstore.dev/cosign/sign/v1", "https://github.com/cipdev/cip/promotion/v1"} {
+			if n := strings.Count(out, `"type":"`+typ+`"`); n != 1 {
+				t.Errorf("%s/tool:v2: cosign verify found %d bundles by k3 of type %s, want 1:\n%s", host, n, typ, out)
+			}
 		}
 	}
 }

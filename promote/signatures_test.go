@@ -5,15 +5,18 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -60,7 +63,7 @@ func signBundle(t *testing.T, reg *regtest.Registry, path string, d v1.Hash, k *
 		t.Fatal(err)
 	}
 	desc := reg.Descriptor(t, path, d)
-	a, err := sign.BundleReferrer(b, sign.Subject{Digest: d.String(), MediaType: string(desc.MediaType), Size: desc.Size}, time.Unix(0, 0), nil)
+	a, err := sign.BundleReferrer(b, sign.Subject{Digest: d.String(), MediaType: string(desc.MediaType), Size: desc.Size}, time.Unix(0, 0), sign.CosignSignPredicate, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,4 +293,83 @@ func manifestBytes(t *testing.T, reg *regtest.Registry, repo, digest string) []b
 		t.Fatal(err)
 	}
 	return desc.Manifest
+}
+
+// --attest-promotion: a promotion record beside each signature, once per
+// digest, copied like it; it verifies as an attestation with the
+// promotion predicate (and is no image signature); a second run makes
+// none.
+func TestPromoteAttestation(t *testing.T) {
+	e := newEnv(t)
+	k := signingKey(t, t.TempDir(), "release.pub")
+	d := e.src.Push(t, "staging/tool", "v2", regtest.Image(t, 300, 1, true))
+	set := e.manifestSet(entry{"tool", d, []string{"v2"}})
+	ctx := context.Background()
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	opts := promote.Options{Jobs: 4, Referrers: referrer.All,
+		Signing: &promote.Signing{Signer: k, Version: "v9.9.9-test", Attest: true, Now: func() time.Time { return at }}}
+	run := func() *promote.Report {
+		t.Helper()
+		p, err := promote.MakePlan(ctx, e.db, e.client, set, "test", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := promote.Promote(ctx, e.db, e.client, p, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	rep := run()
+	if len(rep.Signatures) != 1 || !rep.Signatures[0].Signed || !rep.Signatures[0].Attested || rep.Signatures[0].Attestation == "" {
+		t.Fatalf("records %+v", rep.Signatures)
+	}
+	s := rep.Signatures[0]
+	trust := k.Trust()
+	for _, reg := range []struct {
+		r    *regtest.Registry
+		repo string
+	}{{e.d1, "prod/tool"}, {e.d2, "mirror/prod/tool"}} {
+		live := liveReferrers(t, reg.r, reg.repo, d)
+		if len(live) != 2 || live[s.Referrer] == "" || live[s.Attestation] == "" {
+			t.Fatalf("%s referrers %v, want the signature and the record", reg.repo, live)
+		}
+		raw := manifestBytes(t, reg.r, reg.repo, s.Attestation)
+		sigs, err := sign.Read(ctx, s.Attestation, raw, func(_ context.Context, dg string, _ int64) ([]byte, error) {
+			return blobBytes(t, reg.r, reg.repo, dg), nil
+		})
+		if err != nil || len(sigs) != 1 {
+			t.Fatalf("read %s: %v", s.Attestation, err)
+		}
+		if _, err := trust.VerifyAttestation(sigs[0], d.String(), sign.PromotionPredicate); err != nil {
+			t.Errorf("%s: the record does not verify: %v", reg.repo, err)
+		}
+		if _, err := trust.Verify(sigs[0], d.String()); err == nil {
+			t.Errorf("%s: the record verifies as an image signature", reg.repo)
+		}
+		if !strings.Contains(string(raw), sign.PromotionPredicate) {
+			t.Errorf("%s: record referrer %s names no promotion predicate", reg.repo, raw)
+		}
+		var bundle struct {
+			DSSEEnvelope struct{ Payload []byte } `json:"dsseEnvelope"`
+		}
+		var st struct {
+			Predicate sign.Promotion `json:"predicate"`
+		}
+		if err := json.Unmarshal(sigs[0].Bundle, &bundle); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(bundle.DSSEEnvelope.Payload, &st); err != nil {
+			t.Fatal(err)
+		}
+		want := sign.Promotion{Source: e.srcName() + "/tool", Destinations: []string{e.d1Name() + "/tool", e.d2Name() + "/tool"}, Time: at, CipVersion: "v9.9.9-test"}
+		slices.Sort(want.Destinations)
+		if diff := cmp.Diff(want, st.Predicate); diff != "" {
+			t.Errorf("%s: promotion record (-want +got):\n%s", reg.repo, diff)
+		}
+	}
+	again := run()
+	if len(again.Signatures) != 1 || again.Signatures[0].Attested || again.Signatures[0].Signed || again.Signatures[0].Attestation != s.Attestation || again.Totals.ManifestsPut != 0 {
+		t.Errorf("second run %+v (%d manifests put), want nothing made", again.Signatures, again.Totals.ManifestsPut)
+	}
 }

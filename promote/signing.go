@@ -34,6 +34,10 @@ type Signing struct {
 	Version string
 	// Now stamps the signature's referrer (nil: time.Now).
 	Now func() time.Time
+	// Attest adds a promotion record (an in-toto attestation: source,
+	// destinations, time, cip's version) beside each signature, once per
+	// digest as well.
+	Attest bool
 }
 
 // VersionAnnotation carries the version of cip that made a signature.
@@ -61,6 +65,10 @@ type SignRecord struct {
 	// Signed is true when this run made the signature, false when the
 	// destination already held one by the key for the identity.
 	Signed bool `json:"signed"`
+	// Attestation is the promotion record's referrer (with Signing.Attest),
+	// Attested true when this run made it.
+	Attestation string `json:"attestation,omitempty"`
+	Attested    bool   `json:"attested,omitempty"`
 	// CopiedTo counts the other destinations the signature was copied to.
 	CopiedTo int    `json:"copied_to"`
 	Error    string `json:"error,omitempty"`
@@ -127,9 +135,15 @@ func (e *engine) signPromoted(ctx context.Context, s *Signing, dests map[string]
 		dests[r.Dst].rowsAll.Add(1)
 	}
 	copied, rerrs := e.referrers(ctx, dests, copies)
+	// Destinations, not referrers: a signature and its promotion record
+	// go to each together.
+	to := map[[3]string]bool{}
 	n := map[[2]string]int{}
 	for _, r := range copied {
-		n[[2]string{r.Image, r.Digest}]++
+		if k := [3]string{r.Image, r.Digest, r.DstRepo}; !to[k] {
+			to[k] = true
+			n[[2]string{r.Image, r.Digest}]++
+		}
 	}
 	for i := range recs {
 		recs[i].CopiedTo = n[[2]string{recs[i].Image, recs[i].Digest}]
@@ -137,50 +151,102 @@ func (e *engine) signPromoted(ctx context.Context, s *Signing, dests map[string]
 	return recs, copied, append(errs, rerrs...)
 }
 
-// signOne finds or makes g's signature in its first destination and
-// returns the refer rows that bring it to the others that lack it.
+// signOne finds or makes g's signature (and, with s.Attest, its
+// promotion record) in its first destination and returns the refer rows
+// that bring them to the others that lack them.
 func (e *engine) signOne(ctx context.Context, s *Signing, st *destStats, blobs *blobCache, g *signGroup, rec *SignRecord) ([]inventory.ReferRow, error) {
 	first := g.rows[0]
-	sigDigest, foundBy, err := e.existingSignature(ctx, s, blobs, first.DstRepo, g.digest, rec.Identity)
+	trust := s.Signer.Trust()
+	isSignature := func(sig sign.Signature) bool {
+		v, err := trust.Verify(sig, g.digest)
+		return err == nil && v.Identity == rec.Identity
+	}
+	sigDigest, foundBy, err := e.existingBundle(ctx, trust, blobs, first.DstRepo, g.digest, isSignature)
 	if err != nil {
 		return nil, err
 	}
 	if sigDigest == "" {
-		if sigDigest, foundBy, err = e.putSignature(ctx, s, st, first.DstRepo, g.digest, rec.Identity); err != nil {
+		bundle, err := s.Signer.SignBundle(ctx, g.digest, rec.Identity, map[string]string{VersionAnnotation: s.Version})
+		if err != nil {
+			return nil, err
+		}
+		if sigDigest, foundBy, err = e.putBundle(ctx, s, st, first.DstRepo, g.digest, bundle, sign.CosignSignPredicate, rec.Identity); err != nil {
 			return nil, err
 		}
 		rec.Signed = true
 	}
 	rec.Referrer = sigDigest
+	put := []struct{ digest, foundBy string }{{sigDigest, foundBy}}
+	if s.Attest {
+		isRecord := func(sig sign.Signature) bool {
+			_, err := trust.VerifyAttestation(sig, g.digest, sign.PromotionPredicate)
+			return err == nil
+		}
+		attDigest, attFoundBy, err := e.existingBundle(ctx, trust, blobs, first.DstRepo, g.digest, isRecord)
+		if err != nil {
+			return nil, err
+		}
+		if attDigest == "" {
+			bundle, err := sign.Attest(ctx, s.Signer, g.digest, rec.Identity, s.promotion(g))
+			if err != nil {
+				return nil, err
+			}
+			if attDigest, attFoundBy, err = e.putBundle(ctx, s, st, first.DstRepo, g.digest, bundle, sign.PromotionPredicate, rec.Identity); err != nil {
+				return nil, err
+			}
+			rec.Attested = true
+		}
+		rec.Attestation = attDigest
+		put = append(put, struct{ digest, foundBy string }{attDigest, attFoundBy})
+	}
 	var out []inventory.ReferRow
 	for _, r := range g.rows[1:] {
 		held, err := e.db.Referrers(ctx, r.DstRepo, g.digest)
 		if err != nil {
 			return nil, err
 		}
-		if slices.ContainsFunc(held, func(f inventory.Referrer) bool { return f.Digest == sigDigest }) {
-			continue
+		for _, p := range put {
+			if slices.ContainsFunc(held, func(f inventory.Referrer) bool { return f.Digest == p.digest }) {
+				continue
+			}
+			out = append(out, inventory.ReferRow{Dst: r.Dst, Image: r.Image, DstRepo: r.DstRepo, SrcRepo: first.DstRepo, Digest: g.digest,
+				Subject: g.digest, Referrer: p.digest, ArtifactType: sign.BundleMediaType, FoundBy: p.foundBy, Depth: 1, File: r.File, Line: r.Line})
 		}
-		out = append(out, inventory.ReferRow{Dst: r.Dst, Image: r.Image, DstRepo: r.DstRepo, SrcRepo: first.DstRepo, Digest: g.digest,
-			Subject: g.digest, Referrer: sigDigest, ArtifactType: sign.BundleMediaType, FoundBy: foundBy, Depth: 1, File: r.File, Line: r.Line})
 	}
 	return out, nil
 }
 
-// existingSignature looks, among the bundles the inventory knows repo
-// holds for digest, for one that verifies as s's signer's and claims
-// identity (its blob read from repo); it returns its digest and how it is
-// found, or "".
-func (e *engine) existingSignature(ctx context.Context, s *Signing, blobs *blobCache, repo, digest, identity string) (string, string, error) {
+// promotion is the record of g's promotion.
+func (s *Signing) promotion(g *signGroup) sign.Promotion {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	p := sign.Promotion{Time: now().UTC(), CipVersion: s.Version}
+	for _, r := range g.rows {
+		p.Destinations = append(p.Destinations, r.DstRepo)
+		if p.Source == "" {
+			p.Source = r.SrcRepo
+			if p.Source == "" {
+				p.Source = r.Src + "/" + r.Image
+			}
+		}
+	}
+	return p
+}
+
+// existingBundle looks, among the bundles the inventory knows repo holds
+// for digest, for one that trust verifies and ok accepts (its blob read
+// from repo); it returns its digest and how it is found, or "". A nil
+// trust (a keyless signer without a trusted root, which cannot tell its
+// own bundles) finds none: it signs every time.
+func (e *engine) existingBundle(ctx context.Context, trust *sign.Trust, blobs *blobCache, repo, digest string, ok func(sign.Signature) bool) (string, string, error) {
+	if trust == nil {
+		return "", "", nil
+	}
 	refs, err := e.db.Referrers(ctx, repo, digest)
 	if err != nil {
 		return "", "", err
-	}
-	trust := s.Signer.Trust()
-	if trust == nil {
-		// A keyless signer without a trusted root cannot tell its own
-		// signatures: it signs every time.
-		return "", "", nil
 	}
 	for _, f := range refs {
 		base, _, _ := strings.Cut(f.ArtifactType, ";")
@@ -198,7 +264,7 @@ func (e *engine) existingSignature(ctx context.Context, s *Signing, blobs *blobC
 			return "", "", err
 		}
 		for _, sig := range sigs {
-			if v, err := trust.Verify(sig, digest); err == nil && v.Identity == identity {
+			if ok(sig) {
 				return f.Digest, f.FoundBy, nil
 			}
 		}
@@ -206,18 +272,13 @@ func (e *engine) existingSignature(ctx context.Context, s *Signing, blobs *blobC
 	return "", "", nil
 }
 
-// putSignature signs digest in repo: a sigstore bundle (what cosign v3
-// writes and verifies by default) in an OCI referrer, its blobs uploaded,
-// put by digest, listed in the sha256-<hex> index when the registry does
-// not index it itself; then recorded. It returns the referrer's digest
-// and how it is found.
-func (e *engine) putSignature(ctx context.Context, s *Signing, st *destStats, repo, digest, identity string) (string, string, error) {
+// putBundle puts a bundle beside digest in repo: in an OCI referrer (the
+// form cosign v3 writes and verifies by default), its blobs uploaded, put
+// by digest, listed in the sha256-<hex> index when the registry does not
+// index it itself; then recorded. It returns the referrer's digest and
+// how it is found.
+func (e *engine) putBundle(ctx context.Context, s *Signing, st *destStats, repo, digest string, bundle []byte, predicateType, identity string) (string, string, error) {
 	subj, err := e.manifest(ctx, digest)
-	if err != nil {
-		return "", "", err
-	}
-	ann := map[string]string{VersionAnnotation: s.Version}
-	bundle, err := s.Signer.SignBundle(ctx, digest, identity, ann)
 	if err != nil {
 		return "", "", err
 	}
@@ -226,7 +287,7 @@ func (e *engine) putSignature(ctx context.Context, s *Signing, st *destStats, re
 		now = s.Now
 	}
 	art, err := sign.BundleReferrer(bundle, sign.Subject{Digest: digest, MediaType: subj.MediaType, Size: int64(len(subj.Raw))}, now(),
-		map[string]string{VersionAnnotation: s.Version, identityAnnotation: identity})
+		predicateType, map[string]string{VersionAnnotation: s.Version, identityAnnotation: identity})
 	if err != nil {
 		return "", "", err
 	}

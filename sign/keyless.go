@@ -18,6 +18,8 @@ import (
 type Signer interface {
 	// SignBundle signs digest, claiming identity, with annotations.
 	SignBundle(ctx context.Context, digest, identity string, annotations map[string]string) ([]byte, error)
+	// SignStatement signs an in-toto statement (an attestation).
+	SignStatement(ctx context.Context, statement []byte) ([]byte, error)
 	// Trust is what the signer's own signatures verify against, to tell
 	// that a digest is signed already; nil when it cannot tell.
 	Trust() *Trust
@@ -108,9 +110,22 @@ func (k *Keyless) Trust() *Trust {
 // SignBundle asks Fulcio for a certificate for a new ephemeral key,
 // signs, and logs the signature in Rekor (when a Rekor URL is given).
 func (k *Keyless) SignBundle(ctx context.Context, digest, identity string, annotations map[string]string) ([]byte, error) {
+	st, err := imageStatement(digest, identity, annotations, CosignSignPredicate, map[string]any{})
+	if err != nil {
+		return nil, fmt.Errorf("sign %s keyless: %w", digest, err)
+	}
+	b, err := k.SignStatement(ctx, st)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s %w", digest, err)
+	}
+	return b, nil
+}
+
+// SignStatement signs an in-toto statement keyless.
+func (k *Keyless) SignStatement(ctx context.Context, st []byte) ([]byte, error) {
 	kp, err := sgsign.NewEphemeralKeypair(nil)
 	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", digest, err)
+		return nil, fmt.Errorf("keyless: %w", err)
 	}
 	opts := sgsign.BundleOptions{
 		Context:                    ctx,
@@ -120,17 +135,17 @@ func (k *Keyless) SignBundle(ctx context.Context, digest, identity string, annot
 	if k.RekorURL != "" {
 		opts.TransparencyLogs = []sgsign.Transparency{sgsign.NewRekor(&sgsign.RekorOptions{BaseURL: k.RekorURL, Timeout: k.Timeout, Retries: 1})}
 	}
-	b, err := signBundle(kp, digest, identity, annotations, opts)
+	b, err := signStatement(kp, st, opts)
 	if err != nil {
 		// sigstore-go's clients name the URL they failed on.
 		msg := err.Error()
 		switch {
 		case strings.Contains(msg, k.FulcioURL+"/api/"):
-			return nil, fmt.Errorf("sign %s keyless: get a certificate from Fulcio at %s: %w", digest, k.FulcioURL, err)
+			return nil, fmt.Errorf("keyless: get a certificate from Fulcio at %s: %w", k.FulcioURL, err)
 		case k.RekorURL != "" && strings.Contains(msg, k.RekorURL+"/api/"):
-			return nil, fmt.Errorf("sign %s keyless: log the signature in Rekor at %s: %w", digest, k.RekorURL, err)
+			return nil, fmt.Errorf("keyless: log the signature in Rekor at %s: %w", k.RekorURL, err)
 		}
-		return nil, fmt.Errorf("sign %s keyless: %w", digest, err)
+		return nil, fmt.Errorf("keyless: %w", err)
 	}
 	return b, nil
 }

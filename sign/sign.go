@@ -42,10 +42,10 @@ func (k *Key) SignSimple(digest, identity string, annotations map[string]string)
 
 // statement is the in-toto statement cosign v3 signs an image with.
 type statement struct {
-	Type          string         `json:"_type"`
-	Subject       []subject      `json:"subject"`
-	PredicateType string         `json:"predicateType"`
-	Predicate     map[string]any `json:"predicate"`
+	Type          string    `json:"_type"`
+	Subject       []subject `json:"subject"`
+	PredicateType string    `json:"predicateType"`
+	Predicate     any       `json:"predicate"`
 }
 
 type subject struct {
@@ -75,6 +75,16 @@ func (k *Key) SignBundle(ctx context.Context, digest, identity string, annotatio
 // a certificate and a transparency log entry come from (none: a key's
 // bundle).
 func signBundle(kp sgsign.Keypair, digest, identity string, annotations map[string]string, opts sgsign.BundleOptions) ([]byte, error) {
+	st, err := imageStatement(digest, identity, annotations, CosignSignPredicate, map[string]any{})
+	if err != nil {
+		return nil, err
+	}
+	return signStatement(kp, st, opts)
+}
+
+// imageStatement is an in-toto statement about digest (its subject named
+// identity, with annotations) with a predicate.
+func imageStatement(digest, identity string, annotations map[string]string, predicateType string, predicate any) ([]byte, error) {
 	hexDigest, ok := strings.CutPrefix(digest, "sha256:")
 	if !ok || len(hexDigest) != 64 {
 		return nil, errors.New("not a sha256 digest")
@@ -82,24 +92,53 @@ func signBundle(kp sgsign.Keypair, digest, identity string, annotations map[stri
 	if _, err := hex.DecodeString(hexDigest); err != nil {
 		return nil, errors.New("not a sha256 digest")
 	}
-	st, err := json.Marshal(statement{
+	return json.Marshal(statement{
 		Type:          "https://in-toto.io/Statement/v1",
 		Subject:       []subject{{Name: identity, Digest: map[string]string{"sha256": hexDigest}, Annotations: annotations}},
-		PredicateType: CosignSignPredicate,
-		Predicate:     map[string]any{},
+		PredicateType: predicateType,
+		Predicate:     predicate,
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// signStatement signs an in-toto statement into a bundle (a DSSE
+// envelope).
+func signStatement(kp sgsign.Keypair, st []byte, opts sgsign.BundleOptions) ([]byte, error) {
 	pb, err := sgsign.Bundle(&sgsign.DSSEData{Data: st, PayloadType: inTotoPayloadType}, kp, opts)
 	if err != nil {
 		return nil, err
 	}
-	b, err := (&sgbundle.Bundle{Bundle: pb}).MarshalJSON()
+	return (&sgbundle.Bundle{Bundle: pb}).MarshalJSON()
+}
+
+// PromotionPredicate is the predicate type of cip's promotion record: an
+// attestation that cip promoted a digest from a source to destinations.
+const PromotionPredicate = "https://github.com/cipdev/cip/promotion/v1"
+
+// Promotion is the predicate of a promotion record.
+type Promotion struct {
+	Source       string    `json:"source"`       // the repository it was promoted from
+	Destinations []string  `json:"destinations"` // the repositories it was promoted to
+	Time         time.Time `json:"time"`
+	CipVersion   string    `json:"cipVersion"`
+}
+
+// Attest signs a promotion record of digest (its subject named
+// identity) with s: a sigstore bundle, as `cosign attest` writes one.
+func Attest(ctx context.Context, s Signer, digest, identity string, p Promotion) ([]byte, error) {
+	st, err := imageStatement(digest, identity, nil, PromotionPredicate, p)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("attest %s: %w", digest, err)
+	}
+	b, err := s.SignStatement(ctx, st)
+	if err != nil {
+		return nil, fmt.Errorf("attest %s: %w", digest, err)
 	}
 	return b, nil
+}
+
+// SignStatement signs an in-toto statement with k.
+func (k *Key) SignStatement(ctx context.Context, st []byte) ([]byte, error) {
+	return signStatement(keypair{k}, st, sgsign.BundleOptions{Context: ctx})
 }
 
 // Blob is a blob of an artifact to push.
@@ -161,14 +200,15 @@ type ociImage struct {
 // BundleReferrer wraps a bundle into the OCI referrer cosign v3 pushes
 // for it: an image manifest with the empty config, the bundle as its one
 // layer, artifactType the bundle media type and subject the signed image;
-// annotations are added to cosign's own (created at, content, predicate).
-func BundleReferrer(bundle []byte, subj Subject, created time.Time, annotations map[string]string) (Artifact, error) {
+// annotations are added to cosign's own (created at, content, predicate
+// type: CosignSignPredicate for a signature).
+func BundleReferrer(bundle []byte, subj Subject, created time.Time, predicateType string, annotations map[string]string) (Artifact, error) {
 	cfg := blobOf(emptyMediaType, []byte("{}"))
 	layer := blobOf(BundleMediaType, bundle)
 	ann := map[string]string{
 		"org.opencontainers.image.created":  created.UTC().Format(time.RFC3339),
 		"dev.sigstore.bundle.content":       "dsse-envelope",
-		"dev.sigstore.bundle.predicateType": CosignSignPredicate,
+		"dev.sigstore.bundle.predicateType": predicateType,
 	}
 	for k, v := range annotations {
 		ann[k] = v

@@ -182,7 +182,7 @@ func TestReadReferrers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	art, err := BundleReferrer(raw, Subject{Digest: dg, MediaType: ociManifest, Size: 5}, time.Unix(0, 0), map[string]string{"dev.cip.version": "t"})
+	art, err := BundleReferrer(raw, Subject{Digest: dg, MediaType: ociManifest, Size: 5}, time.Unix(0, 0), CosignSignPredicate, map[string]string{"dev.cip.version": "t"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,9 +133,23 @@ func (t *Trust) Verify(sig Signature, digest string) (Verified, error) {
 	case SimpleSigning:
 		return t.verifySimple(sig, digest)
 	case Bundle:
-		return t.verifyBundle(sig, raw)
+		return t.verifyBundle(sig, raw, CosignSignPredicate)
 	}
 	return Verified{}, refuse(BadSignature, "unknown signature format %q", sig.Format)
+}
+
+// VerifyAttestation checks a bundle attestation of digest with predicate
+// type predicateType (Promotion's, say) as Verify checks a signature.
+func (t *Trust) VerifyAttestation(sig Signature, digest, predicateType string) (Verified, error) {
+	hexDigest, ok := strings.CutPrefix(digest, "sha256:")
+	raw, err := hex.DecodeString(hexDigest)
+	if !ok || err != nil || len(raw) != 32 {
+		return Verified{}, refuse(BadSignature, "%q is no sha256 digest", digest)
+	}
+	if sig.Format != Bundle {
+		return Verified{}, refuse(BadSignature, "an attestation is a sigstore bundle, not %s", sig.Format)
+	}
+	return t.verifyBundle(sig, raw, predicateType)
 }
 
 // simplePayload is cosign's simple signing payload (the "critical" part
@@ -231,7 +245,7 @@ func (t *Trust) verifySimpleKeyless(sig Signature, sigBytes []byte) (string, err
 	return t.matchIdentity(cert)
 }
 
-func (t *Trust) verifyBundle(sig Signature, digest []byte) (Verified, error) {
+func (t *Trust) verifyBundle(sig Signature, digest []byte, predicateType string) (Verified, error) {
 	var b sgbundle.Bundle
 	if err := b.UnmarshalJSON(sig.Bundle); err != nil {
 		return Verified{}, refuse(BadSignature, "bundle: %v", err)
@@ -284,8 +298,11 @@ func (t *Trust) verifyBundle(sig Signature, digest []byte) (Verified, error) {
 	if res.Statement == nil {
 		return Verified{}, refuse(BadSignature, "bundle signs no in-toto statement (a message signature is no cosign image signature)")
 	}
-	if res.Statement.PredicateType != CosignSignPredicate {
-		return Verified{}, refuse(BadSignature, "bundle is an attestation (%s), not a signature (%s)", res.Statement.PredicateType, CosignSignPredicate)
+	if res.Statement.PredicateType != predicateType {
+		if predicateType == CosignSignPredicate {
+			return Verified{}, refuse(BadSignature, "bundle is an attestation (%s), not a signature (%s)", res.Statement.PredicateType, CosignSignPredicate)
+		}
+		return Verified{}, refuse(BadSignature, "bundle's predicate is %s, not %s", res.Statement.PredicateType, predicateType)
 	}
 	v := Verified{Format: Bundle, By: by}
 	for _, s := range res.Statement.Subject {

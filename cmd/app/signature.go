@@ -23,13 +23,15 @@ var (
 		Usage: "the Fulcio certificate authority keyless signing asks (`URL`, e.g. https://fulcio.sigstore.dev)"}
 	rekorURLFlag = &cli.StringFlag{Name: "rekor-url", EnvVars: []string{"CIP_REKOR_URL"},
 		Usage: "the Rekor transparency log keyless signatures are logged in (`URL`, e.g. https://rekor.sigstore.dev; none: not logged)"}
+	attestPromotionFlag = &cli.BoolFlag{Name: "attest-promotion", EnvVars: []string{"CIP_ATTEST_PROMOTION"},
+		Usage: "with --sign-key or --sign-oidc-token, also attach a signed promotion record (an in-toto attestation: source, destinations, time, cip's version) to each promoted digest, once"}
 	trustedRootFlag = &cli.StringFlag{Name: "trusted-root", EnvVars: []string{"CIP_TRUSTED_ROOT"},
 		Usage: "sigstore trusted root (`FILE`, trusted_root.json) that keyless identities in the signature policy (and, with --sign-oidc-token, cip's own keyless signatures) are checked against, offline"}
 )
 
 // signatureFlags are promote's flags about signatures.
 func signatureFlags() []cli.Flag {
-	return []cli.Flag{signaturePolicyFlag, trustedRootFlag, signKeyFlag, signIdentityFlag, signOIDCTokenFlag, fulcioURLFlag, rekorURLFlag}
+	return []cli.Flag{signaturePolicyFlag, trustedRootFlag, signKeyFlag, signIdentityFlag, signOIDCTokenFlag, fulcioURLFlag, rekorURLFlag, attestPromotionFlag}
 }
 
 // signaturePolicyOf reads --signature-policy (and --trusted-root): nil
@@ -73,8 +75,8 @@ func signingOf(c *cli.Context) (*promote.Signing, error) {
 	case c.String("fulcio-url") != "" || c.String("rekor-url") != "":
 		return nil, usagef("--fulcio-url and --rekor-url are only used with --sign-oidc-token")
 	case file == "":
-		if c.String("sign-identity") != "" {
-			return nil, usagef("--sign-identity is only used with --sign-key or --sign-oidc-token")
+		if c.String("sign-identity") != "" || c.Bool("attest-promotion") {
+			return nil, usagef("--sign-identity and --attest-promotion are only used with --sign-key or --sign-oidc-token")
 		}
 		return nil, nil
 	}
@@ -90,7 +92,7 @@ func signingOf(c *cli.Context) (*promote.Signing, error) {
 	if err != nil {
 		return nil, &usageError{err}
 	}
-	return &promote.Signing{Signer: key, Identity: c.String("sign-identity"), Version: version()}, nil
+	return &promote.Signing{Signer: key, Identity: c.String("sign-identity"), Version: version(), Attest: c.Bool("attest-promotion")}, nil
 }
 
 // keylessOf reads --sign-oidc-token and the URLs it needs.
@@ -110,7 +112,7 @@ func keylessOf(c *cli.Context, tokenFile string) (*promote.Signing, error) {
 	if err != nil {
 		return nil, &usageError{err}
 	}
-	return &promote.Signing{Signer: k, Identity: c.String("sign-identity"), Version: version()}, nil
+	return &promote.Signing{Signer: k, Identity: c.String("sign-identity"), Version: version(), Attest: c.Bool("attest-promotion")}, nil
 }
 
 // trustedRootOf reads --trusted-root (nil when not given; exit 2 when

@@ -43,7 +43,8 @@ func TestSignatureFlagErrors(t *testing.T) {
 		{"bad trusted root", []string{"--signature-policy", policy, "--trusted-root", badRoot}, "read trusted root " + badRoot},
 		{"sign key not a private key", []string{"--sign-key", notKey}, "not a cosign private key"},
 		{"sign key absent", []string{"--sign-key", filepath.Join(dir, "absent.key")}, "read --sign-key"},
-		{"identity alone", []string{"--sign-identity", "r/{image}"}, "--sign-identity is only used with --sign-key or --sign-oidc-token"},
+		{"identity alone", []string{"--sign-identity", "r/{image}"}, "--sign-identity and --attest-promotion are only used with --sign-key or --sign-oidc-token"},
+		{"attestation alone", []string{"--attest-promotion"}, "--attest-promotion are only used with"},
 	} {
 		code, _, errOut := cip(t, append([]string{"--db", db, "promote", "--manifest", mf, "--plan"}, c.args...)...)
 		if code != ExitUsage || !strings.Contains(errOut, c.want) {
