@@ -249,7 +249,14 @@ func TestPromoteSignKey(t *testing.T) {
 			}
 		}
 	}
+	e.d1.Reset()
+	e.d2.Reset()
 	again := run()
+	// One blob read per digest, the bundle cip put, in whichever
+	// destination is first; staging's bundle on app costs none.
+	if n := e.d1.Count("GET blob") + e.d2.Count("GET blob"); n != 2 {
+		t.Errorf("second run: %d blob GETs, want 2 (cip's own bundle per digest)", n)
+	}
 	for _, s := range again.Signatures {
 		if s.Signed || s.CopiedTo != 0 || s.Referrer != rep.Signatures[0].Referrer && s.Referrer != rep.Signatures[1].Referrer {
 			t.Errorf("second run: %+v, want the first run's signature, not signed again", s)

@@ -3,6 +3,7 @@ package promote
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -161,7 +162,7 @@ func (e *engine) signOne(ctx context.Context, s *Signing, st *destStats, blobs *
 		v, err := trust.Verify(sig, g.digest)
 		return err == nil && v.Identity == rec.Identity
 	}
-	sigDigest, foundBy, err := e.existingBundle(ctx, trust, blobs, first.DstRepo, g.digest, isSignature)
+	sigDigest, foundBy, err := e.existingBundle(ctx, trust, blobs, first.DstRepo, g.digest, rec.Identity, isSignature)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +183,7 @@ func (e *engine) signOne(ctx context.Context, s *Signing, st *destStats, blobs *
 			_, err := trust.VerifyAttestation(sig, g.digest, sign.PromotionPredicate)
 			return err == nil
 		}
-		attDigest, attFoundBy, err := e.existingBundle(ctx, trust, blobs, first.DstRepo, g.digest, isRecord)
+		attDigest, attFoundBy, err := e.existingBundle(ctx, trust, blobs, first.DstRepo, g.digest, rec.Identity, isRecord)
 		if err != nil {
 			return nil, err
 		}
@@ -236,11 +237,11 @@ func (s *Signing) promotion(g *signGroup) sign.Promotion {
 }
 
 // existingBundle looks, among the bundles the inventory knows repo holds
-// for digest, for one that trust verifies and ok accepts (its blob read
-// from repo); it returns its digest and how it is found, or "". A nil
+// for digest that cip put for identity, for one that trust verifies and
+// ok accepts (its blob read from repo); it returns its digest and how it is found, or "". A nil
 // trust (a keyless signer without a trusted root, which cannot tell its
 // own bundles) finds none: it signs every time.
-func (e *engine) existingBundle(ctx context.Context, trust *sign.Trust, blobs *blobCache, repo, digest string, ok func(sign.Signature) bool) (string, string, error) {
+func (e *engine) existingBundle(ctx context.Context, trust *sign.Trust, blobs *blobCache, repo, digest, identity string, ok func(sign.Signature) bool) (string, string, error) {
 	if trust == nil {
 		return "", "", nil
 	}
@@ -256,6 +257,16 @@ func (e *engine) existingBundle(ctx context.Context, trust *sign.Trust, blobs *b
 		m, err := e.manifest(ctx, f.Digest)
 		if err != nil {
 			return "", "", err
+		}
+		// Only bundles cip put for this identity (its annotation on the
+		// referrer manifest, which the inventory holds) are read: staging's
+		// signatures and anyone else's cost no request. A bundle by the same
+		// key that cip did not put does not stop cip from signing.
+		var ann struct {
+			Annotations map[string]string `json:"annotations"`
+		}
+		if json.Unmarshal(m.Raw, &ann) != nil || ann.Annotations[identityAnnotation] != identity {
+			continue
 		}
 		sigs, err := sign.Read(ctx, f.Digest, m.Raw, func(ctx context.Context, d string, size int64) ([]byte, error) {
 			return blobs.get(ctx, repo, d, size)
