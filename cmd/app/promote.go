@@ -63,9 +63,9 @@ an interrupted run can be rerun; at the end every reference written is
 checked with a live HEAD.
 
 Exit codes: 0 done (or nothing to do), 1 runtime failure, verification
-mismatch or lost rows (without --allow-lost), 2 invalid manifests or a tag
-move, 3 with --exit-code when the plan has copy, tag or refer rows pending
-(and nothing is lost), 130 interrupted (Ctrl-C: the copies done so far are
+mismatch or lost rows (without --allow-lost), 2 invalid manifests, a tag
+move or a digest the signature policy refuses, 3 with --exit-code when the
+plan has copy, tag or refer rows pending (and nothing is lost), 130 interrupted (Ctrl-C: the copies done so far are
 recorded; it says "interrupted: N of M copies done", and a rerun finishes).
 
 Referrers travel with their image (--referrers, default all): signatures,
@@ -79,9 +79,23 @@ in the destination's sha256-<hex> index otherwise; a cosign tag the
 destination already has at another digest is merged (the destination
 keeps its own signatures and gets the source's).
 
+Signatures: --signature-policy FILE judges, during planning (dry runs too),
+every digest the plan would write by the first rule matching its source
+registry and image (require: unsigned is refused; if-present: unsigned
+passes, a bad signature is refused), from cosign's .sig tags and sigstore
+bundle referrers in the source, by public key or keyless identity
+(--trusted-root); a refusal names each digest with its reason and exits 2
+before any write, and the plan's SIGNATURE column says which rule each
+passed. --sign-key cosign.key (password in CIP_SIGN_KEY_PASSWORD or
+COSIGN_PASSWORD) signs each promoted digest once after the copy, in its
+first destination, claiming --sign-identity, and copies the signature to
+its other destinations; --attest-promotion adds a signed promotion record.
+
 Examples:
    cip promote --manifest promoter-manifest.yaml --plan
    cip promote --manifest promoter-manifest.yaml --plan --referrers signatures
+   cip promote --manifest promoter-manifest.yaml --plan --signature-policy signature-policy.yaml
+   cip promote --manifest promoter-manifest.yaml --confirm --sign-key cosign.key --sign-identity 'registry.k8s.io/{image}'
    cip promote --thin-manifest-dir ./registry.k8s.io --plan --exit-code -o json
    cip sync gcr.io/k8s-staging-foo us.gcr.io/k8s-artifacts-prod && cip promote -m m.yaml --plan --offline
    cip promote --thin-manifest-dir ./registry.k8s.io --confirm --report run.json`,
