@@ -65,8 +65,9 @@ checked with a live HEAD.
 Exit codes: 0 done (or nothing to do), 1 runtime failure, verification
 mismatch or lost rows (without --allow-lost), 2 invalid manifests, a tag
 move or a digest the signature policy refuses, 3 with --exit-code when the
-plan has copy, tag or refer rows pending (and nothing is lost), 130 interrupted (Ctrl-C: the copies done so far are
-recorded; it says "interrupted: N of M copies done", and a rerun finishes).
+plan has copy, tag or refer rows pending (and nothing is lost), 130
+interrupted (Ctrl-C: the copies done so far are recorded; it says
+"interrupted: N of M copies done", and a rerun finishes).
 
 Referrers travel with their image (--referrers, default all): signatures,
 attestations, SBOMs and any other manifest whose subject is a promoted
