@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,19 +173,23 @@ func TestParseManifest(t *testing.T) {
 		wantBlobs     int
 		wantErr       string
 	}{
-		{name: "oci index", mt: string(types.OCIImageIndex), raw: `{"manifests":[{"digest":"sha256:aa","platform":{"os":"linux","architecture":"amd64"}}]}`, wantIndex: true, wantChildren: 1},
-		{name: "docker image", mt: string(types.DockerManifestSchema2), raw: `{"config":{"digest":"sha256:cc","size":3},"layers":[{"digest":"sha256:11","size":5},{"digest":"sha256:22","size":6}]}`, wantBlobs: 3},
+		{name: "oci index", mt: string(types.OCIImageIndex), raw: `{"manifests":[{"digest":"` + digest('a') + `","platform":{"os":"linux","architecture":"amd64"}}]}`, wantIndex: true, wantChildren: 1},
+		{name: "sha512 child", mt: string(types.OCIImageIndex), raw: `{"manifests":[{"digest":"sha512:` + strings.Repeat("ab", 64) + `"}]}`, wantIndex: true, wantChildren: 1},
+		{name: "docker image", mt: string(types.DockerManifestSchema2), raw: `{"config":{"digest":"` + digest('c') + `","size":3},"layers":[{"digest":"` + digest('1') + `","size":5},{"digest":"` + digest('2') + `","size":6}]}`, wantBlobs: 3},
 		{name: "sniffed index", mt: "", raw: `{"manifests":[]}`, wantIndex: true},
-		{name: "schema1", mt: "application/vnd.docker.distribution.manifest.v1+prettyjws", raw: `{"schemaVersion":1,"fsLayers":[{"blobSum":"sha256:11"}]}`, wantBlobs: 1},
+		{name: "schema1", mt: "application/vnd.docker.distribution.manifest.v1+prettyjws", raw: `{"schemaVersion":1,"fsLayers":[{"blobSum":"` + digest('1') + `"}]}`, wantBlobs: 1},
 		{name: "not json", mt: string(types.OCIManifestSchema1), raw: `{`, wantErr: "parse manifest"},
 		{name: "bad child digest", mt: string(types.OCIImageIndex), raw: `{"manifests":[{"digest":"nope"}]}`, wantErr: "manifests[0]"},
+		{name: "md5 child", mt: string(types.OCIImageIndex), raw: `{"manifests":[{"digest":"md5:` + strings.Repeat("0", 32) + `"}]}`, wantErr: `algorithm "md5"`},
+		{name: "short layer digest", mt: string(types.OCIManifestSchema1), raw: `{"config":{"digest":"` + digest('c') + `"},"layers":[{"digest":"sha256:11"}]}`, wantErr: "layers[0]"},
+		{name: "md5 fsLayer", mt: "application/vnd.docker.distribution.manifest.v1+prettyjws", raw: `{"schemaVersion":1,"fsLayers":[{"blobSum":"md5:` + strings.Repeat("0", 32) + `"}]}`, wantErr: "fsLayers[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := inventory.ParseManifest("sha256:x", tt.mt, []byte(tt.raw))
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseManifest(%s) error = %v, want %q", tt.raw, err, tt.wantErr)
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, inventory.ErrBadManifest) {
+					t.Fatalf("ParseManifest(%s) error = %v, want an ErrBadManifest naming %q", tt.raw, err, tt.wantErr)
 				}
 				return
 			}

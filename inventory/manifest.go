@@ -2,11 +2,12 @@ package inventory
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/cipdev/cip/internal/digest"
 	"github.com/cipdev/cip/internal/mediatype"
 )
 
@@ -57,11 +58,26 @@ type descriptor struct {
 	} `json:"platform"`
 }
 
+// ErrBadManifest is wrapped by ParseManifest's errors: the bytes are not a
+// manifest cip can read (not JSON, or a reference by a digest cip does not
+// verify, such as md5:…). A crawl skips such a manifest's tag.
+var ErrBadManifest = errors.New("bad manifest")
+
 // ParseManifest reads what the inventory needs out of a manifest's bytes.
 // mediaType is what the registry said (it wins over the body's own field
 // when both are given, as registries serve by it); when it is missing or
-// generic, the body tells (mediatype.Of).
+// generic, the body tells (mediatype.Of). Every digest the manifest names
+// (children, config, layers) must be one cip verifies (sha256, sha512).
+// The errors wrap ErrBadManifest (and digest.ErrUnsupported for a digest).
 func ParseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
+	m, err := parseManifest(digest, mediaType, raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadManifest, err)
+	}
+	return m, nil
+}
+
+func parseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
 	var body struct {
 		ArtifactType string       `json:"artifactType"`
 		Subject      *descriptor  `json:"subject"`
@@ -97,7 +113,10 @@ func ParseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
 		return m, nil
 	}
 	if mediatype.IsSchema1(mt) {
-		for _, l := range body.FSLayers {
+		for i, l := range body.FSLayers {
+			if err := checkDigest(l.BlobSum); err != nil {
+				return nil, fmt.Errorf("parse manifest %s: fsLayers[%d]: %w", digest, i, err)
+			}
 			m.Blobs = append(m.Blobs, Blob{Digest: l.BlobSum, MediaType: string(types.DockerLayer), Kind: "layer"})
 		}
 		return m, nil
@@ -121,10 +140,5 @@ func ParseManifest(digest, mediaType string, raw []byte) (*Manifest, error) {
 	return m, nil
 }
 
-func checkDigest(d string) error {
-	alg, hex, ok := strings.Cut(d, ":")
-	if !ok || alg == "" || hex == "" {
-		return fmt.Errorf("invalid digest %q", d)
-	}
-	return nil
-}
+// checkDigest refuses a reference by a digest cip cannot verify.
+func checkDigest(d string) error { return digest.Validate(d) }

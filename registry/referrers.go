@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/cipdev/cip/internal/digest"
 )
 
 // ErrNoReferrersAPI is returned by Referrers when the registry does not
@@ -176,9 +177,17 @@ func (c *Client) PutReferrer(ctx context.Context, repo name.Repository, ref, med
 
 // putManifest is PutManifest, returning the response's headers too.
 func (c *Client) putManifest(ctx context.Context, repo name.Repository, ref, mediaType string, raw []byte) (http.Header, string, error) {
-	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(raw))
-	if strings.HasPrefix(ref, "sha256:") && ref != digest {
-		return nil, "", fmt.Errorf("put manifest %s@%s: body has digest %s", repo.Name(), ref, digest)
+	var d string
+	if strings.Contains(ref, ":") {
+		if err := digest.VerifyManifest(ref, mediaType, raw); err != nil {
+			return nil, "", fmt.Errorf("put manifest %s@%s: %w", repo.Name(), ref, bodyError(err, ref, raw))
+		}
+		d = ref
+	} else {
+		var err error
+		if d, err = digest.Manifest(mediaType, raw); err != nil {
+			return nil, "", fmt.Errorf("put manifest %s:%s: %w", repo.Name(), ref, err)
+		}
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, repoURL(repo, "/manifests/"+ref).String(), bytes.NewReader(raw))
 	req.Header.Set("Content-Type", mediaType)
@@ -189,8 +198,8 @@ func (c *Client) putManifest(ctx context.Context, repo name.Repository, ref, med
 	if err := checkError(resp, http.StatusCreated, http.StatusOK); err != nil {
 		return nil, "", fmt.Errorf("put manifest %s:%s: %w", repo.Name(), ref, err)
 	}
-	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != digest {
-		return nil, "", fmt.Errorf("put manifest %s:%s: registry stored digest %s, want %s", repo.Name(), ref, got, digest)
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d && digest.VerifyManifest(got, mediaType, raw) != nil {
+		return nil, "", fmt.Errorf("put manifest %s:%s: registry stored digest %s, want %s", repo.Name(), ref, got, d)
 	}
-	return resp.Header, digest, nil
+	return resp.Header, d, nil
 }

@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cipdev/cip/internal/apipath"
+	"github.com/cipdev/cip/internal/digest"
+	"github.com/cipdev/cip/internal/mediatype"
 )
 
 // Defaults for the shared transport.
@@ -447,16 +448,19 @@ func readManifest(r *http.Request, kind string, resp *http.Response) (*http.Resp
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	resp.ContentLength = int64(len(raw))
-	// By digest, the body must hash to it; by tag, to the digest the
-	// registry names in Docker-Content-Digest (when it names one).
+	// By digest, the body must verify as it; by tag, as the digest the
+	// registry names in Docker-Content-Digest (when it names one). Only
+	// bytes that hash to something else are fetched again: a digest cip
+	// cannot check, or a schema 1 manifest neither rule verifies, stays so.
 	want := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-	if !strings.HasPrefix(want, "sha256:") {
+	if !strings.Contains(want, ":") {
 		want = resp.Header.Get("Docker-Content-Digest")
 	}
-	if !strings.HasPrefix(want, "sha256:") || len(raw) > MaxManifestSize {
+	if want == "" || len(raw) > MaxManifestSize {
 		return resp, false, nil
 	}
-	return resp, fmt.Sprintf("sha256:%x", sha256.Sum256(raw)) != want, nil
+	err = digest.VerifyManifest(want, mediatype.Of(resp.Header.Get("Content-Type"), raw), raw)
+	return resp, errors.Is(err, digest.ErrMismatch), nil
 }
 
 // shouldRetry says whether a response or error is worth retrying, how

@@ -99,14 +99,17 @@ func Digests(ctx context.Context, db *inventory.DB, client *registry.Client, ref
 					return err
 				}
 			}
-			got, _, missing, err := f.fetchNew(gctx, repo, []string{r.Digest}, true)
+			got, _, missing, bad, err := f.fetchNew(gctx, repo, []string{r.Digest}, true)
 			if err != nil {
 				return err
 			}
+			// A manifest that cannot be verified is as good as absent: it
+			// is never recorded, and an index above it is incomplete.
+			_, rootBad := bad[r.Digest]
 			switch {
-			case getter[i] && slices.Contains(missing, r.Digest):
+			case getter[i] && (slices.Contains(missing, r.Digest) || rootBad):
 				outcomes[i] = absent
-			case len(missing) > 0:
+			case len(missing) > 0 || len(bad) > 0:
 				outcomes[i] = incomplete
 			}
 			mu.Lock()

@@ -94,8 +94,10 @@ func (f *fetcher) get(ctx context.Context, repo name.Repository, dg string) (*in
 // not hold yet, following index children level by level. It returns them,
 // and how many this call fetched over the network. A digest repo does not
 // have (ErrNotFound) fails the call, unless lenient: then it is returned in
-// missing, and its children (unknown) are not followed.
-func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []string, lenient bool) (out []*inventory.Manifest, nfetched int, missing []string, err error) {
+// missing, and its children (unknown) are not followed. A manifest that
+// cannot be verified or read (unverified) is returned in bad, with why,
+// and not followed either: the caller drops what reaches it.
+func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []string, lenient bool) (out []*inventory.Manifest, nfetched int, missing []string, bad map[string]error, err error) {
 	var fetched atomic.Int64
 	seen := map[string]bool{}
 	level := roots
@@ -109,7 +111,7 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 		}
 		known, err := f.db.KnownDigests(ctx, todo)
 		if err != nil {
-			return nil, 0, nil, err
+			return nil, 0, nil, nil, err
 		}
 		var need []string
 		for _, dg := range todo {
@@ -119,6 +121,7 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 		}
 		got := make([]*inventory.Manifest, len(need))
 		absent := make([]bool, len(need))
+		why := make([]error, len(need))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(f.jobs)
 		for i, dg := range need {
@@ -126,6 +129,10 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 				m, fetchedHere, err := f.fetch(gctx, repo, dg)
 				if lenient && errors.Is(err, registry.ErrNotFound) {
 					absent[i] = true
+					return nil
+				}
+				if unverified(err) {
+					why[i] = err
 					return nil
 				}
 				if err != nil {
@@ -139,12 +146,19 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, 0, nil, err
+			return nil, 0, nil, nil, err
 		}
 		level = nil
 		for i, m := range got {
 			if absent[i] {
 				missing = append(missing, need[i])
+				continue
+			}
+			if why[i] != nil {
+				if bad == nil {
+					bad = map[string]error{}
+				}
+				bad[need[i]] = why[i]
 				continue
 			}
 			out = append(out, m)
@@ -156,5 +170,5 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 		}
 	}
 	sort.Strings(missing)
-	return out, int(fetched.Load()), missing, nil
+	return out, int(fetched.Load()), missing, bad, nil
 }

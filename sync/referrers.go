@@ -60,6 +60,10 @@ type ReferrersFound struct {
 	NoAPI        []string // registry hosts that do not serve the referrers API, sorted
 	Changes      []inventory.TagChange
 	Repositories int
+	// Warnings name the referrers left out because their manifest (or a
+	// child of it) cannot be verified or read, sorted: they are never
+	// recorded.
+	Warnings []string
 }
 
 // Referrers finds the referrers of refs' digests in their repositories,
@@ -127,6 +131,7 @@ func Referrers(ctx context.Context, db *inventory.DB, client *registry.Client, r
 		res.NoAPI = append(res.NoAPI, h)
 	}
 	slices.Sort(res.NoAPI)
+	res.Warnings = slices.Sorted(slices.Values(l.warnings))
 	return res, nil
 }
 
@@ -137,9 +142,10 @@ type lookup struct {
 	opts   ReferrerOptions
 	fetch  *fetcher
 
-	mu     gosync.Mutex
-	noAPI  map[string]bool              // hosts that answered 404
-	probes once.Group[string, struct{}] // each host's first referrers request
+	mu       gosync.Mutex
+	noAPI    map[string]bool // hosts that answered 404
+	warnings []string
+	probes   once.Group[string, struct{}] // each host's first referrers request
 
 	subjects, found          atomic.Int64
 	apiRequests, tagRequests atomic.Int64
@@ -227,10 +233,11 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 
 	// The digests themselves, with their children, when the inventory
 	// lacks them (callers usually ask about digests it has).
-	rootMs, _, _, err := l.fetch.fetchNew(ctx, repo, roots, true)
+	rootMs, _, _, bad, err := l.fetch.fetchNew(ctx, repo, roots, true)
 	if err != nil {
 		return nil, err
 	}
+	rootMs, _ = l.dropUnverified(repoName, rootMs, nil, bad)
 	st.New = append(st.New, rootMs...)
 	seen := map[string]bool{}
 	level, err := l.descendants(ctx, roots, rootMs, seen)
@@ -263,10 +270,11 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 		}
 		slices.Sort(want)
 		want = slices.Compact(want)
-		ms, _, missing, err := l.fetch.fetchNew(ctx, repo, want, true)
+		ms, _, missing, bad, err := l.fetch.fetchNew(ctx, repo, want, true)
 		if err != nil {
 			return nil, err
 		}
+		ms, missing = l.dropUnverified(repoName, ms, missing, bad)
 		st.New = append(st.New, ms...)
 		got := map[string]*inventory.Manifest{}
 		for _, m := range ms {
@@ -323,6 +331,59 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 	}
 	l.found.Add(int64(found))
 	return st, nil
+}
+
+// dropUnverified leaves out of a lookup what reaches a manifest that
+// could not be verified (bad: digest -> why), as a crawl does: the bad
+// manifests and the fetched indexes above them are never recorded, and
+// are added to missing (sorted), so that no referrer tag or API answer
+// names them; each is a warning.
+func (l *lookup) dropUnverified(repo string, ms []*inventory.Manifest, missing []string, bad map[string]error) ([]*inventory.Manifest, []string) {
+	if len(bad) == 0 {
+		return ms, missing
+	}
+	why := reaching(ms, bad)
+	for _, d := range slices.Sorted(maps.Keys(why)) {
+		reason := bad[why[d]].Error()
+		if why[d] != d {
+			reason = fmt.Sprintf("child %s: %s", why[d], reason)
+		}
+		l.warn(fmt.Sprintf("skipped referrer %s@%s: %s", repo, d, reason))
+		missing = append(missing, d)
+	}
+	slices.Sort(missing)
+	return slices.DeleteFunc(ms, func(m *inventory.Manifest) bool { _, ok := why[m.Digest]; return ok }), missing
+}
+
+func (l *lookup) warn(w string) {
+	l.mu.Lock()
+	l.warnings = append(l.warnings, w)
+	l.mu.Unlock()
+}
+
+// reaching maps each bad digest to itself and each manifest of fresh that
+// reaches one (an index above it, however nested) to the bad digest it
+// reaches.
+func reaching(fresh []*inventory.Manifest, bad map[string]error) map[string]string {
+	why := map[string]string{}
+	for d := range bad {
+		why[d] = d
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, m := range fresh {
+			if _, done := why[m.Digest]; done {
+				continue
+			}
+			for _, c := range m.Children {
+				if b, ok := why[c.Digest]; ok {
+					why[m.Digest], changed = b, true
+					break
+				}
+			}
+		}
+	}
+	return why
 }
 
 // descendants returns digests and every index child under them that the

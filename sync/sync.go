@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	gosync "sync"
@@ -25,8 +26,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cipdev/cip/internal/digest"
 	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/registry"
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -90,6 +93,12 @@ type Result struct {
 	Changes    []inventory.TagChange
 	Requests   int64
 	Duration   time.Duration
+	// Warnings name what the crawl skipped and why, sorted: repository
+	// names and tags cip's own rules refuse (manifest.ValidateImageName,
+	// ValidateTag), and tags whose manifest (or a child of it) cannot be
+	// verified or read. Nothing skipped is recorded; the rest of the
+	// repository is.
+	Warnings []string
 }
 
 // RepoError is a failure to crawl one repository; the others go on.
@@ -183,6 +192,8 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 		return a.Tag < b.Tag
 	})
 	res.Changes = s.changes
+	res.Warnings = slices.Clone(s.warnings)
+	slices.Sort(res.Warnings)
 	stop()
 
 	stats := inventory.RunStats{Requests: res.Requests}
@@ -209,9 +220,10 @@ type syncer struct {
 	fetch  *fetcher // the run's manifests, and its request slots
 	writer *writer
 
-	mu      gosync.Mutex
-	stats   map[string]*RegistryStats
-	changes []inventory.TagChange
+	mu       gosync.Mutex
+	stats    map[string]*RegistryStats
+	changes  []inventory.TagChange
+	warnings []string
 
 	reposDone atomic.Int64
 	reposAll  atomic.Int64
@@ -228,6 +240,13 @@ func (s *syncer) stat(repo string) *RegistryStats {
 		s.stats[reg] = st
 	}
 	return st
+}
+
+// warn records something the crawl skipped.
+func (s *syncer) warn(format string, args ...any) {
+	s.mu.Lock()
+	s.warnings = append(s.warnings, fmt.Sprintf(format, args...))
+	s.mu.Unlock()
 }
 
 // request runs f holding one of the Jobs request slots.
@@ -304,6 +323,10 @@ func (s *syncer) list(ctx context.Context, host, path string) (repos []string, c
 	})
 	if cerr == nil {
 		for _, r := range cat {
+			if err := manifest.ValidateImageName(r); err != nil {
+				s.warn("skipped repository %q listed by %s: %v", r, host, err)
+				continue
+			}
 			full := host + "/" + r
 			if inventory.Under(full, prefix) {
 				repos = append(repos, full)
@@ -351,6 +374,13 @@ func (s *syncer) walk(ctx context.Context, repo string, found *int) ([]string, e
 	}
 	out := []string{repo}
 	for _, c := range tl.Children {
+		if err := manifest.ValidateImageName(c); err != nil || strings.Contains(c, "/") {
+			if err == nil {
+				err = errors.New("a child is one path component")
+			}
+			s.warn("skipped child repository %q listed by %s: %v", c, repo, err)
+			continue
+		}
 		sub, err := s.walk(ctx, repo+"/"+c, found)
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
 			return nil, err
@@ -406,15 +436,21 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 	if tl.Manifests != nil {
 		// GCR extension: digests and their tags without a HEAD per tag.
 		for dg, m := range tl.Manifests {
-			if len(m.Tags) == 0 {
+			if err := digest.Validate(dg); err != nil {
+				s.warn("skipped %s@%s (tags %q): %v", repoName, dg, m.Tags, err)
+				continue
+			}
+			tags := s.validTags(repoName, m.Tags)
+			if len(tags) == 0 {
 				state.Untagged = append(state.Untagged, dg)
 			}
-			for _, t := range m.Tags {
+			for _, t := range tags {
 				state.Tags[t] = dg
 			}
 		}
 		sort.Strings(state.Untagged)
 	} else {
+		tl.Tags = s.validTags(repoName, tl.Tags)
 		// A repository new to the inventory has (nearly) every manifest to
 		// fetch: GET each tag's manifest at once (its digest is the body's),
 		// one request instead of a HEAD and a GET. Known repositories HEAD
@@ -460,11 +496,11 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 		roots = append(roots, dg)
 	}
 	roots = append(roots, state.Untagged...)
-	fresh, nfetched, _, err := s.fetch.fetchNew(ctx, repo, roots, false)
+	fresh, nfetched, _, bad, err := s.fetch.fetchNew(ctx, repo, roots, false)
 	if err != nil {
 		return err
 	}
-	state.New = fresh
+	state.New = s.dropUnverified(&state, fresh, bad)
 	changes, err := s.writer.write(state)
 	if err != nil {
 		return err
@@ -527,6 +563,9 @@ func (s *syncer) headTags(ctx context.Context, repo name.Repository, tags []stri
 					// Some registries answer HEAD badly; GET tells the same.
 					m, gerr := s.client.GetManifest(gctx, repo, tag)
 					if gerr != nil {
+						if unverified(gerr) {
+							return gerr
+						}
 						return err
 					}
 					d.Digest = m.Digest
@@ -540,6 +579,10 @@ func (s *syncer) headTags(ctx context.Context, repo name.Repository, tags []stri
 			})
 			if errors.Is(err, registry.ErrNotFound) {
 				return nil // deleted between listing and HEAD
+			}
+			if unverified(err) {
+				s.warn("skipped %s:%s: %v", repo.Name(), tag, err)
+				return nil
 			}
 			if err != nil {
 				return err
@@ -572,15 +615,20 @@ func (s *syncer) getTags(ctx context.Context, repo name.Repository, tags []strin
 			if errors.Is(err, registry.ErrNotFound) {
 				return nil // deleted between listing and GET
 			}
-			if err != nil {
-				return err
+			if err == nil {
+				var m *inventory.Manifest
+				if m, err = inventory.ParseManifest(raw.Digest, raw.MediaType, raw.Raw); err == nil {
+					if s.fetch.keep(gctx, m) {
+						fresh.Add(1)
+					}
+				}
 			}
-			m, err := inventory.ParseManifest(raw.Digest, raw.MediaType, raw.Raw)
+			if unverified(err) {
+				s.warn("skipped %s:%s: %v", repo.Name(), tag, err)
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("%s:%s: %w", repo.Name(), tag, err)
-			}
-			if s.fetch.keep(gctx, m) {
-				fresh.Add(1)
 			}
 			mu.Lock()
 			out[tag] = raw.Digest
@@ -601,4 +649,85 @@ func refused(err error) bool {
 	var ge *registry.GivenUpError
 	return errors.Is(err, registry.ErrListTooLarge) || errors.Is(err, registry.ErrListLoop) ||
 		errors.As(err, &ce) || errors.As(err, &te) || errors.As(err, &ge)
+}
+
+// validTags returns the tags that cip's own tag rule
+// (manifest.ValidateTag, the OCI distribution grammar) accepts, and warns
+// about the others: a tag with a space, a newline, a NUL or 300 characters
+// is never recorded, so that no snapshot writes one.
+func (s *syncer) validTags(repo string, tags []string) []string {
+	out := tags[:0:0]
+	for _, t := range tags {
+		if err := manifest.ValidateTag(t); err != nil {
+			s.warn("skipped tag %q of %s: %v", t, repo, err)
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// unverified reports whether err is about a manifest cip cannot verify
+// or read (a digest algorithm it does not check, a schema 1 manifest
+// neither digest rule verifies, bytes that are no manifest): its tag is
+// skipped with a warning and the rest of the repository is synced. Other
+// errors (bytes that hash to another digest, network failures) fail the
+// repository, as the inventory must not record a partial crawl of them.
+func unverified(err error) bool {
+	return errors.Is(err, digest.ErrUnsupported) || errors.Is(err, digest.ErrUnverifiable) || errors.Is(err, inventory.ErrBadManifest)
+}
+
+// dropUnverified removes from a crawl what reaches a manifest that could
+// not be verified (bad: digest -> why): the tags and untagged digests
+// whose manifest, or some child of it, is bad, with a warning each, and
+// the fetched manifests above a bad one (an index must never be recorded
+// without its children). It returns the manifests to record.
+func (s *syncer) dropUnverified(st *inventory.RepositoryState, fresh []*inventory.Manifest, bad map[string]error) []*inventory.Manifest {
+	if len(bad) == 0 {
+		return fresh
+	}
+	// why[d] is the bad digest d reaches; parents of the bad are found
+	// from the fetched indexes, level by level up.
+	why := map[string]string{}
+	for d := range bad {
+		why[d] = d
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, m := range fresh {
+			if _, done := why[m.Digest]; done {
+				continue
+			}
+			for _, c := range m.Children {
+				if b, ok := why[c.Digest]; ok {
+					why[m.Digest], changed = b, true
+					break
+				}
+			}
+		}
+	}
+	reason := func(d string) string {
+		b := why[d]
+		if b == d {
+			return bad[b].Error()
+		}
+		return fmt.Sprintf("child %s: %v", b, bad[b])
+	}
+	for tag, d := range st.Tags {
+		if _, ok := why[d]; ok {
+			s.warn("skipped %s:%s: %s", st.Name, tag, reason(d))
+			delete(st.Tags, tag)
+		}
+	}
+	st.Untagged = slices.DeleteFunc(st.Untagged, func(d string) bool {
+		if _, ok := why[d]; ok {
+			s.warn("skipped %s@%s: %s", st.Name, d, reason(d))
+			return true
+		}
+		return false
+	})
+	return slices.DeleteFunc(fresh, func(m *inventory.Manifest) bool {
+		_, ok := why[m.Digest]
+		return ok
+	})
 }

@@ -174,6 +174,11 @@ func (p progress) synced(results ...*cipsync.Result) {
 		if res == nil {
 			continue
 		}
+		// What the crawl skipped (names, tags, manifests cip cannot
+		// trust), with --quiet too.
+		for _, w := range res.Warnings {
+			p.warn("skipped", w, slog.String("warning", w))
+		}
 		for _, st := range res.Registries {
 			p.info("synced", fmt.Sprintf("synced %s: %d repositories, %d tags, %d manifests fetched, %d tag changes, %d repositories removed",
 				st.Registry, st.Repositories, st.Tags, st.ManifestsFetched, st.TagChanges, st.Removed),
