@@ -41,16 +41,16 @@ type referrerWorld struct {
 
 func newReferrerWorld(t *testing.T) referrerWorld {
 	var w referrerWorld
-	w.img = parsed(t, imageRaw(desc("application/vnd.oci.image.config.v1+json", 'c', 10), desc("application/vnd.oci.image.layer.v1.tar+gzip", 'l', 100)))
-	w.sig = parsed(t, imageRaw(desc("application/vnd.oci.image.config.v1+json", 'd', 10), desc(referrer.CosignSimpleSigning, 's', 200)))
+	w.img = parsed(t, imageRaw(desc("application/vnd.oci.image.config.v1+json", 'c', 10), desc("application/vnd.oci.image.layer.v1.tar+gzip", 'a', 100)))
+	w.sig = parsed(t, imageRaw(desc("application/vnd.oci.image.config.v1+json", 'd', 10), desc(referrer.CosignSimpleSigning, '1', 200)))
 	subject := fmt.Sprintf(`,"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d}`, w.img.Digest, len(w.img.Raw))
 	w.bundle = parsed(t, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"`+referrer.SigstoreBundle+
 		`","config":`+desc("application/vnd.oci.empty.v1+json", 'e', 2)+`,"layers":[`+desc(referrer.SigstoreBundle, 'b', 300)+`]`+subject+`}`)
 	w.fallback = parsed(t, fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d,"artifactType":%q}]}`,
 		w.bundle.Digest, len(w.bundle.Raw), referrer.SigstoreBundle))
-	w.bundleSig = parsed(t, imageRaw(desc("application/vnd.oci.image.config.v1+json", 'f', 10), desc(referrer.CosignSimpleSigning, 't', 200)))
+	w.bundleSig = parsed(t, imageRaw(desc("application/vnd.oci.image.config.v1+json", 'f', 10), desc(referrer.CosignSimpleSigning, '2', 200)))
 	// The destination's own signature plus the source's: a merged .sig.
-	w.merged = parsed(t, imageRaw(desc("application/vnd.oci.image.config.v1+json", 'g', 10), desc(referrer.CosignSimpleSigning, 'u', 200), desc(referrer.CosignSimpleSigning, 's', 200)))
+	w.merged = parsed(t, imageRaw(desc("application/vnd.oci.image.config.v1+json", '3', 10), desc(referrer.CosignSimpleSigning, '4', 200), desc(referrer.CosignSimpleSigning, '1', 200)))
 	return w
 }
 

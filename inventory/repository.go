@@ -409,39 +409,68 @@ func insertManifests(ctx context.Context, tx *sql.Tx, ms []*Manifest, now string
 	if len(ms) == 0 {
 		return nil
 	}
-	insM, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifests(digest, media_type, size, is_index, config_digest, raw, fetched_at, subject_digest, artifact_type)
-		VALUES (?, ?, ?, ?, NULLIF(?, ''), ?, ?, NULLIF(?, ''), NULLIF(?, ''))`)
+	ins, err := prepareInserts(ctx, tx)
 	if err != nil {
 		return err
 	}
-	defer insM.Close()
-	insC, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifest_children(parent_digest, position, child_digest, media_type, size, os, architecture, variant) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer insC.Close()
-	insB, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifest_blobs(manifest_digest, position, kind, blob_digest, media_type, size) VALUES (?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer insB.Close()
+	defer ins.close()
 	for _, m := range ms {
-		res, err := insM.ExecContext(ctx, m.Digest, m.MediaType, len(m.Raw), m.IsIndex, m.ConfigDigest, m.Raw, now, m.Subject, m.ArtifactType)
+		res, err := ins.manifest.ExecContext(ctx, m.Digest, m.MediaType, len(m.Raw), m.IsIndex, m.ConfigDigest, m.Raw, now, m.Subject, m.ArtifactType)
 		if err != nil {
 			return fmt.Errorf("record manifest %s: %w", m.Digest, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue // already known: content-addressed, nothing to add
 		}
-		for i, c := range m.Children {
-			if _, err := insC.ExecContext(ctx, m.Digest, i, c.Digest, c.MediaType, c.Size, c.OS, c.Architecture, c.Variant); err != nil {
-				return fmt.Errorf("record child %s of %s: %w", c.Digest, m.Digest, err)
-			}
+		if err := ins.derived(ctx, m); err != nil {
+			return err
 		}
-		for i, b := range m.Blobs {
-			if _, err := insB.ExecContext(ctx, m.Digest, i, b.Kind, b.Digest, b.MediaType, b.Size); err != nil {
-				return fmt.Errorf("record blob %s of %s: %w", b.Digest, m.Digest, err)
-			}
+	}
+	return nil
+}
+
+// inserts are the prepared statements that record manifests.
+type inserts struct {
+	manifest, child, blob *sql.Stmt
+}
+
+func prepareInserts(ctx context.Context, tx *sql.Tx) (*inserts, error) {
+	ins := &inserts{}
+	var err error
+	if ins.manifest, err = tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifests(digest, media_type, size, is_index, config_digest, raw, fetched_at, subject_digest, artifact_type)
+		VALUES (?, ?, ?, ?, NULLIF(?, ''), ?, ?, NULLIF(?, ''), NULLIF(?, ''))`); err != nil {
+		return nil, err
+	}
+	if ins.child, err = tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifest_children(parent_digest, position, child_digest, media_type, size, os, architecture, variant) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		ins.close()
+		return nil, err
+	}
+	if ins.blob, err = tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifest_blobs(manifest_digest, position, kind, blob_digest, media_type, size) VALUES (?, ?, ?, ?, ?, ?)`); err != nil {
+		ins.close()
+		return nil, err
+	}
+	return ins, nil
+}
+
+func (ins *inserts) close() {
+	for _, st := range []*sql.Stmt{ins.manifest, ins.child, ins.blob} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// derived records what the inventory reads out of m's bytes: its children
+// (an index) or its config and layers (an image).
+func (ins *inserts) derived(ctx context.Context, m *Manifest) error {
+	for i, c := range m.Children {
+		if _, err := ins.child.ExecContext(ctx, m.Digest, i, c.Digest, c.MediaType, c.Size, c.OS, c.Architecture, c.Variant); err != nil {
+			return fmt.Errorf("record child %s of %s: %w", c.Digest, m.Digest, err)
+		}
+	}
+	for i, b := range m.Blobs {
+		if _, err := ins.blob.ExecContext(ctx, m.Digest, i, b.Kind, b.Digest, b.MediaType, b.Size); err != nil {
+			return fmt.Errorf("record blob %s of %s: %w", b.Digest, m.Digest, err)
 		}
 	}
 	return nil
@@ -475,45 +504,14 @@ func (d *DB) RemoveRepository(ctx context.Context, runID int64, name string) ([]
 	return changes, nil
 }
 
-// Manifest returns a manifest by digest, with its children and blobs.
+// Manifest returns a manifest by digest, with its children and blobs,
+// after checking its stored bytes: they must still verify as the digest,
+// and its recorded children, blobs, size and kind must be what they say
+// (the manifest is read from the bytes). A damaged row is a *CorruptError
+// (errors.Is ErrCorrupt), never returned: fetch the manifest again and
+// RepairManifest.
 func (d *DB) Manifest(ctx context.Context, digest string) (*Manifest, error) {
-	m := &Manifest{Digest: digest}
-	var cfg, subject, artifactType sql.NullString
-	err := d.db.QueryRowContext(ctx, `SELECT media_type, raw, is_index, config_digest, subject_digest, artifact_type FROM manifests WHERE digest = ?`, digest).
-		Scan(&m.MediaType, &m.Raw, &m.IsIndex, &cfg, &subject, &artifactType)
-	if err == sql.ErrNoRows {
-		return nil, fmt.Errorf("read manifest %s: %w", digest, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", digest, err)
-	}
-	m.ConfigDigest, m.Subject, m.ArtifactType = cfg.String, subject.String, artifactType.String
-	rows, err := d.db.QueryContext(ctx, `SELECT child_digest, media_type, size, os, architecture, variant FROM manifest_children WHERE parent_digest = ? ORDER BY position`, digest)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", digest, err)
-	}
-	for rows.Next() {
-		var c Child
-		if err := rows.Scan(&c.Digest, &c.MediaType, &c.Size, &c.OS, &c.Architecture, &c.Variant); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		m.Children = append(m.Children, c)
-	}
-	rows.Close()
-	rows, err = d.db.QueryContext(ctx, `SELECT blob_digest, media_type, kind, size FROM manifest_blobs WHERE manifest_digest = ? ORDER BY position`, digest)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", digest, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var b Blob
-		if err := rows.Scan(&b.Digest, &b.MediaType, &b.Kind, &b.Size); err != nil {
-			return nil, err
-		}
-		m.Blobs = append(m.Blobs, b)
-	}
-	return m, rows.Err()
+	return readManifest(ctx, d.db, digest)
 }
 
 // LargestImage returns the largest image digest stands for, with its size

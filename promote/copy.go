@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cipdev/cip/internal/digest"
 	"github.com/cipdev/cip/internal/once"
 	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
@@ -49,6 +50,9 @@ type Report struct {
 	// Signatures are --sign-key's records, one per promoted (image,
 	// digest), by image and digest (nil without --sign-key).
 	Signatures []SignRecord `json:"signatures,omitempty"`
+	// Warnings say what the run repaired: manifests whose bytes in the
+	// inventory no longer verified, fetched again before any use (sorted).
+	Warnings []string `json:"warnings"`
 }
 
 // DestinationReport is one destination registry's part of a Report.
@@ -107,12 +111,16 @@ type engine struct {
 	// One writer per (repository, digest) and per (repository, blob), and
 	// one first placement of a blob per destination host, whose value is
 	// the repository it landed in (where the others mount it from).
-	manifests once.Group[string, bool]     // dstRepo@digest: put by its tag
+	manifests once.Group[string, struct{}] // dstRepo@digest
 	blobs     once.Group[string, struct{}] // dstRepo@blob
 	hosts     once.Group[string, string]   // host + " " + blob
+	// repairs fetches a corrupt manifest again once per digest.
+	repairs once.Group[string, *inventory.Manifest]
 
-	mu   gosync.Mutex
-	read map[string]*inventory.Manifest
+	mu       gosync.Mutex
+	read     map[string]*inventory.Manifest
+	readSize int // bytes of the manifests in read
+	warnings []string
 	// complete holds dstRepo@digest for what this run put, complete: the
 	// subjects referrers may follow.
 	complete map[string]bool
@@ -313,6 +321,10 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		rep.Destinations = append(rep.Destinations, d)
 		rep.Totals.add(d)
 	}
+	e.mu.Lock()
+	rep.Warnings = slices.Clone(e.warnings)
+	e.mu.Unlock()
+	slices.Sort(rep.Warnings)
 	rep.HTTPRequests = client.Transport().Requests() - reqs0
 	rep.DurationSeconds = time.Since(start).Seconds()
 	if ctx.Err() != nil {
@@ -330,32 +342,24 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 }
 
 // row does one copy or tag row: the digest first (children before an
-// index, blobs before an image), then each missing tag. Every request it
-// sends counts for its destination's report.
+// index, blobs before an image, the manifest PUT by its digest), then each
+// missing tag, each only after a HEAD shows it free (tag). Every request
+// it sends counts for its destination's report.
 func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) error {
 	ctx = registry.WithRequestCounter(ctx, &st.requests)
-	missing := r.Missing
 	if r.Action == inventory.ActionCopy {
-		// The manifest goes up by its first missing tag: one PUT makes the
-		// digest and the tag, once its children and blobs are complete.
-		first := ""
-		if len(missing) > 0 {
-			first = missing[0]
-		}
-		tagged, err := e.copyManifest(ctx, st, r.SrcRepo, r.DstRepo, r.Digest, first)
-		if err != nil {
+		if err := e.copyManifest(ctx, st, r.SrcRepo, r.DstRepo, r.Digest); err != nil {
 			return fmt.Errorf("copy %s@%s from %s: %w", r.DstRepo, r.Digest, r.SrcRepo, err)
 		}
 		st.copied.Add(1)
-		if tagged {
-			st.tagged.Add(1)
-			missing = missing[1:]
-		}
 	}
-	if len(missing) == 0 {
+	if len(r.Missing) == 0 {
 		return nil
 	}
-	m, err := e.manifest(ctx, r.Digest)
+	// A tag row's digest is in the destination already (and maybe no
+	// longer in the source): fetch it from there when the inventory's
+	// copy is found damaged.
+	m, err := e.manifest(ctx, r.Digest, r.DstRepo, r.SrcRepo)
 	if err != nil {
 		return err
 	}
@@ -364,14 +368,77 @@ func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) er
 		return err
 	}
 	// Tags one after another: they share one (repository, digest).
-	for _, tag := range missing {
-		if err := e.putManifest(ctx, dst, tag, m); err != nil {
-			return fmt.Errorf("tag %s:%s at %s: %w", r.DstRepo, tag, r.Digest, err)
+	var errs []error
+	for _, tag := range r.Missing {
+		if err := e.tag(ctx, dst, tag, m); err != nil {
+			errs = append(errs, fmt.Errorf("tag %s:%s at %s: %w", r.DstRepo, tag, r.Digest, err))
+			continue
 		}
 		e.rec.add(r.DstRepo, r.Digest, tag)
 		st.tagged.Add(1)
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// TagTakenError is a wanted tag that, when cip was about to put it, named
+// another manifest in the destination than the plan saw: someone pushed it
+// after the plan. cip never moves a tag; it leaves this one as it is.
+type TagTakenError struct {
+	Repository, Tag string
+	Now, Wanted     string // digests
+}
+
+func (e *TagTakenError) Error() string {
+	return fmt.Sprintf("%s:%s now points at %s, not %s (pushed after the plan): left as it is", e.Repository, e.Tag, e.Now, e.Wanted)
+}
+
+// tag puts m at dst:tag, once a HEAD right before shows the tag absent
+// (or already at m): a tag someone pushed since the plan is refused with a
+// *TagTakenError and left alone. The bytes are checked against their
+// digest before they are sent.
+func (e *engine) tag(ctx context.Context, dst name.Repository, tag string, m *inventory.Manifest) error {
+	return e.retag(ctx, dst, tag, m, "")
+}
+
+// retag is tag for a tag cip may move: from is the digest it read there
+// ("" for none), and the tag is put when a HEAD right before still shows
+// it there (or absent); a tag at anything else was moved since, and is
+// refused with a *TagTakenError and left alone.
+func (e *engine) retag(ctx context.Context, dst name.Repository, tag string, m *inventory.Manifest, from string) error {
+	release, err := e.slot(ctx)
+	if err != nil {
+		return err
+	}
+	d, err := e.client.Head(ctx, dst, tag)
+	if err != nil && !errors.Is(err, registry.ErrNotFound) {
+		// Some registries answer HEAD badly; a GET tells the same (as a
+		// crawl does).
+		if got, gerr := e.client.GetManifest(ctx, dst, tag); gerr == nil || errors.Is(gerr, registry.ErrNotFound) {
+			d.Digest, err = got.Digest, gerr
+		}
+	}
+	release()
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+	case err != nil:
+		return err
+	case d.Digest == m.Digest || digest.VerifyManifest(d.Digest, m.MediaType, m.Raw) == nil:
+		return nil // already there: another run, or someone else, put it
+	case from != "" && d.Digest == from:
+	default:
+		return &TagTakenError{Repository: dst.Name(), Tag: tag, Now: d.Digest, Wanted: m.Digest}
+	}
+	return e.putManifest(ctx, dst, tag, m)
+}
+
+// putTagged puts m by its digest, then at dst:tag (retag, from the digest
+// the tag was read at, "" for none): the tag never names a manifest the
+// registry has not confirmed by digest.
+func (e *engine) putTagged(ctx context.Context, dst name.Repository, tag string, m *inventory.Manifest, from string) error {
+	if err := e.putManifest(ctx, dst, m.Digest, m); err != nil {
+		return err
+	}
+	return e.retag(ctx, dst, tag, m, from)
 }
 
 // prepare reads, before any copy, what the inventory says about the
@@ -379,6 +446,7 @@ func (e *engine) row(ctx context.Context, st *destStats, r inventory.PlanRow) er
 // blobs more than one destination registry needs (read once, fanned out).
 func (e *engine) prepare(ctx context.Context, work []inventory.PlanRow) error {
 	hostsOf := map[string]map[string]bool{} // digest -> destination hosts copying it
+	srcOf := map[string]string{}            // digest -> a source repository of it
 	for _, r := range work {
 		host, _ := inventory.SplitRepository(r.DstRepo)
 		if _, ok := e.knownHosts[host]; !ok {
@@ -402,12 +470,13 @@ func (e *engine) prepare(ctx context.Context, work []inventory.PlanRow) error {
 			hostsOf[r.Digest] = map[string]bool{}
 		}
 		hostsOf[r.Digest][host] = true
+		srcOf[r.Digest] = r.SrcRepo
 	}
 	for digest, hosts := range hostsOf {
 		if len(hosts) < 2 {
 			continue
 		}
-		blobs, err := e.blobsOf(ctx, digest)
+		blobs, err := e.blobsOf(ctx, digest, srcOf[digest])
 		if err != nil {
 			return err
 		}
@@ -420,9 +489,10 @@ func (e *engine) prepare(ctx context.Context, work []inventory.PlanRow) error {
 	return nil
 }
 
-// blobsOf lists the blobs of digest and of its children, however nested.
-func (e *engine) blobsOf(ctx context.Context, digest string) ([]string, error) {
-	m, err := e.manifest(ctx, digest)
+// blobsOf lists the blobs of digest and of its children, however nested;
+// from is where a damaged inventory copy is fetched again.
+func (e *engine) blobsOf(ctx context.Context, digest, from string) ([]string, error) {
+	m, err := e.manifest(ctx, digest, from)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +501,7 @@ func (e *engine) blobsOf(ctx context.Context, digest string) ([]string, error) {
 		out = append(out, b.Digest)
 	}
 	for _, c := range m.Children {
-		bs, err := e.blobsOf(ctx, c.Digest)
+		bs, err := e.blobsOf(ctx, c.Digest, from)
 		if err != nil {
 			return nil, err
 		}
@@ -440,8 +510,11 @@ func (e *engine) blobsOf(ctx context.Context, digest string) ([]string, error) {
 	return out, nil
 }
 
-// manifest reads a manifest from the inventory once per run.
-func (e *engine) manifest(ctx context.Context, digest string) (*inventory.Manifest, error) {
+// manifest reads a manifest from the inventory once per run (the read
+// re-hashes its bytes). A copy found damaged is fetched again from the
+// first of repos that has it, verified, repaired in the inventory and
+// reported as a warning; its damaged bytes are never used.
+func (e *engine) manifest(ctx context.Context, digest string, repos ...string) (*inventory.Manifest, error) {
 	e.mu.Lock()
 	m, ok := e.read[digest]
 	e.mu.Unlock()
@@ -449,48 +522,91 @@ func (e *engine) manifest(ctx context.Context, digest string) (*inventory.Manife
 		return m, nil
 	}
 	m, err := e.db.Manifest(ctx, digest)
+	var ce *inventory.CorruptError
+	if errors.As(err, &ce) {
+		m, _, err = e.repairs.Do(ctx, digest, func() (*inventory.Manifest, error) { return e.repair(ctx, ce, repos) })
+	}
 	if err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
-	if len(e.read) >= manifestCache {
+	if len(e.read) >= manifestCache || e.readSize+len(m.Raw) > manifestCacheBytes {
 		clear(e.read)
+		e.readSize = 0
 	}
 	e.read[digest] = m
+	e.readSize += len(m.Raw)
 	e.mu.Unlock()
 	return m, nil
 }
 
-// manifestCache bounds the manifests a run keeps read (a few KiB each):
-// enough for one digest's copies to every destination to share one read.
-const manifestCache = 4096
+// repair fetches the manifest of a corrupt row again from the first of
+// repos that serves it (verified by registry.GetManifest), and replaces
+// the row with it.
+func (e *engine) repair(ctx context.Context, ce *inventory.CorruptError, repos []string) (*inventory.Manifest, error) {
+	var errs []error
+	for _, from := range repos {
+		repo, err := e.client.ParseRepository(from)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		release, err := e.slot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := e.client.GetManifest(ctx, repo, ce.Digest)
+		release()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		m, err := inventory.ParseManifest(ce.Digest, raw.MediaType, raw.Raw)
+		if err == nil {
+			err = e.db.RepairManifest(ctx, m)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.mu.Lock()
+		e.warnings = append(e.warnings, fmt.Sprintf("%v: fetched again from %s and repaired", ce, from))
+		e.mu.Unlock()
+		return m, nil
+	}
+	return nil, fmt.Errorf("%w; fetching it again failed: %w", ce, errors.Join(errs...))
+}
+
+// manifestCache and manifestCacheBytes bound the manifests a run keeps
+// read: enough for one digest's copies to every destination to share one
+// read (manifests are a few KiB each), and at most 64 MiB of bytes however
+// large they are (up to registry.MaxManifestSize, 4 MiB, each).
+const (
+	manifestCache      = 4096
+	manifestCacheBytes = 64 << 20
+)
 
 // copyManifest puts digest into dstRepo, complete: an index's children
-// first, an image's blobs first, then the manifest's exact bytes, by tag
-// when tag is set (one PUT makes the digest and the tag), else by digest.
-// Each (repository, digest) has one writer per run; tagged says this call
-// put the tag (a caller that found the digest done or in progress puts
-// its tags itself).
-func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRepo, digest, tag string) (tagged bool, err error) {
-	byTag, ran, err := e.manifests.Do(ctx, dstRepo+"@"+digest, func() (bool, error) {
+// first, an image's blobs first, then the manifest's exact bytes, by
+// digest (tags follow in row, once the digest is there). Each (repository,
+// digest) has one writer per run.
+func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRepo, digest string) error {
+	_, _, err := e.manifests.Do(ctx, dstRepo+"@"+digest, func() (struct{}, error) {
 		if !e.absent[dstRepo] {
 			has, err := e.db.HasDigest(ctx, dstRepo, digest)
 			if err != nil || has {
-				return false, err
+				return struct{}{}, err
 			}
 		}
-		m, err := e.manifest(ctx, digest)
+		m, err := e.manifest(ctx, digest, srcRepo)
 		if err != nil {
-			return false, err
+			return struct{}{}, err
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(e.jobs)
 		if m.IsIndex {
 			for _, c := range m.Children {
-				g.Go(func() error {
-					_, err := e.copyManifest(gctx, st, srcRepo, dstRepo, c.Digest, "")
-					return err
-				})
+				g.Go(func() error { return e.copyManifest(gctx, st, srcRepo, dstRepo, c.Digest) })
 			}
 		} else {
 			for _, b := range m.Blobs {
@@ -498,28 +614,21 @@ func (e *engine) copyManifest(ctx context.Context, st *destStats, srcRepo, dstRe
 			}
 		}
 		if err := g.Wait(); err != nil {
-			return false, err
+			return struct{}{}, err
 		}
 		dst, err := e.client.ParseRepository(dstRepo)
 		if err != nil {
-			return false, err
+			return struct{}{}, err
 		}
-		ref := digest
-		if tag != "" {
-			ref = tag
-		}
-		if err := e.putManifest(ctx, dst, ref, m); err != nil {
-			return false, err
+		if err := e.putManifest(ctx, dst, digest, m); err != nil {
+			return struct{}{}, err
 		}
 		st.manifests.Add(1)
 		e.completed(dstRepo, digest)
 		e.rec.add(dstRepo, digest, "")
-		if tag != "" {
-			e.rec.add(dstRepo, digest, tag)
-		}
-		return tag != "", nil
+		return struct{}{}, nil
 	})
-	return ran && byTag, err
+	return err
 }
 
 // copyBlob makes blob present in dstRepo: nothing when a HEAD finds it, a
@@ -651,8 +760,12 @@ func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst n
 }
 
 // putManifest puts m at dst:ref (a digest or a tag), in a request slot,
-// and checks that its bytes are the digest the inventory holds them for.
+// once its bytes are checked against the digest the inventory holds them
+// for: damaged bytes are never sent, by digest or by tag.
 func (e *engine) putManifest(ctx context.Context, dst name.Repository, ref string, m *inventory.Manifest) error {
+	if err := digest.VerifyManifest(m.Digest, m.MediaType, m.Raw); err != nil {
+		return fmt.Errorf("put manifest %s:%s: the inventory's bytes for %s: %w", dst.Name(), ref, m.Digest, err)
+	}
 	release, err := e.slot(ctx)
 	if err != nil {
 		return err
@@ -662,7 +775,7 @@ func (e *engine) putManifest(ctx context.Context, dst name.Repository, ref strin
 	if err != nil {
 		return err
 	}
-	if got != m.Digest {
+	if got != m.Digest && digest.VerifyManifest(got, m.MediaType, m.Raw) != nil {
 		return fmt.Errorf("put manifest %s:%s: the inventory's bytes for %s have digest %s", dst.Name(), ref, m.Digest, got)
 	}
 	if referrer.IsTag(ref) {

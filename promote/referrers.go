@@ -281,7 +281,7 @@ func (e *engine) copySubject(ctx context.Context, st *destStats, w *subjectWork)
 // any manifest) and reports whether the destination's registry indexed it
 // under its subject (it answered the PUT with OCI-Subject).
 func (e *engine) copyReferrer(ctx context.Context, st *destStats, r inventory.ReferRow) (bool, error) {
-	m, err := e.manifest(ctx, r.Referrer)
+	m, err := e.manifest(ctx, r.Referrer, r.SrcRepo)
 	if err != nil {
 		return false, err
 	}
@@ -316,8 +316,7 @@ func (e *engine) contents(ctx context.Context, st *destStats, srcRepo, dstRepo s
 	if m.IsIndex {
 		for _, c := range m.Children {
 			g.Go(func() error {
-				_, err := e.copyManifest(gctx, st, srcRepo, dstRepo, c.Digest, "")
-				return err
+				return e.copyManifest(gctx, st, srcRepo, dstRepo, c.Digest)
 			})
 		}
 	} else {
@@ -357,7 +356,7 @@ func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Reposit
 		return nil, inventory.Copy{}, "", err
 	}
 	tag := referrer.Tag(r.Subject, kind)
-	src, err := e.manifest(ctx, r.Referrer)
+	src, err := e.manifest(ctx, r.Referrer, r.SrcRepo)
 	if err != nil {
 		return nil, inventory.Copy{}, "", err
 	}
@@ -366,7 +365,7 @@ func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Reposit
 		if err := e.contents(ctx, st, r.SrcRepo, r.DstRepo, src); err != nil {
 			return nil, inventory.Copy{}, "", err
 		}
-		if err := e.putManifest(ctx, dst, tag, src); err != nil {
+		if err := e.putTagged(ctx, dst, tag, src, ""); err != nil {
 			return nil, inventory.Copy{}, "", err
 		}
 		st.manifests.Add(1)
@@ -403,7 +402,7 @@ func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Reposit
 	if err != nil {
 		return nil, inventory.Copy{}, "", err
 	}
-	if err := e.putManifest(ctx, dst, tag, merged); err != nil {
+	if err := e.putTagged(ctx, dst, tag, merged, base.Digest); err != nil {
 		return nil, inventory.Copy{}, "", err
 	}
 	st.manifests.Add(1)
@@ -664,7 +663,7 @@ func (e *engine) mergeFallback(ctx context.Context, dst name.Repository, subject
 		return nil, nil
 	}
 	if existing == nil && srcIndex != nil && len(srcEntries) == len(add) && !slices.ContainsFunc(add, func(d string) bool { _, ok := srcEntries[d]; return !ok }) {
-		if err := e.putManifest(ctx, dst, tag, srcIndex); err != nil {
+		if err := e.putTagged(ctx, dst, tag, srcIndex, ""); err != nil {
 			return nil, err
 		}
 		return srcIndex, nil
@@ -675,7 +674,8 @@ func (e *engine) mergeFallback(ctx context.Context, dst name.Repository, subject
 			entries = append(entries, se.raw)
 			continue
 		}
-		m, err := e.manifest(ctx, d)
+		from := rows[slices.IndexFunc(rows, func(r inventory.ReferRow) bool { return r.Referrer == d })].SrcRepo
+		m, err := e.manifest(ctx, d, from)
 		if err != nil {
 			return nil, err
 		}
@@ -702,7 +702,7 @@ func (e *engine) mergeFallback(ctx context.Context, dst name.Repository, subject
 	if err != nil {
 		return nil, err
 	}
-	if err := e.putManifest(ctx, dst, tag, m); err != nil {
+	if err := e.putTagged(ctx, dst, tag, m, live.Digest); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -725,7 +725,7 @@ func (e *engine) sourceFallback(ctx context.Context, srcRepo, subject string) (m
 	if !ok {
 		return map[string]sourceEntry{}, nil, nil
 	}
-	m, err := e.manifest(ctx, dg)
+	m, err := e.manifest(ctx, dg, srcRepo)
 	if err != nil {
 		return nil, nil, err
 	}

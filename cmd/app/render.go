@@ -196,6 +196,9 @@ func (p progress) promoted(rep *promote.Report) {
 	if rep == nil {
 		return
 	}
+	for _, w := range rep.Warnings {
+		p.warn("repaired", w, slog.String("warning", w))
+	}
 	for _, d := range rep.Destinations {
 		p.info("promoted", fmt.Sprintf("promoted %s: %d copied, %d tagged, %s%d skipped, %d lost, %s sent, %s mounted, %d requests in %s",
 			d.Destination, d.Copied, d.Tagged, referred(d.Referred), d.Skipped, d.Lost, human.Bytes(d.BytesSent), human.Bytes(d.BytesMounted), d.Requests,

@@ -1,0 +1,144 @@
+package promote_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cipdev/cip/internal/regtest"
+	"github.com/cipdev/cip/inventory"
+	"github.com/cipdev/cip/promote"
+)
+
+// damage changes one byte of the stored bytes of manifest digest, as a
+// bit flip on disk would (PRAGMA integrity_check cannot see it: SQLite
+// keeps no page checksums), through a connection of the test's own.
+func damage(t *testing.T, path, digest string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var raw []byte
+	if err := db.QueryRow(`SELECT raw FROM manifests WHERE digest = ?`, digest).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	i := strings.LastIndex(string(raw), `"size":`) + len(`"size":`)
+	raw[i] ^= 1 // a digit becomes another digit
+	if _, err := db.Exec(`UPDATE manifests SET raw = ? WHERE digest = ?`, raw, digest); err != nil {
+		t.Fatal(err)
+	}
+	var ok string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity_check = %q, %v; want ok", ok, err)
+	}
+}
+
+// A manifest whose bytes in the inventory no longer verify is never put,
+// by digest or by tag: it is fetched again from the source, verified,
+// repaired in the inventory, and the run says so.
+func TestCorruptManifestFetchedAgain(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	d := e.src.Push(t, "staging/app", "v1", regtest.Image(t, 256, 1, true))
+	set := e.manifestSet(entry{"app", d, []string{"v1"}})
+	p := e.mustPlan(set)
+	damage(t, e.db.Path(), d.String())
+	if _, err := e.db.Manifest(context.Background(), d.String()); !errors.Is(err, inventory.ErrCorrupt) || !strings.Contains(err.Error(), d.String()) {
+		t.Fatalf("Manifest of the damaged row = %v, want ErrCorrupt naming %s", err, d)
+	}
+	e.src.Reset()
+	rep, err := promote.Promote(context.Background(), e.db, e.client, p, promote.Options{Jobs: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], d.String()) || !strings.Contains(rep.Warnings[0], "staging/app") {
+		t.Errorf("warnings = %q, want one naming %s and where it was fetched from", rep.Warnings, d)
+	}
+	if n := e.src.Count("GET manifest"); n != 1 {
+		t.Errorf("source manifest GETs = %d, want 1 (the fetch again)", n)
+	}
+	got, err := remote.Head(e.d1.Ref(t, "prod/app:v1"))
+	if err != nil || got.Digest != d {
+		t.Fatalf("prod/app:v1 = %v (%v), want %s", got, err, d)
+	}
+	if _, err := e.db.Manifest(context.Background(), d.String()); err != nil {
+		t.Errorf("Manifest after the repair = %v", err)
+	}
+}
+
+// When the damaged manifest cannot be fetched again, its row fails and
+// nothing of it reaches the destination.
+func TestCorruptManifestNotFetchableFails(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	d := e.src.Push(t, "staging/app", "v1", regtest.Image(t, 256, 1, true))
+	other := e.src.Push(t, "staging/other", "v1", regtest.Image(t, 256, 1, true))
+	set := e.manifestSet(entry{"app", d, []string{"v1"}}, entry{"other", other, []string{"v1"}})
+	p := e.mustPlan(set)
+	damage(t, e.db.Path(), d.String())
+	e.src.Delete(t, "staging/app@"+d.String())
+	e.d1.Reset()
+	_, err := promote.Promote(context.Background(), e.db, e.client, p, promote.Options{Jobs: 4})
+	if !errors.Is(err, inventory.ErrCorrupt) || !strings.Contains(err.Error(), d.String()) {
+		t.Fatalf("promote = %v, want ErrCorrupt naming %s", err, d)
+	}
+	if _, err := remote.Head(e.d1.Ref(t, "prod/app@"+d.String())); err == nil {
+		t.Error("the damaged digest reached the destination")
+	}
+	if _, err := remote.Head(e.d1.Ref(t, "prod/app:v1")); err == nil {
+		t.Error("prod/app:v1 was put")
+	}
+	if got, err := remote.Head(e.d1.Ref(t, "prod/other:v1")); err != nil || got.Digest != other {
+		t.Errorf("prod/other:v1 = %v (%v), want %s: the other rows go on", got, err, other)
+	}
+}
+
+// A tag someone pushes to the destination after the plan, before cip tags,
+// is refused (naming it) and left as it is; the digest goes up by digest
+// first, and the rest of the run completes.
+func TestTagPushedAfterPlanIsLeft(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	d := e.src.Push(t, "staging/app", "v1", regtest.Image(t, 256, 1, true))
+	tagged := e.src.Push(t, "staging/tagrow", "v1", regtest.Image(t, 256, 1, true))
+	same := e.src.Push(t, "staging/same", "v1", regtest.Image(t, 256, 1, true))
+	// The destination holds tagrow already (a tag row), and will be given
+	// same:v1 at the right digest by someone else.
+	e.d1.Push(t, "prod/tagrow", "old", mustImage(t, e.src, "staging/tagrow@"+tagged.String()))
+	set := e.manifestSet(entry{"app", d, []string{"v1", "v2"}}, entry{"tagrow", tagged, []string{"v1"}}, entry{"same", same, []string{"v1"}})
+	p := e.mustPlan(set)
+	if p.Pending() != 3 {
+		t.Fatalf("pending = %d, want 3", p.Pending())
+	}
+	// After the plan: someone pushes prod/app:v1 and prod/tagrow:v1 at
+	// other images, and prod/same:v1 at the wanted one.
+	intruder := e.d1.Push(t, "prod/app", "v1", regtest.Image(t, 128, 1, false))
+	intruder2 := e.d1.Push(t, "prod/tagrow", "v1", regtest.Image(t, 128, 1, false))
+	e.d1.Push(t, "prod/same", "v1", mustImage(t, e.src, "staging/same@"+same.String()))
+	e.d1.Reset()
+	_, err := promote.Promote(context.Background(), e.db, e.client, p, promote.Options{Jobs: 4})
+	var te *promote.TagTakenError
+	if !errors.As(err, &te) || strings.Count(err.Error(), "pushed after the plan") != 2 || !strings.Contains(err.Error(), "prod/app:v1") || !strings.Contains(err.Error(), "prod/tagrow:v1") {
+		t.Fatalf("promote = %v, want the two tags pushed after the plan refused, by name", err)
+	}
+	for ref, want := range map[string]string{
+		"prod/app:v1": intruder.String(), "prod/tagrow:v1": intruder2.String(), // left as they are
+		"prod/app:v2": d.String(), "prod/app@" + d.String(): d.String(), "prod/same:v1": same.String(),
+	} {
+		got, err := remote.Head(e.d1.Ref(t, ref))
+		if err != nil || got.Digest.String() != want {
+			t.Errorf("%s = %v (%v), want %s", ref, got, err, want)
+		}
+	}
+	// PUTs: app and same by digest (copy rows), app:v2 (not v1), no tag
+	// for tagrow (taken) or same (already at its digest).
+	if n := e.d1.Count("PUT manifest"); n != 3 {
+		t.Errorf("destination manifest PUTs = %d, want 3 (%v)", n, e.d1.Counts())
+	}
+}
