@@ -507,7 +507,7 @@ func sqlOpen(db string) (*sql.DB, error) {
 	return sql.Open("sqlite", "file:"+db+"?_pragma=busy_timeout(10000)")
 }
 
-func openSQL(t *testing.T, db string) *sql.DB {
+func openSQL(t testing.TB, db string) *sql.DB {
 	t.Helper()
 	d, err := sqlOpen(db)
 	if err != nil {
@@ -517,7 +517,7 @@ func openSQL(t *testing.T, db string) *sql.DB {
 	return d
 }
 
-func queryInt(t *testing.T, db, q string, args ...any) int {
+func queryInt(t testing.TB, db, q string, args ...any) int {
 	t.Helper()
 	var n int
 	d := openSQL(t, db)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/cipdev/cip/internal/once"
 	"github.com/cipdev/cip/inventory"
@@ -18,13 +19,62 @@ import (
 // fetcher gets manifests for one run (a crawl, or one Digests call): each
 // digest once however many repositories need it (content addressing: one
 // GET serves all), with at most jobs requests in flight.
+//
+// A crawl's fetcher also writes every image manifest to the inventory as
+// soon as it has it (store), and keeps only a stub of it (no bytes, no
+// blobs): so that a crawl holds the bytes of the manifests in flight, not
+// of every manifest of the run, and its memory does not grow with the
+// registry (a repository of 5,000 one-megabyte manifests held them all
+// until its write). Indexes wait for their repository's write, after
+// their children, so that the inventory never holds an index whose
+// children it lacks; once written they are stubs too (written).
 type fetcher struct {
 	db     *inventory.DB
 	client *registry.Client
 	jobs   int
 	sem    chan struct{} // bounds requests in flight
-	got    once.Group[string, *inventory.Manifest]
+	got    once.Group[string, *held]
 	gets   atomic.Int64 // manifests this run got over the network
+	// store, when set, records image manifests at once (a crawl's writer);
+	// budget bounds the bytes fetched and not yet stored.
+	store  func(ctx context.Context, ms []*inventory.Manifest) error
+	budget *semaphore.Weighted
+}
+
+// storeBudget bounds the manifest bytes a crawl has fetched and not yet
+// written: 16 manifests of the 4 MiB registry.MaxManifestSize, which keeps
+// a crawl's peak memory far below 300 MB whatever the registry holds,
+// while the writer commits them in batches.
+const storeBudget = 64 << 20
+
+// held is one manifest of the run: the parsed manifest until it is in the
+// inventory, then a stub with its digest and children only.
+type held struct {
+	v atomic.Pointer[heldValue]
+}
+
+type heldValue struct {
+	m      *inventory.Manifest
+	stored bool // m is a stub: the manifest is in the inventory
+}
+
+func newHeld(m *inventory.Manifest) *held {
+	h := &held{}
+	h.v.Store(&heldValue{m: m})
+	return h
+}
+
+// load returns the manifest, and whether it is a stub already written.
+func (h *held) load() (*inventory.Manifest, bool) {
+	v := h.v.Load()
+	return v.m, v.stored
+}
+
+// written replaces the manifest by its stub, once it is in the inventory:
+// callers that already read it keep their copy.
+func (h *held) written() {
+	m := h.v.Load().m
+	h.v.Store(&heldValue{m: &inventory.Manifest{Digest: m.Digest, MediaType: m.MediaType, IsIndex: m.IsIndex, Children: m.Children}, stored: true})
 }
 
 func newFetcher(db *inventory.DB, client *registry.Client, jobs int) *fetcher {
@@ -32,6 +82,13 @@ func newFetcher(db *inventory.DB, client *registry.Client, jobs int) *fetcher {
 		jobs = DefaultJobs
 	}
 	return &fetcher{db: db, client: client, jobs: jobs, sem: make(chan struct{}, jobs)}
+}
+
+// storing makes f write image manifests as it gets them, through store.
+func (f *fetcher) storing(store func(ctx context.Context, ms []*inventory.Manifest) error) *fetcher {
+	f.store = store
+	f.budget = semaphore.NewWeighted(storeBudget)
+	return f
 }
 
 // request runs f holding one of the request slots.
@@ -45,23 +102,44 @@ func (f *fetcher) request(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-// keep adds m, got some other way (a GET by tag), to the run's manifests;
-// it reports whether m was new to the run.
-func (f *fetcher) keep(ctx context.Context, m *inventory.Manifest) bool {
-	_, ran, _ := f.got.Do(ctx, m.Digest, func() (*inventory.Manifest, error) { return m, nil })
-	if ran {
-		f.gets.Add(1)
+// hold makes m the run's manifest for its digest: an image is written to
+// the inventory first when the fetcher stores (outside any request slot:
+// other requests go on while it waits for the commit).
+func (f *fetcher) hold(ctx context.Context, m *inventory.Manifest) (*held, error) {
+	h := newHeld(m)
+	if f.store == nil || m.IsIndex {
+		return h, nil
 	}
-	return ran
+	n := min(int64(len(m.Raw)), storeBudget)
+	if err := f.budget.Acquire(ctx, n); err != nil {
+		return nil, err
+	}
+	defer f.budget.Release(n)
+	if err := f.store(ctx, []*inventory.Manifest{m}); err != nil {
+		return nil, err
+	}
+	h.written()
+	return h, nil
 }
 
-// fetch returns the manifest dg, getting it from repo unless this run
-// already has (or is getting) it; fetchedHere says this call did the GET.
-func (f *fetcher) fetch(ctx context.Context, repo name.Repository, dg string) (*inventory.Manifest, bool, error) {
+// keep adds m, got some other way (a GET by tag), to the run's manifests
+// (storing it, as hold does); it reports whether m was new to the run.
+func (f *fetcher) keep(ctx context.Context, m *inventory.Manifest) (bool, error) {
+	_, ran, err := f.got.Do(ctx, m.Digest, func() (*held, error) { return f.hold(ctx, m) })
+	if ran && err == nil {
+		f.gets.Add(1)
+	}
+	return ran, err
+}
+
+// fetch returns the run's manifest dg, getting it from repo unless this
+// run already has (or is getting) it; fetchedHere says this call did the
+// GET.
+func (f *fetcher) fetch(ctx context.Context, repo name.Repository, dg string) (*held, bool, error) {
 	for {
-		m, ran, err := f.got.Do(ctx, dg, func() (*inventory.Manifest, error) { return f.get(ctx, repo, dg) })
+		h, ran, err := f.got.Do(ctx, dg, func() (*held, error) { return f.get(ctx, repo, dg) })
 		if err == nil || ran || ctx.Err() != nil {
-			return m, ran && err == nil, err
+			return h, ran && err == nil, err
 		}
 		// Another repository's GET failed (and was forgotten): try from
 		// this one. Each turn waits for a different failed call or makes
@@ -69,8 +147,8 @@ func (f *fetcher) fetch(ctx context.Context, repo name.Repository, dg string) (*
 	}
 }
 
-// get GETs and parses repo@dg.
-func (f *fetcher) get(ctx context.Context, repo name.Repository, dg string) (*inventory.Manifest, error) {
+// get GETs, parses and holds repo@dg.
+func (f *fetcher) get(ctx context.Context, repo name.Repository, dg string) (*held, error) {
 	var m *inventory.Manifest
 	err := f.request(ctx, func() error {
 		raw, err := f.client.GetManifest(ctx, repo, dg)
@@ -86,8 +164,22 @@ func (f *fetcher) get(ctx context.Context, repo name.Repository, dg string) (*in
 	if err != nil {
 		return nil, err
 	}
+	h, err := f.hold(ctx, m)
+	if err != nil {
+		return nil, err
+	}
 	f.gets.Add(1)
-	return m, nil
+	return h, nil
+}
+
+// written marks the manifests a repository write recorded as in the
+// inventory: the run keeps stubs of them.
+func (f *fetcher) written(ms []*inventory.Manifest) {
+	for _, m := range ms {
+		if h, ok := f.got.Value(m.Digest); ok {
+			h.written()
+		}
+	}
 }
 
 // fetchNew GETs every manifest reachable from roots that the inventory does
@@ -120,13 +212,14 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 			}
 		}
 		got := make([]*inventory.Manifest, len(need))
+		stored := make([]bool, len(need))
 		absent := make([]bool, len(need))
 		why := make([]error, len(need))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(f.jobs)
 		for i, dg := range need {
 			g.Go(func() error {
-				m, fetchedHere, err := f.fetch(gctx, repo, dg)
+				h, fetchedHere, err := f.fetch(gctx, repo, dg)
 				if lenient && errors.Is(err, registry.ErrNotFound) {
 					absent[i] = true
 					return nil
@@ -141,7 +234,7 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 				if fetchedHere {
 					fetched.Add(1)
 				}
-				got[i] = m
+				got[i], stored[i] = h.load()
 				return nil
 			})
 		}
@@ -161,7 +254,9 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 				bad[need[i]] = why[i]
 				continue
 			}
-			out = append(out, m)
+			if !stored[i] {
+				out = append(out, m)
+			}
 			for _, c := range m.Children {
 				if !seen[c.Digest] {
 					level = append(level, c.Digest)

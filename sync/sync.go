@@ -130,10 +130,10 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 	reqs0 := client.Transport().Requests()
 	s := &syncer{
 		db: db, client: client, opts: opts, runID: runID,
-		fetch:  newFetcher(db, client, opts.Jobs),
 		stats:  map[string]*RegistryStats{},
 		writer: newWriter(db, runID),
 	}
+	s.fetch = newFetcher(db, client, opts.Jobs).storing(s.writer.manifests)
 	stop := s.startProgress()
 	defer stop()
 
@@ -505,6 +505,7 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 	if err != nil {
 		return err
 	}
+	s.fetch.written(state.New)
 	s.record(repoName, len(state.Tags), tagGets+nfetched, changes, true)
 	return nil
 }
@@ -618,7 +619,8 @@ func (s *syncer) getTags(ctx context.Context, repo name.Repository, tags []strin
 			if err == nil {
 				var m *inventory.Manifest
 				if m, err = inventory.ParseManifest(raw.Digest, raw.MediaType, raw.Raw); err == nil {
-					if s.fetch.keep(gctx, m) {
+					var isNew bool
+					if isNew, err = s.fetch.keep(gctx, m); isNew {
 						fresh.Add(1)
 					}
 				}

@@ -31,8 +31,11 @@ type writer struct {
 	done  chan struct{}
 }
 
+// writeRequest is a finished crawl to write (st), or manifests a crawl
+// fetched to record ahead of their repository (ms, when set).
 type writeRequest struct {
 	st    inventory.RepositoryState
+	ms    []*inventory.Manifest
 	reply chan inventory.WriteResult
 }
 
@@ -45,15 +48,42 @@ func newWriter(db *inventory.DB, runID int64) *writer {
 func (w *writer) loop() {
 	defer close(w.done)
 	for r := range w.ch {
-		reqs := batch.Next(w.ch, r, writeBatch, writeLinger)
-		sts := make([]inventory.RepositoryState, len(reqs))
-		for i, r := range reqs {
-			sts[i] = r.st
+		// Manifests are written at once: their crawls wait for the commit
+		// with nothing else to send, so lingering would only stall them.
+		linger := writeLinger
+		if r.ms != nil {
+			linger = 0
+		}
+		reqs := batch.Next(w.ch, r, writeBatch, linger)
+		// Manifests first, in one transaction: a crawl queues its
+		// repository only after its manifests were recorded, so they never
+		// need to wait for it.
+		var ms []*inventory.Manifest
+		var sts []inventory.RepositoryState
+		var repos []writeRequest
+		for _, r := range reqs {
+			if r.ms != nil {
+				ms = append(ms, r.ms...)
+				continue
+			}
+			sts = append(sts, r.st)
+			repos = append(repos, r)
 		}
 		// The reads happened: write them even if the run is being cancelled
 		// (a cancelled crawl keeps what it finished).
+		if len(ms) > 0 {
+			err := w.db.InsertManifests(context.Background(), ms)
+			for _, r := range reqs {
+				if r.ms != nil {
+					r.reply <- inventory.WriteResult{Err: err}
+				}
+			}
+		}
+		if len(sts) == 0 {
+			continue
+		}
 		res, err := w.db.WriteRepositories(context.Background(), w.runID, sts)
-		for i, r := range reqs {
+		for i, r := range repos {
 			if err != nil {
 				r.reply <- inventory.WriteResult{Err: err}
 			} else {
@@ -69,6 +99,18 @@ func (w *writer) write(st inventory.RepositoryState) ([]inventory.TagChange, err
 	w.ch <- writeRequest{st: st, reply: reply}
 	r := <-reply
 	return r.Changes, r.Err
+}
+
+// manifests records ms (image manifests a crawl fetched) and waits for
+// the commit.
+func (w *writer) manifests(ctx context.Context, ms []*inventory.Manifest) error {
+	reply := make(chan inventory.WriteResult, 1)
+	select {
+	case w.ch <- writeRequest{ms: ms, reply: reply}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return (<-reply).Err
 }
 
 // close stops the writer once the queue is empty.
