@@ -50,7 +50,14 @@ func DefaultPath() (string, error) {
 // Open opens (creating if needed, mode 0600) the inventory at path, sets WAL,
 // foreign keys and a busy timeout, and applies pending migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
+	if err := refuseDirectory(path); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	uri, err := fileURI(path)
+	if err != nil {
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -67,7 +74,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// transaction, so two writers queue on busy_timeout instead of failing
 	// with SQLITE_BUSY on lock upgrade.
 	q.Add("_txlock", "immediate")
-	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	sdb, err := sql.Open("sqlite", uri+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}
@@ -77,6 +84,29 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}
 	return d, nil
+}
+
+// fileURI turns a file path into the SQLite URI that names exactly that
+// file: absolute, and escaped, so that a ?, # or % in it is part of the
+// name, not the start of URI parameters (a path "inv?x.db" opened as
+// "file:inv?x.db" was the file "inv" with a parameter x.db, and
+// ":memory:" style names stay files).
+func fileURI(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	return u.String(), nil
+}
+
+// refuseDirectory refuses an inventory path that is a directory, saying
+// what --db wants.
+func refuseDirectory(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("open inventory %s: is a directory: --db (and $CIP_DB) name the inventory file, e.g. %s", path, filepath.Join(path, "inventory.db"))
+	}
+	return nil
 }
 
 // Close closes the database.

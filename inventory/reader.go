@@ -50,14 +50,21 @@ type Reader struct {
 // the reader asks for a command that opens the inventory for writing
 // first.
 func OpenReadOnly(ctx context.Context, path string) (*Reader, error) {
+	if err := refuseDirectory(path); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	uri, err := fileURI(path)
+	if err != nil {
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}
 	q := url.Values{}
 	q.Add("mode", "ro")
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "query_only(1)")
-	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	sdb, err := sql.Open("sqlite", uri+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}

@@ -171,8 +171,12 @@ func (d *DB) WriteRepositories(ctx context.Context, runID int64, sts []Repositor
 		changes, err := d.writeOne(ctx, tx, runID, st, now)
 		if err != nil {
 			res[i].Err = fmt.Errorf("write repository %s: %w", st.Name, err)
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO repository`); err != nil {
-				return nil, fmt.Errorf("write repository %s: %w", st.Name, err)
+			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO repository`); rerr != nil {
+				// SQLite rolled the whole transaction back itself (a full
+				// disk, an I/O error): the savepoint went with it, and so
+				// did the batch. The cause is err; the failed ROLLBACK TO
+				// ("no such savepoint") would hide it.
+				return nil, res[i].Err
 			}
 		} else {
 			res[i].Changes = changes
