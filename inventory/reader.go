@@ -44,6 +44,14 @@ type Reader struct {
 	denied string
 }
 
+// readerHeapLimit is the heap SQLite tries to stay under for a Reader (its
+// soft_heap_limit, process-wide): past it SQLite gives page cache back
+// before it allocates more. A Reader's statements stream their rows, and
+// SQLite's default page cache for one connection is 2 MiB, so 256 MiB is
+// reached only by a statement that sorts or groups far more than any
+// question of cip's does.
+const readerHeapLimit = 256 << 20
+
 // OpenReadOnly opens the existing inventory at path for reading only. It
 // refuses an inventory written by a newer cip, and one that lacks
 // migrations this cip has: migrations run only in Open, which writes, so
@@ -145,6 +153,10 @@ func newReader(ctx context.Context, sdb *sql.DB, path string, check func(map[int
 	if err := r.createPromotions(ctx); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA soft_heap_limit = %d`, readerHeapLimit)); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("set soft heap limit: %w", err)
 	}
 	if err := r.lockDown(); err != nil {
 		conn.Close()
@@ -318,11 +330,13 @@ func (r *Reader) Tables(ctx context.Context) ([]Table, error) {
 // Rows is the result of Reader.Query, read one row at a time: nothing is
 // buffered beyond the current row, so a huge result costs no memory.
 type Rows struct {
-	r    *Reader
-	rows *sql.Rows
-	cols []string
-	cur  []any
-	err  error
+	r       *Reader
+	ctx     context.Context
+	rows    *sql.Rows
+	release func() // stops interrupting the statement
+	cols    []string
+	cur     []any
+	err     error
 }
 
 // Query runs stmt, which may only read, with args (positional, or
@@ -331,21 +345,31 @@ type Rows struct {
 // A statement SQLite cannot prepare (a syntax error, an unknown table or
 // column) returns SQLite's own error as it is: it is addressed to whoever
 // wrote the statement.
+//
+// The statement ends when ctx does, wherever it is (interrupted, see
+// interrupt.go): a deadline bounds a query that never ends; Rows.Err then
+// wraps ctx's error.
 func (r *Reader) Query(ctx context.Context, stmt string, args ...any) (*Rows, error) {
 	r.denied = ""
+	release := watch(ctx, r.conn)
 	rows, err := r.conn.QueryContext(ctx, stmt, args...)
 	if err != nil {
+		release()
 		if r.denied != "" {
 			return nil, r.deniedError()
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("run query: %w", ctx.Err())
 		}
 		return nil, err
 	}
 	cols, err := rows.Columns()
 	if err != nil {
 		rows.Close()
+		release()
 		return nil, fmt.Errorf("read columns: %w", err)
 	}
-	return &Rows{r: r, rows: rows, cols: cols}, nil
+	return &Rows{r: r, ctx: ctx, rows: rows, release: release, cols: cols}, nil
 }
 
 func (r *Reader) deniedError() error {
@@ -384,22 +408,31 @@ func (rs *Rows) Next() bool {
 // caller's to keep.
 func (rs *Rows) Row() []any { return rs.cur }
 
-// Err returns the error that ended Next, if any.
+// Err returns the error that ended Next, if any: wrapping ctx's error
+// when the query's context ended (its deadline, say) before its last row.
 func (rs *Rows) Err() error {
-	if rs.err != nil {
-		return rs.err
+	err := rs.err
+	if err == nil {
+		err = rs.rows.Err()
 	}
-	if err := rs.rows.Err(); err != nil {
-		if rs.r.denied != "" {
-			return rs.r.deniedError()
-		}
-		return err
+	if err == nil {
+		return nil
 	}
-	return nil
+	if rs.r.denied != "" {
+		return rs.r.deniedError()
+	}
+	if cerr := rs.ctx.Err(); cerr != nil {
+		return fmt.Errorf("run query: %w", cerr)
+	}
+	return err
 }
 
 // Close ends the statement.
-func (rs *Rows) Close() error { return rs.rows.Close() }
+func (rs *Rows) Close() error {
+	err := rs.rows.Close()
+	rs.release()
+	return err
+}
 
 // schemaPragmas read the schema; their argument is a table or index name.
 var schemaPragmas = map[string]bool{

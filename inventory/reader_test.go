@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -244,5 +245,61 @@ func TestOlderInventoryMigratedByOpenOnly(t *testing.T) {
 	db.Close()
 	if n := queryInt(t, path, `SELECT COUNT(*) FROM schema_migrations`); n != int64(len(names)) {
 		t.Errorf("after Open, %d migrations recorded, want %d", n, len(names))
+	}
+}
+
+// A statement ends when its context does, wherever it is: before its
+// first row, between rows, and inside a step that never yields the next
+// row (modernc.org/sqlite interrupts only the first; the Reader the rest).
+func TestQueryEndsWithItsContext(t *testing.T) {
+	_, path := mustOpen(t)
+	r, err := inventory.OpenReadOnly(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const endless = `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) `
+	for name, stmt := range map[string]string{
+		"no row ever":          endless + `SELECT count(*) FROM c`,
+		"rows without end":     endless + `SELECT x FROM c`,
+		"one row, then no end": endless + `SELECT x FROM c WHERE x = 1 OR x < 0`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			done := make(chan error, 1)
+			go func() {
+				rows, err := r.Query(ctx, stmt)
+				if err != nil {
+					done <- err
+					return
+				}
+				defer rows.Close()
+				for rows.Next() {
+				}
+				done <- rows.Err()
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Query ended with %v, want context.DeadlineExceeded", err)
+				}
+				if took := time.Since(start); took > 5*time.Second {
+					t.Errorf("Query ended after %s, want about 200ms", took)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("Query still running 20s after its deadline")
+			}
+		})
+	}
+	// The reader still answers afterwards.
+	rows, err := r.Query(context.Background(), `SELECT 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	if !rows.Next() || rows.Row()[0] != int64(1) {
+		t.Errorf("SELECT 1 after the interrupts = %v (%v)", rows.Row(), rows.Err())
 	}
 }

@@ -14,8 +14,8 @@ import (
 )
 
 // Ask translates a question and answers it from the inventory at path
-// and/or the loaded manifests. The answer's Reading says how the question
-// was read; a question that cannot be answered with what is known (a
+// and/or the loaded manifests; the answer is streamed (close it). Its
+// Reading says how the question was read; a question that cannot be answered with what is known (a
 // registry never synced, no manifests for a question about them) is an
 // ErrInvalid error, never an empty answer.
 func Ask(ctx context.Context, path, question string, opts Options) (*Result, error) {
@@ -31,7 +31,16 @@ func Ask(ctx context.Context, path, question string, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
+	res, err := ask(ctx, s, plan, opts, notes)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return res, nil
+}
+
+// ask answers plan on s; the answer streams from s (closing it closes s).
+func ask(ctx context.Context, s *session, plan *Plan, opts Options, notes []string) (*Result, error) {
 	a := &asker{s: s, plan: plan, opts: opts, notes: notes}
 	srcs, err := a.prepare(ctx)
 	if err != nil {
@@ -420,14 +429,14 @@ func (a *asker) resolve(ctx context.Context, k string, repo bool) error {
 
 // humanSizes adds, before each bytes column, a size column in binary
 // units (internal/human), so that both the exact count and a readable one
-// are there.
+// are there: to the columns now, to each row as it is read.
 func humanSizes(res *Result) {
 	i := slices.Index(res.Columns, "bytes")
 	if i < 0 {
 		return
 	}
 	res.Columns = slices.Insert(slices.Clone(res.Columns), i, "size")
-	for r, row := range res.Rows {
+	add := func(row []any) []any {
 		var h string
 		switch n := row[i].(type) {
 		case int64:
@@ -437,6 +446,14 @@ func humanSizes(res *Result) {
 		default:
 			h = fmt.Sprint(n)
 		}
-		res.Rows[r] = slices.Insert(row, i, any(h))
+		return slices.Insert(row, i, any(h))
+	}
+	if res.stream != nil {
+		prev := res.stream.row
+		res.stream.row = func(row []any) []any { return add(prev(row)) }
+		return
+	}
+	for r, row := range res.Rows {
+		res.Rows[r] = add(row)
 	}
 }

@@ -70,9 +70,16 @@ type Options struct {
 
 // Result is an answer: columns and rows, the statement that produced them
 // and where the data came from.
+//
+// The answers of SQL and Ask are streamed: their rows are read from the
+// inventory as Fit writes them, so that a huge answer costs no memory, and
+// the Result holds the inventory open until Close. Rows holds the rows of
+// the answers that are small lists (Schema, List), and of a streamed one
+// after ReadAll.
 type Result struct {
 	Columns []string
 	Rows    [][]any
+	stream  *stream // rows still to be read; nil when Rows holds them all
 	SQL     string
 	Args    []sql.NamedArg
 	Form    string   // the question form, "" for SQL
@@ -123,7 +130,17 @@ func (s *session) loadPromotions(ctx context.Context, set *manifest.Set, keep fu
 	return len(ps), s.r.LoadPromotions(ctx, ps)
 }
 
-// run executes one read-only statement and collects its rows.
+// stream is the rest of a streamed answer: its open statement, a change
+// made to each row as it is read (sizes for people), and the session to
+// close after.
+type stream struct {
+	rows  *inventory.Rows
+	row   func([]any) []any
+	close func()
+}
+
+// run executes one read-only statement and returns its answer, streamed:
+// the session stays open until the Result is closed.
 func (s *session) run(ctx context.Context, stmt string, args []sql.NamedArg) (*Result, error) {
 	iargs := make([]any, len(args))
 	for i, a := range args {
@@ -131,23 +148,69 @@ func (s *session) run(ctx context.Context, stmt string, args []sql.NamedArg) (*R
 	}
 	rows, err := s.r.Query(ctx, stmt, iargs...)
 	if err != nil {
-		if errors.Is(err, inventory.ErrDenied) {
+		switch {
+		case errors.Is(err, inventory.ErrDenied):
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		case ctx.Err() != nil:
+			return nil, err
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	defer rows.Close()
-	res := &Result{Columns: rows.Columns(), SQL: stmt, Args: args}
-	for rows.Next() {
-		res.Rows = append(res.Rows, rows.Row())
-	}
-	if err := rows.Err(); err != nil {
-		if errors.Is(err, inventory.ErrDenied) {
-			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	return &Result{Columns: rows.Columns(), SQL: stmt, Args: args,
+		stream: &stream{rows: rows, row: func(r []any) []any { return r }, close: s.close}}, nil
+}
+
+// next returns the next row to write: the stream's, or Rows[i] when the
+// Result holds its rows. ok is false at the end (err says why it ended
+// early).
+func (r *Result) next(i int) (row []any, ok bool, err error) {
+	if r.stream == nil {
+		if i < len(r.Rows) {
+			return r.Rows[i], true, nil
 		}
-		return nil, fmt.Errorf("run query: %w", err)
+		return nil, false, nil
 	}
-	return res, nil
+	if r.stream.rows.Next() {
+		return r.stream.row(r.stream.rows.Row()), true, nil
+	}
+	if err := r.stream.rows.Err(); err != nil {
+		if errors.Is(err, inventory.ErrDenied) {
+			return nil, false, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		return nil, false, err
+	}
+	return nil, false, nil
+}
+
+// ReadAll reads the rest of a streamed answer into Rows (and closes it),
+// so that it can be looked at, or written more than once.
+func (r *Result) ReadAll() error {
+	if r.stream == nil {
+		return nil
+	}
+	defer r.Close()
+	for i := 0; ; i++ {
+		row, ok, err := r.next(i)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		r.Rows = append(r.Rows, row)
+	}
+}
+
+// Close releases the inventory a streamed answer reads from; closing a
+// Result that holds its rows does nothing.
+func (r *Result) Close() error {
+	if r.stream == nil {
+		return nil
+	}
+	err := r.stream.rows.Close()
+	r.stream.close()
+	r.stream = nil
+	return err
 }
 
 // IsSQL reports whether input reads as a SQL statement rather than a
@@ -174,7 +237,7 @@ func firstWord(s string) string {
 	return m[1]
 }
 
-// SQL runs one read-only statement.
+// SQL runs one read-only statement. Its answer is streamed: close it.
 func SQL(ctx context.Context, path, stmt string, opts Options) (*Result, error) {
 	one, err := singleStatement(stmt)
 	if err != nil {
@@ -187,14 +250,15 @@ func SQL(ctx context.Context, path, stmt string, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
 	if opts.Manifests != nil && mentionsPromotions(one) {
 		if _, err := s.loadPromotions(ctx, opts.Manifests, func(string) bool { return true }); err != nil {
+			s.close()
 			return nil, err
 		}
 	}
 	res, err := s.run(ctx, one, nil)
 	if err != nil {
+		s.close()
 		return nil, err
 	}
 	res.Notes = notes

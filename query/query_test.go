@@ -172,7 +172,7 @@ func TestGolden(t *testing.T) {
 			if tc.noInv {
 				p = filepath.Join(t.TempDir(), "none.db")
 			}
-			res, err := Ask(ctx, p, tc.q, askOpts(tc.manifests, t))
+			res, err := askAll(ctx, p, tc.q, askOpts(tc.manifests, t))
 			if err != nil {
 				t.Fatalf("Ask(%q) = %v", tc.q, err)
 			}
@@ -218,7 +218,7 @@ func TestEveryFormHasGolden(t *testing.T) {
 func TestFormats(t *testing.T) {
 	ctx := context.Background()
 	path := buildFixture(t)
-	res, err := Ask(ctx, path, "list tags in registry.example/prod", askOpts(false, t))
+	res, err := askAll(ctx, path, "list tags in registry.example/prod", askOpts(false, t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestFormats(t *testing.T) {
 		golden(t, filepath.Join("testdata", "golden", "format."+string(f)), b.Bytes())
 	}
 	// Counts are numbers in JSON.
-	res, err = Ask(ctx, path, "how many tags in registry.example/prod", askOpts(false, t))
+	res, err = askAll(ctx, path, "how many tags in registry.example/prod", askOpts(false, t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestFormats(t *testing.T) {
 		t.Errorf("JSON count = %q, want %q", got, want)
 	}
 	// Sizes are bytes (a number) and a size in binary units.
-	res, err = Ask(ctx, path, "how big is registry.example/prod/app:v1", askOpts(false, t))
+	res, err = askAll(ctx, path, "how big is registry.example/prod/app:v1", askOpts(false, t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -769,14 +769,14 @@ func TestUnknownRegistryIsAnError(t *testing.T) {
 		{"how big is registry.example/prod/app@sha256:0000", false, "holds no digest sha256:0000"},
 		{"list layers of sha256:0000", false, "holds no manifest with digest sha256:0000"},
 	} {
-		_, err := Ask(ctx, path, tc.q, askOpts(tc.manifests, t))
+		_, err := askAll(ctx, path, tc.q, askOpts(tc.manifests, t))
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Ask(%q, manifests %v) = %v, want ErrInvalid saying %q", tc.q, tc.manifests, err, tc.want)
 		}
 	}
 	// Where nothing is synced at all.
 	empty := filepath.Join(t.TempDir(), "none.db")
-	if _, err := Ask(ctx, empty, "where is sha256:abcd", askOpts(false, t)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "holds no repository") {
+	if _, err := askAll(ctx, empty, "where is sha256:abcd", askOpts(false, t)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "holds no repository") {
 		t.Errorf("where on an empty inventory = %v", err)
 	}
 }
@@ -792,7 +792,7 @@ func TestManagedMeansTheSameOnBothSides(t *testing.T) {
 	set := fixtureManifest(t)
 	for _, reg := range []string{"registry.example/staging", "registry.example/prod"} {
 		rows := func(q string) map[string]bool {
-			res, err := Ask(ctx, path, q, askOpts(true, t))
+			res, err := askAll(ctx, path, q, askOpts(true, t))
 			if err != nil {
 				t.Fatalf("Ask(%q) = %v", q, err)
 			}
@@ -804,7 +804,7 @@ func TestManagedMeansTheSameOnBothSides(t *testing.T) {
 		}
 		un := rows("what in " + reg + " is in no manifest")
 		in := rows("what in " + reg + " is in a manifest")
-		res, err := Ask(ctx, path, "what is in "+reg, askOpts(false, t))
+		res, err := askAll(ctx, path, "what is in "+reg, askOpts(false, t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -836,7 +836,7 @@ func TestManagedMeansTheSameOnBothSides(t *testing.T) {
 
 func TestManifestFormsNeedManifests(t *testing.T) {
 	path := buildFixture(t)
-	_, err := Ask(context.Background(), path, "what is not yet promoted to registry.example/prod", Options{})
+	_, err := askAll(context.Background(), path, "what is not yet promoted to registry.example/prod", Options{})
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "--manifest") {
 		t.Errorf("Ask without manifests = %v, want ErrInvalid naming --manifest", err)
 	}
@@ -846,7 +846,7 @@ func TestManifestFormsNeedManifests(t *testing.T) {
 // file is created.
 func TestNoInventory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "none.db")
-	res, err := Ask(context.Background(), path, "how many unique digests in registry.example/prod", askOpts(true, t))
+	res, err := askAll(context.Background(), path, "how many unique digests in registry.example/prod", askOpts(true, t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -885,4 +885,23 @@ func golden(t *testing.T, path string, got []byte) {
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", path, diff)
 	}
+}
+
+// askAll is Ask with the whole answer read into Rows (and the inventory
+// closed), so that a test can look at it or write it more than once.
+func askAll(ctx context.Context, path, q string, opts Options) (*Result, error) {
+	res, err := Ask(ctx, path, q, opts)
+	if err != nil {
+		return nil, err
+	}
+	return res, res.ReadAll()
+}
+
+// sqlAll is SQL with the whole answer read, as askAll.
+func sqlAll(ctx context.Context, path, stmt string, opts Options) (*Result, error) {
+	res, err := SQL(ctx, path, stmt, opts)
+	if err != nil {
+		return nil, err
+	}
+	return res, res.ReadAll()
 }

@@ -59,7 +59,7 @@ func TestWritesRefused(t *testing.T) {
 		`/* hidden */ DROP TABLE tags`,
 		`EXPLAIN DELETE FROM tags`,
 	} {
-		_, err := SQL(ctx, path, stmt, Options{Manifests: set})
+		_, err := sqlAll(ctx, path, stmt, Options{Manifests: set})
 		if !errors.Is(err, ErrRefused) {
 			t.Errorf("SQL(%q) = %v, want ErrRefused", stmt, err)
 			continue
@@ -77,7 +77,7 @@ func TestWritesRefused(t *testing.T) {
 		}
 	}
 	// The fixture still answers.
-	res, err := SQL(ctx, path, `SELECT COUNT(*) FROM tags`, Options{})
+	res, err := sqlAll(ctx, path, `SELECT COUNT(*) FROM tags`, Options{})
 	if err != nil || res.Rows[0][0] != int64(13) {
 		t.Errorf("tags after refused writes = %v, %v; want 13 (9 in registry.example, 4 in signed.example)", res, err)
 	}
@@ -102,7 +102,7 @@ func TestReadsAllowed(t *testing.T) {
 		{`SELECT COUNT(DISTINCT digest) FROM promotions`, int64(4)},
 		{`SELECT total_size FROM manifest_sizes ORDER BY total_size DESC LIMIT 1`, int64(55321)},
 	} {
-		res, err := SQL(ctx, path, tc.stmt, Options{Manifests: set})
+		res, err := sqlAll(ctx, path, tc.stmt, Options{Manifests: set})
 		if err != nil {
 			t.Errorf("SQL(%q) = %v", tc.stmt, err)
 			continue
@@ -111,10 +111,10 @@ func TestReadsAllowed(t *testing.T) {
 			t.Errorf("SQL(%q) = %v, want first cell %v", tc.stmt, res.Rows, tc.want)
 		}
 	}
-	if _, err := SQL(ctx, path, `SELEC 1`, Options{}); !errors.Is(err, ErrRefused) {
+	if _, err := sqlAll(ctx, path, `SELEC 1`, Options{}); !errors.Is(err, ErrRefused) {
 		t.Errorf("SQL(SELEC 1) = %v, want ErrRefused", err)
 	}
-	if _, err := SQL(ctx, path, `SELECT nosuchcolumn FROM tags`, Options{}); !errors.Is(err, ErrInvalid) {
+	if _, err := sqlAll(ctx, path, `SELECT nosuchcolumn FROM tags`, Options{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("SQL(bad column) = %v, want ErrInvalid", err)
 	}
 }

@@ -28,7 +28,7 @@ func TestRealDataUniqueDigests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Ask(context.Background(), filepath.Join(t.TempDir(), "none.db"), "how many unique digests in "+reg, Options{Manifests: set})
+	res, err := askAll(context.Background(), filepath.Join(t.TempDir(), "none.db"), "how many unique digests in "+reg, Options{Manifests: set})
 	if err != nil {
 		t.Fatal(err)
 	}

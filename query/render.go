@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -38,27 +39,44 @@ func ParseFormat(s string) (Format, error) {
 // Write renders the result with tables in full: Fit with no width limit.
 func (r *Result) Write(w io.Writer, f Format) error { return r.Fit(w, f, 0) }
 
+// MaxTableRows is how many rows a table (or wide) answer shows: a table
+// sizes its columns from every row, so it holds them all, while CSV, JSON
+// and YAML write each row as it is read and have no limit. 10,000 rows are
+// more than anyone reads on a terminal.
+const MaxTableRows = 10000
+
+// TableCapError says a table answer stopped at MaxTableRows rows (those
+// were written): the other formats give the rest.
+type TableCapError struct{ Rows int }
+
+func (e *TableCapError) Error() string {
+	return fmt.Sprintf("the table stops after %d rows (a table needs every row to size its columns): use --output csv, json or yaml for the whole answer", e.Rows)
+}
+
 // Fit renders the result: a table (header and rows; fitted to width
 // display columns, 0 for no limit, with Prose columns wrapped and the
 // others cut), Wide (a table in full), CSV (a header line), JSON (an array
-// of objects, keys in column order) or YAML (a sequence of mappings).
+// of objects, keys in column order) or YAML (a sequence of mappings). A
+// streamed answer is written as its rows are read: an error reading them
+// (the query's deadline) ends the output where it is and is returned. A
+// table stops at MaxTableRows rows with a *TableCapError.
 func (r *Result) Fit(w io.Writer, f Format, width int) error {
 	switch f {
 	case CSV:
 		cw := csv.NewWriter(w)
 		cw.Write(r.Columns)
-		for _, row := range r.Rows {
-			cw.Write(r.strings(row))
-		}
+		err := r.each(func(row []any) error { return cw.Write(r.strings(row)) })
 		cw.Flush()
-		return cw.Error()
+		return errors.Join(err, cw.Error())
 	case JSON:
 		bw := bufio.NewWriter(w)
 		bw.WriteString("[")
-		for i, row := range r.Rows {
-			if i > 0 {
+		n := 0
+		err := r.each(func(row []any) error {
+			if n > 0 {
 				bw.WriteString(",")
 			}
+			n++
 			bw.WriteString("\n  {")
 			for j, c := range r.Columns {
 				if j > 0 {
@@ -74,15 +92,24 @@ func (r *Result) Fit(w io.Writer, f Format, width int) error {
 				bw.Write(v)
 			}
 			bw.WriteString("}")
+			return nil
+		})
+		if err != nil {
+			// No closing bracket: a cut answer is not valid JSON.
+			bw.WriteString("\n")
+			return errors.Join(err, bw.Flush())
 		}
-		if len(r.Rows) > 0 {
+		if n > 0 {
 			bw.WriteString("\n")
 		}
 		bw.WriteString("]\n")
 		return bw.Flush()
 	case YAML:
-		seq := &yaml.Node{Kind: yaml.SequenceNode}
-		for _, row := range r.Rows {
+		// One sequence, written entry by entry: each row is encoded as a
+		// sequence of one mapping, and those concatenate to the sequence.
+		bw := bufio.NewWriter(w)
+		n := 0
+		err := r.each(func(row []any) error {
 			m := &yaml.Node{Kind: yaml.MappingNode}
 			for j, c := range r.Columns {
 				v := &yaml.Node{}
@@ -91,18 +118,18 @@ func (r *Result) Fit(w io.Writer, f Format, width int) error {
 				}
 				m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: c}, v)
 			}
-			seq.Content = append(seq.Content, m)
+			enc := yaml.NewEncoder(bw)
+			enc.SetIndent(2)
+			if err := enc.Encode(&yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{m}}); err != nil {
+				return fmt.Errorf("write yaml: %w", err)
+			}
+			n++
+			return enc.Close()
+		})
+		if err == nil && n == 0 {
+			bw.WriteString("[]\n")
 		}
-		if len(seq.Content) == 0 {
-			_, err := io.WriteString(w, "[]\n")
-			return err
-		}
-		enc := yaml.NewEncoder(w)
-		enc.SetIndent(2)
-		if err := enc.Encode(seq); err != nil {
-			return fmt.Errorf("write yaml: %w", err)
-		}
-		return enc.Close()
+		return errors.Join(err, bw.Flush())
 	}
 	if f == Wide {
 		width = 0
@@ -113,14 +140,42 @@ func (r *Result) Fit(w io.Writer, f Format, width int) error {
 			cols[i].Fit = table.Wrap
 		}
 	}
-	rows := make([][]string, len(r.Rows))
-	for i, row := range r.Rows {
-		rows[i] = r.strings(row)
+	var rows [][]string
+	errCapped := errors.New("capped")
+	err := r.each(func(row []any) error {
+		if len(rows) == MaxTableRows {
+			return errCapped
+		}
+		rows = append(rows, r.strings(row))
+		return nil
+	})
+	if err != nil && err != errCapped {
+		return err
 	}
-	if err := table.Write(w, cols, rows, width); err != nil {
-		return fmt.Errorf("write table: %w", err)
+	if werr := table.Write(w, cols, rows, width); werr != nil {
+		return fmt.Errorf("write table: %w", werr)
+	}
+	if err == errCapped {
+		return &TableCapError{Rows: MaxTableRows}
 	}
 	return nil
+}
+
+// each calls f on every row still to write, in order, stopping at the
+// first error (f's, or reading the rows').
+func (r *Result) each(f func([]any) error) error {
+	for i := 0; ; i++ {
+		row, ok, err := r.next(i)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if err := f(row); err != nil {
+			return err
+		}
+	}
 }
 
 func (r *Result) strings(row []any) []string {

@@ -1,9 +1,13 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,6 +30,11 @@ word no form uses (a "not", an "except", a platform) makes it unknown,
 exit 2, naming the closest forms. stderr says how the question was read
 ("read as: …") and where the answer came from. Questions on signatures,
 attestations or SBOMs exit 2: the inventory records no referrers yet.
+
+Answers stream to stdout as they are read (csv, json and yaml have no
+size limit; a table, which sizes its columns from every row, stops at
+10000 rows and exits 1 saying so). A statement still running after
+--timeout (30s by default) is stopped: exit 1.
 
 "In REG" questions answer from the inventory when REG (a registry root or a
 path below it, by whole path segments) has been synced, otherwise from the
@@ -51,16 +60,50 @@ Examples:
 			&cli.BoolFlag{Name: "show-sql", EnvVars: []string{"CIP_SHOW_SQL"}, Usage: "print the SQL and its parameters on stderr"},
 			&cli.BoolFlag{Name: "schema", EnvVars: []string{"CIP_QUERY_SCHEMA"}, Usage: "print the inventory's tables and columns with their meanings"},
 			&cli.BoolFlag{Name: "list", EnvVars: []string{"CIP_QUERY_LIST"}, Usage: "print every question form with an example"},
+			&cli.DurationFlag{Name: "timeout", EnvVars: []string{"CIP_QUERY_TIMEOUT"}, Value: defaultQueryTimeout,
+				Usage: "stop a statement still running after `DURATION` (0: no limit)"},
 			manifestFlag, thinDirFlag, skipInvalidFlag,
 		},
 		Action: runQuery,
 	}
 }
 
+// defaultQueryTimeout bounds a statement: the inventory's own questions
+// answer in well under a second even at registry.k8s.io's size, so 30 s
+// only ever stops a statement that would not end (a recursive CTE without
+// a bound) or one far larger than anyone meant.
+const defaultQueryTimeout = 30 * time.Second
+
+// queryMemoryLimit is the Go heap size past which cip query's garbage
+// collector works hard to stay (debug.SetMemoryLimit; a soft limit):
+// answers stream to the output, so a query needs little, and a statement
+// that makes a great deal of garbage slows down before it grows the
+// process. GOMEMLIMIT, when set, wins.
+const queryMemoryLimit = 1 << 30
+
 func runQuery(c *cli.Context) error {
 	format, err := query.ParseFormat(c.String("output"))
 	if err != nil {
 		return &usageError{err}
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(queryMemoryLimit)
+	}
+	timeout := c.Duration("timeout")
+	if timeout < 0 {
+		return usagef("query: --timeout %s is negative", timeout)
+	}
+	ctx := c.Context
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	timedOut := func(err error) error {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return fmt.Errorf("query: stopped after --timeout %s: %w", timeout, err)
+		}
+		return err
 	}
 	input := strings.TrimSpace(strings.Join(c.Args().Slice(), " "))
 	path, err := dbPath(c)
@@ -78,7 +121,7 @@ func runQuery(c *cli.Context) error {
 		if input != "" {
 			return usagef("query: --schema takes no question")
 		}
-		res, err = query.Schema(c.Context, path)
+		res, err = query.Schema(ctx, path)
 	case input == "":
 		return usagef("query: give a SQL statement or a question (see --list)")
 	default:
@@ -89,9 +132,9 @@ func runQuery(c *cli.Context) error {
 			}
 		}
 		if query.IsSQL(input) {
-			res, err = query.SQL(c.Context, path, input, opts)
+			res, err = query.SQL(ctx, path, input, opts)
 		} else {
-			res, err = query.Ask(c.Context, path, input, opts)
+			res, err = query.Ask(ctx, path, input, opts)
 		}
 	}
 	if err != nil {
@@ -99,8 +142,9 @@ func runQuery(c *cli.Context) error {
 			errors.Is(err, query.ErrNotSupported) || errors.Is(err, query.ErrAmbiguous) {
 			return &usageError{err}
 		}
-		return err
+		return timedOut(err)
 	}
+	defer res.Close()
 	errw := c.App.ErrWriter
 	if c.Bool("show-sql") && res.SQL != "" {
 		fmt.Fprintf(errw, "-- SQL:\n%s;\n", res.SQL)
@@ -116,7 +160,15 @@ func runQuery(c *cli.Context) error {
 			fmt.Fprintln(errw, n)
 		}
 	}
-	return res.Fit(c.App.Writer, format, tableWidth(c, format == query.Wide))
+	// Rows are written as they are read: an error (the deadline) ends the
+	// output where it is, and the exit code says so.
+	if err := res.Fit(c.App.Writer, format, tableWidth(c, format == query.Wide)); err != nil {
+		if errors.Is(err, query.ErrRefused) {
+			return &usageError{err}
+		}
+		return timedOut(err)
+	}
+	return nil
 }
 
 // dbPath is --db, $CIP_DB or the default path (query never creates it).
