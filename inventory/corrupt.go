@@ -158,3 +158,12 @@ func (d *DB) RepairManifest(ctx context.Context, m *Manifest) error {
 	}
 	return nil
 }
+
+// verified returns the manifest raw is, when it verifies as digest dg
+// (read from its bytes, as ParseManifest does).
+func verified(dg, mediaType string, raw []byte) (*Manifest, error) {
+	if err := digest.VerifyManifest(dg, mediaType, raw); err != nil {
+		return nil, err
+	}
+	return ParseManifest(dg, mediaType, raw)
+}

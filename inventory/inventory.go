@@ -81,6 +81,21 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	d := &DB{db: sdb, path: path, Now: func() time.Time { return time.Now().UTC() }}
 	if err := d.migrate(ctx); err != nil {
 		sdb.Close()
+		if IsDamaged(err) {
+			return nil, &DamagedError{Path: path, Problems: []string{err.Error()}}
+		}
+		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	checked, err := checkOpen(ctx, sdb, path, d.Now())
+	if err == nil {
+		err = d.markOpen(ctx, checked)
+	}
+	if err != nil {
+		sdb.Close()
+		var de *DamagedError
+		if errors.As(err, &de) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}
 	return d, nil
@@ -109,8 +124,12 @@ func refuseDirectory(path string) error {
 	return nil
 }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// Close records a clean close (the file's size, for the check at the
+// next open) and closes the database.
+func (d *DB) Close() error {
+	d.markClosed()
+	return d.db.Close()
+}
 
 // Path returns the file the inventory lives in.
 func (d *DB) Path() string { return d.path }

@@ -79,6 +79,13 @@ func OpenReadOnly(ctx context.Context, path string) (*Reader, error) {
 	r, err := newReader(ctx, sdb, path, checkCurrent)
 	if err != nil {
 		sdb.Close()
+		var de *DamagedError
+		if errors.As(err, &de) {
+			return nil, err
+		}
+		if IsDamaged(err) {
+			return nil, &DamagedError{Path: path, Problems: []string{err.Error()}}
+		}
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}
 	return r, nil
@@ -146,6 +153,11 @@ func newReader(ctx context.Context, sdb *sql.DB, path string, check func(map[int
 			return nil, err
 		}
 		if err := check(have, ms); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		// The cheap check at open; a reader cannot record that it passed.
+		if _, err := checkOpen(ctx, conn, path, time.Now()); err != nil {
 			conn.Close()
 			return nil, err
 		}

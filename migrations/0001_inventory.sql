@@ -15,7 +15,7 @@ CREATE TABLE repositories (
 -- Every manifest ever fetched, keyed by digest. raw holds the exact bytes,
 -- so the digest can be re-verified and copies stay byte for byte.
 CREATE TABLE manifests (
-    digest        TEXT PRIMARY KEY,      -- sha256:<hex>
+    digest        TEXT PRIMARY KEY,      -- sha256:<hex> (or sha512:<hex>)
     media_type    TEXT NOT NULL,
     size          INTEGER NOT NULL,      -- bytes of raw
     is_index      INTEGER NOT NULL,      -- 1 for manifest lists and OCI indexes

@@ -160,6 +160,10 @@ func exitCode(ctx context.Context, name string, stderr io.Writer, err error) int
 		return ec.ExitCode()
 	}
 	fmt.Fprintf(stderr, "%s: %s\n", name, err)
+	if inventory.IsDamaged(err) && !strings.Contains(err.Error(), "inventory rebuild") {
+		// SQLite found the file malformed while a command read it.
+		fmt.Fprintf(stderr, "%s: the inventory is damaged: run '%s inventory check' to see what, and '%s inventory rebuild' to rebuild it from the registries\n", name, name, name)
+	}
 	var ue *usageError
 	var ve *manifest.ValidationError
 	if errors.As(err, &ue) || errors.As(err, &ve) {
@@ -288,6 +292,7 @@ func newApp(name string, stdout, stderr io.Writer) *cli.App {
 			checkCommand(),
 			fmtCommand(),
 			auditCommand(),
+			inventoryCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error { return flagUsageError(c, err) },
 	}
