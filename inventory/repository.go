@@ -561,7 +561,7 @@ type Content struct {
 func (d *DB) Contents(ctx context.Context, prefix string) ([]Content, error) {
 	rows, err := d.db.QueryContext(ctx, `
 		SELECT r.name, rm.digest, m.media_type,
-			COALESCE((SELECT group_concat(tag, ' ') FROM (SELECT t.tag FROM tags t WHERE t.repository_id = r.id AND t.digest = rm.digest ORDER BY t.tag)), ''),
+			(SELECT json_group_array(tag) FROM (SELECT t.tag FROM tags t WHERE t.repository_id = r.id AND t.digest = rm.digest ORDER BY t.tag)),
 			EXISTS (SELECT 1 FROM manifest_children c JOIN repository_manifests p ON p.digest = c.parent_digest AND p.repository_id = r.id
 				WHERE c.child_digest = rm.digest),
 			EXISTS (SELECT 1 FROM referrers f WHERE f.repository_id = r.id AND f.referrer_digest = rm.digest)
@@ -584,10 +584,15 @@ func (d *DB) Contents(ctx context.Context, prefix string) ([]Content, error) {
 		if err := rows.Scan(&c.Repository, &c.Digest, &c.MediaType, &tags, &isChild, &c.Referrer); err != nil {
 			return nil, err
 		}
-		if tags != "" {
-			c.Tags = strings.Fields(tags)
-			sort.Strings(c.Tags)
+		// A JSON array: a tag is whatever the registry sent (a space in it
+		// must not split it).
+		if err := json.Unmarshal([]byte(tags), &c.Tags); err != nil {
+			return nil, fmt.Errorf("read contents of %s: tags of %s@%s: %w", prefix, c.Repository, c.Digest, err)
 		}
+		if len(c.Tags) == 0 {
+			c.Tags = nil
+		}
+		sort.Strings(c.Tags)
 		c.Child = isChild && len(c.Tags) == 0
 		out = append(out, c)
 	}

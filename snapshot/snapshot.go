@@ -41,13 +41,18 @@ func ParseFormat(s string) (Format, error) {
 // are left out, and so are the digests held only as referrers (or as
 // sha256-<hex> indexes of them): they travel with their subjects, and are
 // no promoter manifest's content.
-func FromInventory(ctx context.Context, db *inventory.DB, ref string, minimal, referrers bool) ([]manifest.Image, error) {
+//
+// A snapshot is a promoter manifest's images, so it holds only what cip
+// validate accepts: an image name, digest (sha256, the only digest a
+// promoter manifest names) or tag it refuses (an inventory a registry
+// filled before cip checked names, a sha512 child) is left out, and
+// skipped says which and why.
+func FromInventory(ctx context.Context, db *inventory.DB, ref string, minimal, referrers bool) (images []manifest.Image, skipped []string, err error) {
 	ref = strings.TrimSuffix(ref, "/")
 	contents, err := db.Contents(ctx, ref)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var images []manifest.Image
 	for _, c := range contents {
 		if minimal && c.Child {
 			continue
@@ -62,12 +67,29 @@ func FromInventory(ctx context.Context, db *inventory.DB, ref string, minimal, r
 			}
 			c.Tags = tags
 		}
+		name := relativeName(c.Repository, ref)
+		if err := manifest.ValidateImageName(name); err != nil {
+			skipped = append(skipped, fmt.Sprintf("%q (in %s): %v", name, c.Repository, err))
+			continue
+		}
+		if err := manifest.ValidateDigest(c.Digest); err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s@%s: %v", c.Repository, c.Digest, err))
+			continue
+		}
+		var tags []string
+		for _, t := range c.Tags {
+			if err := manifest.ValidateTag(t); err != nil {
+				skipped = append(skipped, fmt.Sprintf("tag %q of %s@%s: %v", t, c.Repository, c.Digest, err))
+				continue
+			}
+			tags = append(tags, t)
+		}
 		images = append(images, manifest.Image{
-			Name:    relativeName(c.Repository, ref),
-			Digests: []manifest.Digest{{Digest: c.Digest, Tags: c.Tags}},
+			Name:    name,
+			Digests: []manifest.Digest{{Digest: c.Digest, Tags: tags}},
 		})
 	}
-	return manifest.Canonical(images), nil
+	return manifest.Canonical(images), skipped, nil
 }
 
 func relativeName(repo, ref string) string {

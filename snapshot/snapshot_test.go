@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/cipdev/cip/inventory"
@@ -82,7 +83,10 @@ func TestFromInventoryGolden(t *testing.T) {
 		{"app-exact.csv", "reg.example/prod/app", false, snapshot.CSV},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			images, err := snapshot.FromInventory(context.Background(), db, tt.ref, tt.minimal, false)
+			images, skipped, err := snapshot.FromInventory(context.Background(), db, tt.ref, tt.minimal, false)
+			if len(skipped) > 0 {
+				t.Errorf("skipped = %q, want nothing skipped", skipped)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +121,7 @@ func TestFromManifestsGolden(t *testing.T) {
 // WithTag is the Kubernetes promoter's --snapshot-tag: only the digests
 // carrying the tag, each with that tag alone.
 func TestWithTag(t *testing.T) {
-	images, err := snapshot.FromInventory(context.Background(), fixture(t), "reg.example/prod", false, false)
+	images, _, err := snapshot.FromInventory(context.Background(), fixture(t), "reg.example/prod", false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +168,7 @@ func TestFromInventoryReferrers(t *testing.T) {
 		t.Fatal(err)
 	}
 	render := func(referrers bool) string {
-		images, err := snapshot.FromInventory(ctx, db, "reg.example/prod", false, referrers)
+		images, _, err := snapshot.FromInventory(ctx, db, "reg.example/prod", false, referrers)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,6 +186,43 @@ func TestFromInventoryReferrers(t *testing.T) {
 	for _, s := range []string{"app:sha256-" + hex + ".sig", "app:sha256-" + hex + ".att", "app:sha256-" + hex + "\n", "app@" + digest('r') + ",-"} {
 		if !strings.Contains(got, s) {
 			t.Errorf("snapshot --include-referrers lacks %q:\n%s", s, got)
+		}
+	}
+}
+
+// What an inventory holds that cip validate would refuse (written before
+// crawls checked names, or a sha512 child) is left out of a snapshot and
+// named; a tag with a space stays one tag, never two.
+func TestFromInventoryLeavesOutInvalid(t *testing.T) {
+	ctx := context.Background()
+	db, err := inventory.Open(ctx, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sha512 := "sha512:" + strings.Repeat("ab", 64)
+	for _, w := range []inventory.RepositoryState{
+		{Name: "reg.example/prod/app", Tags: map[string]string{"v1 latest": digest('a'), "ok": digest('b'), "x\ny": digest('b')},
+			New: []*inventory.Manifest{img('a'), img('b')}},
+		{Name: "reg.example/prod/Bad", Tags: map[string]string{"v1": digest('a')}},
+		{Name: "reg.example/prod/five", Tags: map[string]string{"v5": sha512},
+			New: []*inventory.Manifest{{Digest: sha512, MediaType: string(types.OCIManifestSchema1), Raw: []byte(`{}`)}}},
+	} {
+		if _, err := db.WriteRepository(ctx, 0, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	images, skipped, err := snapshot.FromInventory(ctx, db, "reg.example/prod", false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []manifest.Image{{Name: "app", Digests: []manifest.Digest{{Digest: digest('a')}, {Digest: digest('b'), Tags: []string{"ok"}}}}}
+	if diff := cmp.Diff(want, images, cmpopts.IgnoreFields(manifest.Digest{}, "Line"), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+	for _, w := range []string{`tag "v1 latest"`, `tag "x\ny"`, `"Bad"`, sha512} {
+		if !strings.Contains(strings.Join(skipped, "\n"), w) {
+			t.Errorf("skipped = %q, want %s named", skipped, w)
 		}
 	}
 }

@@ -209,9 +209,12 @@ func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minima
 			return err
 		}
 	}
-	images, err := snapshot.FromInventory(c.Context, db, ref, minimal, referrers)
+	images, skipped, err := snapshot.FromInventory(c.Context, db, ref, minimal, referrers)
 	if err != nil {
 		return err
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(c.App.ErrWriter, "warning: left out of the snapshot (cip validate would refuse it): %s\n", s)
 	}
 	return snapshot.Write(c.App.Writer, format, snapshot.WithTag(images, c.String("snapshot-tag")))
 }
