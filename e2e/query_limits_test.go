@@ -83,9 +83,10 @@ func TestQueryTimeoutStreamingAndTableCap(t *testing.T) {
 		}
 	}
 
-	// Two million rows of 100 bytes (about 200 MB of CSV) stream out.
-	const n = 2_000_000
-	big := `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 2000000) SELECT x, printf('%099d', x) AS pad FROM c`
+	// A million rows of 100 bytes (about 100 MB of CSV) stream out; cip
+	// held them all before (2,000,000 rows: 536 MB).
+	const n = 1_000_000
+	big := `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000000) SELECT x, printf('%099d', x) AS pad FROM c`
 	code, out, stderr, rss, took := queryRun(t, "--db", db, "query", "--timeout", "10m", "-o", "csv", big)
 	t.Logf("%d rows as csv: exit %d, %d bytes, peak RSS %.0f MB, %s", n, code, out.n, rss, took.Round(time.Millisecond))
 	if code != 0 || out.lines != n+1 {
