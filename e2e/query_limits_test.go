@@ -84,7 +84,7 @@ func TestQueryTimeoutStreamingAndTableCap(t *testing.T) {
 	}
 
 	// A million rows of 100 bytes (about 100 MB of CSV) stream out; cip
-	// held them all before (2,000,000 rows: 536 MB).
+	// held them all before.
 	const n = 1_000_000
 	big := `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000000) SELECT x, printf('%099d', x) AS pad FROM c`
 	code, out, stderr, rss, took := queryRun(t, "--db", db, "query", "--timeout", "10m", "-o", "csv", big)
@@ -92,12 +92,15 @@ func TestQueryTimeoutStreamingAndTableCap(t *testing.T) {
 	if code != 0 || out.lines != n+1 {
 		t.Fatalf("csv: exit %d, %d lines, want 0 and %d (header and rows)\n%s", code, out.lines, n+1, stderr)
 	}
-	if rss >= 100 {
-		t.Errorf("peak RSS while streaming %d MB of CSV = %.0f MB, want under 100 MB", out.n>>20, rss)
+	// Streaming takes about 25 MB (140 MB was seen once while every test
+	// package ran at once, load 20+); holding every row took 273 MB.
+	const maxRSS = 150
+	if rss >= maxRSS {
+		t.Errorf("peak RSS while streaming %d MB of CSV = %.0f MB, want under %d MB", out.n>>20, rss, maxRSS)
 	}
 	code, out, _, rss, _ = queryRun(t, "--db", db, "query", "--timeout", "10m", "-o", "json", big)
-	if code != 0 || out.lines != n+2 || rss >= 100 {
-		t.Errorf("json: exit %d, %d lines, peak RSS %.0f MB; want 0, %d, under 100 MB", code, out.lines, rss, n+2)
+	if code != 0 || out.lines != n+2 || rss >= maxRSS {
+		t.Errorf("json: exit %d, %d lines, peak RSS %.0f MB; want 0, %d, under %d MB", code, out.lines, rss, n+2, maxRSS)
 	}
 
 	// A table stops at 10,000 rows and says so.

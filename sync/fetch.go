@@ -102,19 +102,30 @@ func (f *fetcher) request(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
-// hold makes m the run's manifest for its digest: an image is written to
-// the inventory first when the fetcher stores (outside any request slot:
-// other requests go on while it waits for the commit).
-func (f *fetcher) hold(ctx context.Context, m *inventory.Manifest) (*held, error) {
-	h := newHeld(m)
+// admit reserves room for m's bytes in the store budget, for an image the
+// fetcher will store; release it once m is stored (or dropped). Callers
+// admit while they still hold the request slot of m's GET: so at most jobs
+// fetched manifests wait for room, and the bytes a crawl holds stay
+// bounded (storeBudget plus jobs manifests) however slow the writer.
+func (f *fetcher) admit(ctx context.Context, m *inventory.Manifest) (release func(), err error) {
 	if f.store == nil || m.IsIndex {
-		return h, nil
+		return func() {}, nil
 	}
 	n := min(int64(len(m.Raw)), storeBudget)
 	if err := f.budget.Acquire(ctx, n); err != nil {
 		return nil, err
 	}
-	defer f.budget.Release(n)
+	return func() { f.budget.Release(n) }, nil
+}
+
+// hold makes m the run's manifest for its digest: an image is written to
+// the inventory first when the fetcher stores (outside any request slot:
+// other requests go on while it waits for the commit). m was admitted.
+func (f *fetcher) hold(ctx context.Context, m *inventory.Manifest) (*held, error) {
+	h := newHeld(m)
+	if f.store == nil || m.IsIndex {
+		return h, nil
+	}
 	if err := f.store(ctx, []*inventory.Manifest{m}); err != nil {
 		return nil, err
 	}
@@ -122,8 +133,9 @@ func (f *fetcher) hold(ctx context.Context, m *inventory.Manifest) (*held, error
 	return h, nil
 }
 
-// keep adds m, got some other way (a GET by tag), to the run's manifests
-// (storing it, as hold does); it reports whether m was new to the run.
+// keep adds m, got some other way (a GET by tag) and admitted, to the
+// run's manifests (storing it, as hold does); it reports whether m was new
+// to the run.
 func (f *fetcher) keep(ctx context.Context, m *inventory.Manifest) (bool, error) {
 	_, ran, err := f.got.Do(ctx, m.Digest, func() (*held, error) { return f.hold(ctx, m) })
 	if ran && err == nil {
@@ -147,9 +159,10 @@ func (f *fetcher) fetch(ctx context.Context, repo name.Repository, dg string) (*
 	}
 }
 
-// get GETs, parses and holds repo@dg.
+// get GETs, parses, admits and holds repo@dg.
 func (f *fetcher) get(ctx context.Context, repo name.Repository, dg string) (*held, error) {
 	var m *inventory.Manifest
+	var release func()
 	err := f.request(ctx, func() error {
 		raw, err := f.client.GetManifest(ctx, repo, dg)
 		if err != nil {
@@ -159,11 +172,13 @@ func (f *fetcher) get(ctx context.Context, repo name.Repository, dg string) (*he
 		if err != nil {
 			return fmt.Errorf("%s@%s: %w", repo.Name(), dg, err)
 		}
-		return nil
+		release, err = f.admit(ctx, m)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	h, err := f.hold(ctx, m)
 	if err != nil {
 		return nil, err

@@ -608,22 +608,28 @@ func (s *syncer) getTags(ctx context.Context, repo name.Repository, tags []strin
 	for _, tag := range tags {
 		g.Go(func() error {
 			var raw registry.Manifest
+			var m *inventory.Manifest
+			release := func() {}
 			err := s.request(gctx, func() error {
 				var err error
-				raw, err = s.client.GetManifest(gctx, repo, tag)
+				if raw, err = s.client.GetManifest(gctx, repo, tag); err != nil {
+					return err
+				}
+				if m, err = inventory.ParseManifest(raw.Digest, raw.MediaType, raw.Raw); err != nil {
+					return err
+				}
+				release, err = s.fetch.admit(gctx, m)
 				return err
 			})
 			if errors.Is(err, registry.ErrNotFound) {
 				return nil // deleted between listing and GET
 			}
 			if err == nil {
-				var m *inventory.Manifest
-				if m, err = inventory.ParseManifest(raw.Digest, raw.MediaType, raw.Raw); err == nil {
-					var isNew bool
-					if isNew, err = s.fetch.keep(gctx, m); isNew {
-						fresh.Add(1)
-					}
+				var isNew bool
+				if isNew, err = s.fetch.keep(gctx, m); isNew {
+					fresh.Add(1)
 				}
+				release()
 			}
 			if unverified(err) {
 				s.warn("skipped %s:%s: %v", repo.Name(), tag, err)

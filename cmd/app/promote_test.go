@@ -84,8 +84,8 @@ func TestPromoteLostFails(t *testing.T) {
 	if !strings.Contains(errs, "promoted "+reg.Host+"/prod: 1 copied") || !strings.Contains(errs, "references verified") {
 		t.Errorf("promote --confirm did not copy and verify the rest first:\n%s", errs)
 	}
-	if got := reg.Count("PUT manifest"); got != 1 {
-		t.Errorf("PUT manifest = %d after --confirm, want 1 (the digest that is there)", got)
+	if got := reg.Count("PUT manifest"); got != 2 {
+		t.Errorf("PUT manifest = %d after --confirm, want 2 (the digest that is there, by digest and then by its tag)", got)
 	}
 	if code, _, errs := cip(t, "--db", db, "promote", "--manifest", mf, "--confirm", "--allow-lost"); code != 0 {
 		t.Errorf("promote --confirm --allow-lost: exit %d, want 0\n%s", code, errs)
