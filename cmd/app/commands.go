@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"strings"
 
@@ -213,8 +214,9 @@ func registrySnapshot(c *cli.Context, ref string, format snapshot.Format, minima
 	if err != nil {
 		return err
 	}
+	prog := newProgress(c)
 	for _, s := range skipped {
-		fmt.Fprintf(c.App.ErrWriter, "warning: left out of the snapshot (cip validate would refuse it): %s\n", s)
+		prog.warn("left out", "left out of the snapshot (cip validate would refuse it): "+s, slog.String("entry", s))
 	}
 	return snapshot.Write(c.App.Writer, format, snapshot.WithTag(images, c.String("snapshot-tag")))
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/urfave/cli/v2"
 
@@ -96,15 +97,16 @@ func runInventoryRebuild(c *cli.Context) error {
 	res, err := cipsync.Rebuild(c.Context, path, newClient(c, nil), cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync()})
 	if res != nil {
 		prog.synced(res.Sync)
-		if s := res.Salvaged; s != nil && prog.warn != nil {
+		if s := res.Salvaged; s != nil {
 			for _, p := range s.Problems {
-				fmt.Fprintf(prog.warn, "warning: could not read: %s\n", p)
+				prog.warn("unreadable", "could not read: "+p, slog.String("problem", p))
 			}
 			for _, r := range res.Skipped {
-				fmt.Fprintf(prog.warn, "warning: not crawled again (a damaged name): %q\n", r)
+				prog.warn("not crawled", fmt.Sprintf("not crawled again (a damaged name): %q", r), slog.String("repository", r))
 			}
-			fmt.Fprintf(prog.warn, "rebuild: %d manifests kept (they verify), %d dropped, %d repositories crawled again; tag history, sync runs and loaded manifests dropped\n",
-				s.Kept, s.Dropped, len(s.Repositories)-len(res.Skipped))
+			prog.info("rebuild", fmt.Sprintf("rebuild: %d manifests kept (they verify), %d dropped, %d repositories crawled again; tag history, sync runs and loaded manifests dropped",
+				s.Kept, s.Dropped, len(s.Repositories)-len(res.Skipped)),
+				slog.Int("kept", s.Kept), slog.Int("dropped", s.Dropped), slog.Int("repositories", len(s.Repositories)-len(res.Skipped)))
 		}
 	}
 	if err != nil {
