@@ -94,7 +94,7 @@ func runInventoryRebuild(c *cli.Context) error {
 		return err
 	}
 	prog := newProgress(c)
-	res, err := cipsync.Rebuild(c.Context, path, newClient(c, nil), cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync()})
+	res, err := cipsync.Rebuild(c.Context, path, newClient(c, nil, prog), cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync()})
 	if res != nil {
 		prog.synced(res.Sync)
 		if s := res.Salvaged; s != nil {
