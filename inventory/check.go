@@ -197,7 +197,35 @@ func Salvage(ctx context.Context, path string, d *DB) (*Salvaged, error) {
 	if err := flush(); err != nil {
 		return nil, err
 	}
+	// An index whose children did not all survive would let a crawl take
+	// it as complete (a known manifest's children are never fetched): it
+	// is dropped too, and so, level by level, every index above it.
+	n, err := d.dropIncompleteIndexes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out.Kept -= n
+	out.Dropped += n
 	return out, nil
+}
+
+// dropIncompleteIndexes deletes the indexes that name a child the
+// inventory does not hold, until none is left, and returns how many.
+func (d *DB) dropIncompleteIndexes(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		res, err := d.db.ExecContext(ctx, `DELETE FROM manifests WHERE is_index = 1 AND digest IN (
+			SELECT c.parent_digest FROM manifest_children c
+			WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = c.child_digest))`)
+		if err != nil {
+			return total, fmt.Errorf("drop incomplete indexes: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		if n == 0 {
+			return total, nil
+		}
+		total += int(n)
+	}
 }
 
 // Replace puts the inventory at rebuilt (closed) in the place of the one

@@ -101,3 +101,38 @@ func TestManifestFindsDamage(t *testing.T) {
 		t.Errorf("RepairManifest(bytes that do not verify) = %v, want ErrMismatch", err)
 	}
 }
+
+// Salvage carries over the manifests that verify, but never an index
+// without all its children: a crawl takes a known manifest as complete,
+// so an index whose child was dropped is dropped too, and the indexes
+// above it.
+func TestSalvageDropsIncompleteIndexes(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := realImage(t, 1), realImage(t, 2), realImage(t, 3)
+	idx := realIndex(t, a, b)
+	top := realIndex(t, idx, c)
+	other := realIndex(t, c)
+	old, path := mustOpen(t)
+	if err := old.InsertManifests(ctx, []*inventory.Manifest{a, b, c, idx, top, other}); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, path, `UPDATE manifests SET raw = CAST(replace(CAST(raw AS TEXT), '"size":1001', '"size":1011') AS BLOB) WHERE digest = ?`, a.Digest)
+	fresh, _ := mustOpen(t)
+	s, err := inventory.Salvage(ctx, path, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Kept != 3 || s.Dropped != 3 {
+		t.Errorf("Salvage kept %d, dropped %d; want 3 (b, c, the index of c) and 3 (a, the index of a and b, the index above it)", s.Kept, s.Dropped)
+	}
+	known, err := fresh.KnownDigests(ctx, []string{a.Digest, b.Digest, c.Digest, idx.Digest, top.Digest, other.Digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{b.Digest: true, c.Digest: true, other.Digest: true}
+	for _, m := range []*inventory.Manifest{a, b, c, idx, top, other} {
+		if known[m.Digest] != want[m.Digest] {
+			t.Errorf("after Salvage, %s known = %v, want %v", m.Digest, known[m.Digest], want[m.Digest])
+		}
+	}
+}
