@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -109,7 +108,7 @@ func (r *bigRegistry) serve(w http.ResponseWriter, req *http.Request) {
 }
 
 // syncPeakRSS runs cip sync of big/app into a fresh inventory and returns
-// cip's peak resident memory (getrusage's ru_maxrss of the child), the
+// cip's peak resident memory (runPeakRSS), the
 // time it took, and the tags the inventory recorded.
 func syncPeakRSS(t testing.TB, reg *bigRegistry) (rssMB float64, took time.Duration, tags int) {
 	t.Helper()
@@ -118,15 +117,12 @@ func syncPeakRSS(t testing.TB, reg *bigRegistry) (rssMB float64, took time.Durat
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	rssMB, err := runPeakRSS(cmd)
+	if err != nil {
 		t.Fatalf("cip sync: %v\n%s", err, out.String())
 	}
 	took = time.Since(start)
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		t.Fatal("no rusage for the cip process")
-	}
-	return float64(ru.Maxrss) / 1024, took, queryInt(t, db, `SELECT COUNT(*) FROM tags`)
+	return rssMB, took, queryInt(t, db, `SELECT COUNT(*) FROM tags`)
 }
 
 // A repository of 300 one-megabyte manifests: cip's peak memory stays

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,15 +33,12 @@ func queryRun(t *testing.T, args ...string) (code int, out *countingBuffer, stde
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = out, &errb
 	start := time.Now()
-	err := cmd.Run()
+	rssMB, err := runPeakRSS(cmd)
 	took = time.Since(start)
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rssMB = float64(ru.Maxrss) / 1024
 	}
 	return code, out, errb.String(), rssMB, took
 }
@@ -92,8 +88,7 @@ func TestQueryTimeoutStreamingAndTableCap(t *testing.T) {
 	if code != 0 || out.lines != n+1 {
 		t.Fatalf("csv: exit %d, %d lines, want 0 and %d (header and rows)\n%s", code, out.lines, n+1, stderr)
 	}
-	// Streaming takes about 25 MB (140 MB was seen once while every test
-	// package ran at once, load 20+); holding every row took 273 MB.
+	// Streaming takes about 25 MB; holding every row took 273 MB.
 	const maxRSS = 150
 	if rss >= maxRSS {
 		t.Errorf("peak RSS while streaming %d MB of CSV = %.0f MB, want under %d MB", out.n>>20, rss, maxRSS)
