@@ -282,3 +282,28 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 	sort.Strings(missing)
 	return out, int(fetched.Load()), missing, bad, nil
 }
+
+// reaching maps each bad digest to itself and each manifest of fresh that
+// reaches one (an index above it, however nested) to the bad digest it
+// reaches: parents are found from the fetched indexes, level by level up.
+func reaching(fresh []*inventory.Manifest, bad map[string]error) map[string]string {
+	why := map[string]string{}
+	for d := range bad {
+		why[d] = d
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, m := range fresh {
+			if _, done := why[m.Digest]; done {
+				continue
+			}
+			for _, c := range m.Children {
+				if b, ok := why[c.Digest]; ok {
+					why[m.Digest], changed = b, true
+					break
+				}
+			}
+		}
+	}
+	return why
+}

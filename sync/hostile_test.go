@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/cipdev/cip/internal/digest"
+	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/internal/regtest"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
@@ -378,5 +379,52 @@ func TestHostileNames(t *testing.T) {
 		if n := reg.Count("GET", "/v2/"+bad+"/tags/list"); n != 0 {
 			t.Errorf("%q: %d tag listings, want 0 (a refused name is never crawled)", bad, n)
 		}
+	}
+}
+
+// A referrer whose manifest (or a child of it) cannot be verified is left
+// out of a look-up with a warning, as a crawl leaves out such a tag: the
+// sha256-<hex> index whose child is no manifest is never recorded, nor
+// that child; the cosign signature beside them is.
+func TestReferrersUnverifiedLeftOut(t *testing.T) {
+	reg := regtest.NewStatic(t)
+	subject, sig := ociImage(10), ociImage(11)
+	dS, dSig := digest.SHA256(subject), digest.SHA256(sig)
+	junk := []byte(`{"schemaVersion":2,"layers":"not a list"}`)
+	dJ := digest.SHA256(junk)
+	fallback := ociIndexOf([2]string{dJ, fmt.Sprint(len(junk))})
+	dF := digest.SHA256(fallback)
+	reg.Tags("s/app", "v1", referrer.Tag(dS, referrer.TagSchema), referrer.Tag(dS, referrer.CosignSignature))
+	reg.Manifest("s/app", "v1", ociManifest, dS, subject)
+	reg.Manifest("s/app", dS, ociManifest, dS, subject)
+	reg.Manifest("s/app", referrer.Tag(dS, referrer.TagSchema), ociIndex, dF, fallback)
+	reg.Manifest("s/app", dF, ociIndex, dF, fallback)
+	reg.Manifest("s/app", dJ, ociManifest, dJ, junk)
+	reg.Manifest("s/app", referrer.Tag(dS, referrer.CosignSignature), ociManifest, dSig, sig)
+	reg.Manifest("s/app", dSig, ociManifest, dSig, sig)
+
+	db := mustOpen(t)
+	repo := reg.Host + "/s/app"
+	found, err := cipsync.Referrers(context.Background(), db, registry.New(registry.Options{}), []cipsync.Ref{{Repository: repo, Digest: dS}}, cipsync.ReferrerOptions{Jobs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(found.Warnings, "\n")
+	if !strings.Contains(w, "skipped referrer "+repo+"@"+dF+": child "+dJ+": bad manifest") || !strings.Contains(w, "skipped referrer "+repo+"@"+dJ+": bad manifest") {
+		t.Errorf("warnings = %q, want the sha256-<hex> index and its child skipped, the child's error named", found.Warnings)
+	}
+	rs, err := db.Referrers(context.Background(), repo, dS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rs {
+		got = append(got, r.Digest+" "+r.FoundBy)
+	}
+	if diff := cmp.Diff([]string{dSig + " cosign-tag"}, got); diff != "" {
+		t.Errorf("referrers of the subject (-want +got):\n%s", diff)
+	}
+	if n := len(queryStrings(t, db, `SELECT digest FROM manifests WHERE digest IN (?, ?)`, dF, dJ)); n != 0 {
+		t.Errorf("%d rows of the index or its child recorded, want none", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -344,7 +345,8 @@ func (l *lookup) dropUnverified(repo string, ms []*inventory.Manifest, missing [
 	}
 	why := reaching(ms, bad)
 	for _, d := range slices.Sorted(maps.Keys(why)) {
-		reason := bad[why[d]].Error()
+		// The fetch's error names repo@digest already.
+		reason := strings.TrimPrefix(bad[why[d]].Error(), repo+"@"+why[d]+": ")
 		if why[d] != d {
 			reason = fmt.Sprintf("child %s: %s", why[d], reason)
 		}
@@ -359,31 +361,6 @@ func (l *lookup) warn(w string) {
 	l.mu.Lock()
 	l.warnings = append(l.warnings, w)
 	l.mu.Unlock()
-}
-
-// reaching maps each bad digest to itself and each manifest of fresh that
-// reaches one (an index above it, however nested) to the bad digest it
-// reaches.
-func reaching(fresh []*inventory.Manifest, bad map[string]error) map[string]string {
-	why := map[string]string{}
-	for d := range bad {
-		why[d] = d
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, m := range fresh {
-			if _, done := why[m.Digest]; done {
-				continue
-			}
-			for _, c := range m.Children {
-				if b, ok := why[c.Digest]; ok {
-					why[m.Digest], changed = b, true
-					break
-				}
-			}
-		}
-	}
-	return why
 }
 
 // descendants returns digests and every index child under them that the

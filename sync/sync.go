@@ -694,26 +694,8 @@ func (s *syncer) dropUnverified(st *inventory.RepositoryState, fresh []*inventor
 	if len(bad) == 0 {
 		return fresh
 	}
-	// why[d] is the bad digest d reaches; parents of the bad are found
-	// from the fetched indexes, level by level up.
-	why := map[string]string{}
-	for d := range bad {
-		why[d] = d
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, m := range fresh {
-			if _, done := why[m.Digest]; done {
-				continue
-			}
-			for _, c := range m.Children {
-				if b, ok := why[c.Digest]; ok {
-					why[m.Digest], changed = b, true
-					break
-				}
-			}
-		}
-	}
+	// why[d] is the bad digest d reaches.
+	why := reaching(fresh, bad)
 	reason := func(d string) string {
 		b := why[d]
 		if b == d {

@@ -180,6 +180,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	plan, err := promote.MakePlan(c.Context, db, client, set, origin, opts)
 	if plan != nil {
 		prog.synced(plan.Syncs...)
+		prog.referrersFound(plan.Referrers...)
 	}
 	var tm *promote.TagMoveError
 	var refused *promote.SignatureError

@@ -190,6 +190,19 @@ func (p progress) synced(results ...*cipsync.Result) {
 	}
 }
 
+// referrersFound warns about the referrers a look-up left out (their
+// manifests cannot be verified), with --quiet too.
+func (p progress) referrersFound(found ...*cipsync.ReferrersFound) {
+	for _, f := range found {
+		if f == nil {
+			continue
+		}
+		for _, w := range f.Warnings {
+			p.warn("skipped", w, slog.String("warning", w))
+		}
+	}
+}
+
 // promoted prints one line per destination a promotion wrote to, and its
 // totals and verification.
 func (p progress) promoted(rep *promote.Report) {
