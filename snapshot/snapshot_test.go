@@ -159,12 +159,12 @@ func TestFromInventoryReferrers(t *testing.T) {
 	defer db.Close()
 	hex := strings.Repeat("a", 64)
 	fallback := &inventory.Manifest{Digest: digest('f'), MediaType: string(types.OCIImageIndex), IsIndex: true, Raw: []byte(`{"f":1}`),
-		Children: []inventory.Child{{Digest: digest('r')}}}
-	sbom := img('r')
+		Children: []inventory.Child{{Digest: digest('e')}}}
+	sbom := img('e')
 	sbom.Subject = digest('a')
 	if _, err := db.WriteRepository(ctx, 0, inventory.RepositoryState{Name: "reg.example/prod/app",
-		Tags: map[string]string{"v1": digest('a'), "sha256-" + hex + ".sig": digest('s'), "sha256-" + hex: digest('f'), "kept": digest('k'), "sha256-" + hex + ".att": digest('k')},
-		New:  []*inventory.Manifest{img('a'), img('s'), img('k'), fallback, sbom}}); err != nil {
+		Tags: map[string]string{"v1": digest('a'), "sha256-" + hex + ".sig": digest('c'), "sha256-" + hex: digest('f'), "kept": digest('d'), "sha256-" + hex + ".att": digest('d')},
+		New:  []*inventory.Manifest{img('a'), img('c'), img('d'), fallback, sbom}}); err != nil {
 		t.Fatal(err)
 	}
 	render := func(referrers bool) string {
@@ -178,12 +178,12 @@ func TestFromInventoryReferrers(t *testing.T) {
 		}
 		return b.String()
 	}
-	want := "app@" + digest('a') + ",app:v1\napp@" + digest('k') + ",app:kept\n"
+	want := "app@" + digest('a') + ",app:v1\napp@" + digest('d') + ",app:kept\n"
 	if diff := cmp.Diff(want, render(false)); diff != "" {
 		t.Errorf("snapshot without referrers (-want +got):\n%s", diff)
 	}
 	got := render(true)
-	for _, s := range []string{"app:sha256-" + hex + ".sig", "app:sha256-" + hex + ".att", "app:sha256-" + hex + "\n", "app@" + digest('r') + ",-"} {
+	for _, s := range []string{"app:sha256-" + hex + ".sig", "app:sha256-" + hex + ".att", "app:sha256-" + hex + "\n", "app@" + digest('e') + ",-"} {
 		if !strings.Contains(got, s) {
 			t.Errorf("snapshot --include-referrers lacks %q:\n%s", s, got)
 		}
