@@ -4,11 +4,18 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/http"
+	"slices"
 	"strings"
+	gosync "sync"
+	"sync/atomic"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/cipdev/cip/internal/apipath"
+	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/internal/regtest"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/promote"
@@ -140,5 +147,73 @@ func TestTagPushedAfterPlanIsLeft(t *testing.T) {
 	// for tagrow (taken) or same (already at its digest).
 	if n := e.d1.Count("PUT manifest"); n != 3 {
 		t.Errorf("destination manifest PUTs = %d, want 3 (%v)", n, e.d1.Counts())
+	}
+}
+
+// Referrer tags go up as other tags do: the manifest by its digest first,
+// the tag after a HEAD right before shows it where cip read it; a cosign
+// tag another signer moved in between is refused by name and left, and
+// the other referrers still travel.
+func TestReferrerTagsByDigestFirst(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	img := regtest.Image(t, 256, 1, true)
+	d := e.src.Push(t, "staging/app", "v1", img)
+	e.src.Sign(t, "staging/app", d, "staging-signature")
+	other := e.src.Push(t, "staging/other", "v1", regtest.Image(t, 128, 1, true))
+	otherSig := e.src.Sign(t, "staging/other", other, "other-signature")
+	sigTag := referrer.Tag(d.String(), referrer.CosignSignature)
+	otherTag := referrer.Tag(other.String(), referrer.CosignSignature)
+	// The destination holds app with a signature of its own (a merge
+	// follows); other is new there.
+	e.d1.Push(t, "prod/app", "v1", img)
+	own := e.d1.Sign(t, "prod/app", d, "prod-signature")
+	set := e.manifestSet(entry{"app", d, []string{"v1"}}, entry{"other", other, []string{"v1"}})
+	p := e.planWith(set, referrer.All)
+
+	// Every manifest request to the destination, in order; another signer
+	// moves prod/app's .sig at cip's HEAD before its tag PUT.
+	var mu gosync.Mutex
+	var seq []string
+	var moved v1.Hash
+	var fired atomic.Bool
+	e.d1.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if apipath.Kind(r.URL.Path) != "manifest" {
+			return false
+		}
+		ref := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		mu.Lock()
+		seq = append(seq, r.Method+" "+ref)
+		mu.Unlock()
+		if r.Method == http.MethodHead && ref == sigTag && fired.CompareAndSwap(false, true) {
+			// The signer's own requests pass through this func too.
+			moved = e.d1.Sign(t, "prod/app", d, "another-signer")
+		}
+		return false
+	})
+	_, err := promote.Promote(context.Background(), e.db, e.client, p, promote.Options{Jobs: 4, Referrers: referrer.All})
+	e.d1.SetFault(nil)
+	var te *promote.TagTakenError
+	if !errors.As(err, &te) || te.Tag != sigTag || !strings.Contains(err.Error(), "prod/app:"+sigTag) {
+		t.Fatalf("promote = %v, want prod/app:%s refused (moved by another signer)", err, sigTag)
+	}
+	if got, _ := liveTag(t, e.d1, "prod/app", sigTag); got != moved || moved == own {
+		t.Errorf("prod/app:%s = %s, want the other signer's %s left as it is", sigTag, got, moved)
+	}
+	if got, _ := liveTag(t, e.d1, "prod/other", otherTag); got != otherSig {
+		t.Errorf("prod/other:%s = %s, want the source's %s", otherTag, got, otherSig)
+	}
+	// Each tag PUT comes after its manifest's PUT by digest and a HEAD of
+	// the tag.
+	mu.Lock()
+	defer mu.Unlock()
+	at := func(s string) int { return slices.Index(seq, s) }
+	put := at("PUT " + otherTag)
+	if put < 0 || at("PUT "+otherSig.String()) < 0 || at("PUT "+otherSig.String()) > put || at("HEAD "+otherTag) < 0 || at("HEAD "+otherTag) > put {
+		t.Errorf("destination manifest requests %q: want PUT %s, then HEAD and PUT %s", seq, otherSig, otherTag)
+	}
+	// The other signer's push is the one PUT of the moved tag.
+	if n := len(slices.DeleteFunc(slices.Clone(seq), func(s string) bool { return s != "PUT "+sigTag })); n != 1 {
+		t.Errorf("destination manifest requests %q: the moved tag %s was put %d times, want once (by the other signer)", seq, sigTag, n)
 	}
 }
