@@ -2,8 +2,10 @@ package sync_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -426,5 +428,50 @@ func TestReferrersUnverifiedLeftOut(t *testing.T) {
 	}
 	if n := len(queryStrings(t, db, `SELECT digest FROM manifests WHERE digest IN (?, ?)`, dF, dJ)); n != 0 {
 		t.Errorf("%d rows of the index or its child recorded, want none", n)
+	}
+}
+
+// A manifest the look-up reads from the inventory is re-hashed: a copy
+// whose bytes no longer verify is fetched again from the repository,
+// repaired and reported, and the look-up goes on with the good bytes.
+func TestReferrersRepairDamagedManifest(t *testing.T) {
+	ctx := context.Background()
+	reg := regtest.New(t)
+	idx := regtest.Index(t, regtest.Platforms, true)
+	idxD := reg.Push(t, "s/app", "v1", idx)
+	im, _ := idx.IndexManifest()
+	childSig := reg.Sign(t, "s/app", im.Manifests[0].Digest, "payload")
+	repo := reg.Host + "/s/app"
+	db := mustOpen(t)
+	run(t, db, client(), repo)
+
+	// One byte of the index's stored bytes changes on disk.
+	raw := db.Path()
+	sdb, err := sql.Open("sqlite", "file:"+raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdb.Exec(`UPDATE manifests SET raw = CAST(replace(CAST(raw AS TEXT), '"schemaVersion":2', '"schemaVersion":3') AS BLOB) WHERE digest = ?`, idxD.String()); err != nil {
+		t.Fatal(err)
+	}
+	sdb.Close()
+	if _, err := db.Manifest(ctx, idxD.String()); !errors.Is(err, inventory.ErrCorrupt) {
+		t.Fatalf("Manifest after the damage = %v, want ErrCorrupt", err)
+	}
+
+	found, err := cipsync.Referrers(ctx, db, client(), []cipsync.Ref{{Repository: repo, Digest: idxD.String()}}, cipsync.ReferrerOptions{Jobs: 2})
+	if err != nil {
+		t.Fatalf("Referrers with a damaged manifest in the inventory = %v, want it fetched again", err)
+	}
+	if w := strings.Join(found.Warnings, "\n"); !strings.Contains(w, idxD.String()) || !strings.Contains(w, "is corrupt") || !strings.Contains(w, "fetched again from "+repo+" and repaired") {
+		t.Errorf("warnings = %q, want the damaged manifest named and repaired", found.Warnings)
+	}
+	if _, err := db.Manifest(ctx, idxD.String()); err != nil {
+		t.Errorf("Manifest after the look-up = %v, want it repaired", err)
+	}
+	// The child's signature was found through the index's (good) children.
+	rs, err := db.Referrers(ctx, repo, im.Manifests[0].Digest.String())
+	if err != nil || len(rs) != 1 || rs[0].Digest != childSig.String() {
+		t.Errorf("referrers of the child = %+v, %v; want its signature %s", rs, err, childSig)
 	}
 }

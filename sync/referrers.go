@@ -62,8 +62,9 @@ type ReferrersFound struct {
 	Changes      []inventory.TagChange
 	Repositories int
 	// Warnings name the referrers left out because their manifest (or a
-	// child of it) cannot be verified or read, sorted: they are never
-	// recorded.
+	// child of it) cannot be verified or read (they are never recorded),
+	// and the manifests whose inventory copy was damaged, fetched again
+	// and repaired; sorted.
 	Warnings []string
 }
 
@@ -241,7 +242,7 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 	rootMs, _ = l.dropUnverified(repoName, rootMs, nil, bad)
 	st.New = append(st.New, rootMs...)
 	seen := map[string]bool{}
-	level, err := l.descendants(ctx, roots, rootMs, seen)
+	level, err := l.descendants(ctx, repo, roots, rootMs, seen)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +302,7 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 				}
 				m := got[dg]
 				if m == nil {
-					if m, err = l.db.Manifest(ctx, dg); err != nil {
+					if m, err = l.stored(ctx, repo, dg); err != nil {
 						return nil, err
 					}
 				}
@@ -363,9 +364,31 @@ func (l *lookup) warn(w string) {
 	l.mu.Unlock()
 }
 
+// stored reads manifest dg from the inventory. A copy found damaged
+// (inventory.CorruptError: its bytes no longer verify) is fetched again
+// from repo, verified, repaired in the inventory and reported as a
+// warning; its damaged bytes are never used.
+func (l *lookup) stored(ctx context.Context, repo name.Repository, dg string) (*inventory.Manifest, error) {
+	m, err := l.db.Manifest(ctx, dg)
+	var ce *inventory.CorruptError
+	if !errors.As(err, &ce) {
+		return m, err
+	}
+	h, err := l.fetch.get(ctx, repo, dg)
+	if err == nil {
+		m, _ = h.load()
+		err = l.db.RepairManifest(ctx, m)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w; fetching it again failed: %w", ce, err)
+	}
+	l.warn(fmt.Sprintf("%v: fetched again from %s and repaired", ce, repo.Name()))
+	return m, nil
+}
+
 // descendants returns digests and every index child under them that the
 // inventory or got knows, each once, marking them in seen.
-func (l *lookup) descendants(ctx context.Context, digests []string, got []*inventory.Manifest, seen map[string]bool) ([]string, error) {
+func (l *lookup) descendants(ctx context.Context, repo name.Repository, digests []string, got []*inventory.Manifest, seen map[string]bool) ([]string, error) {
 	byDigest := map[string]*inventory.Manifest{}
 	for _, m := range got {
 		byDigest[m.Digest] = m
@@ -383,7 +406,7 @@ func (l *lookup) descendants(ctx context.Context, digests []string, got []*inven
 			m := byDigest[dg]
 			if m == nil {
 				var err error
-				m, err = l.db.Manifest(ctx, dg)
+				m, err = l.stored(ctx, repo, dg)
 				if errors.Is(err, inventory.ErrNotFound) {
 					continue
 				}
