@@ -254,7 +254,7 @@ func (e *engine) existingBundle(ctx context.Context, trust *sign.Trust, blobs *b
 		if strings.TrimSpace(base) != sign.BundleMediaType {
 			continue
 		}
-		m, err := e.manifest(ctx, f.Digest)
+		m, err := e.manifest(ctx, f.Digest, repo)
 		if err != nil {
 			return "", "", err
 		}
@@ -289,7 +289,7 @@ func (e *engine) existingBundle(ctx context.Context, trust *sign.Trust, blobs *b
 // index it itself; then recorded. It returns the referrer's digest and
 // how it is found.
 func (e *engine) putBundle(ctx context.Context, s *Signing, st *destStats, repo, digest string, bundle []byte, predicateType, identity string) (string, string, error) {
-	subj, err := e.manifest(ctx, digest)
+	subj, err := e.manifest(ctx, digest, repo)
 	if err != nil {
 		return "", "", err
 	}
