@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/cipdev/cip/internal/apipath"
 	"github.com/cipdev/cip/internal/digest"
 	"github.com/cipdev/cip/internal/mediatype"
@@ -37,12 +35,25 @@ const (
 	// MaxRetryAfter caps a server's Retry-After so that a hostile or
 	// confused registry cannot stall a run for hours.
 	MaxRetryAfter = 60 * time.Second
+	// MaxThrottledRetries bounds the retries of one request answered 429.
+	// They do not use up MaxRetries: a host at its quota is not failing,
+	// and its pace adapts (throttle.go), so a request is rarely refused
+	// twice; the bound only keeps a host that refuses everything from
+	// holding a run forever (20 waits of at most MaxRetryAfter).
+	MaxThrottledRetries = 20
 )
 
 // TransportOptions configures NewTransport.
 type TransportOptions struct {
-	// QPS limits requests per second to each registry host; 0 means no limit.
+	// QPS is the ceiling of requests per second to each registry host; 0
+	// means none (the pace still adapts to 429 answers).
 	QPS float64
+	// Jobs bounds the requests in flight to each registry host; 0 means
+	// DefaultJobs.
+	Jobs int
+	// Hosts gives known limits per host (a hosts config file), overriding
+	// QPS and Jobs for the hosts it names; nil means none.
+	Hosts *HostsConfig
 	// MaxRetries on 429, 5xx and dropped connections; negative means none.
 	MaxRetries int
 	// Backoff is the first retry delay (doubles each retry, with jitter).
@@ -69,6 +80,8 @@ type TransportOptions struct {
 	// Sleep waits between retries; nil means a context-aware timer. Tests
 	// inject it to observe Retry-After handling without waiting.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock of the per-host pace; nil means time.Now.
+	Now func() time.Time
 	// Logger receives every request at Debug (method, host, kind, status,
 	// duration, attempt), every retry at Info (429) or Warn (the others)
 	// with its reason and wait, and every request or host given up at
@@ -80,18 +93,22 @@ type TransportOptions struct {
 }
 
 // Transport is the one HTTP transport shared by every request of a run: it
-// rate-limits per host, bounds every request in time, retries with backoff
+// schedules per host (requests in flight and an adaptive pace, see
+// throttle.go), bounds every request in time, retries with backoff
 // honouring Retry-After within a retry budget, logs, and counts requests
 // by host, method and kind (Stats).
 type Transport struct {
 	base       http.RoundTripper
 	qps        float64
+	jobs       int
+	hostsCfg   *HostsConfig
 	maxRetries int
 	backoff    time.Duration
 	timeouts   timeouts
 	hostBudget int
 	budget     *budget // the run's
 	sleep      func(ctx context.Context, d time.Duration) error
+	now        func() time.Time
 	log        *slog.Logger // nil: none
 	events     func(Event)
 	secrets    *secrets // credentials handed out this run, redacted wherever they might appear
@@ -130,16 +147,24 @@ func NewTransport(opts TransportOptions) *Transport {
 		}
 		return v
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = DefaultJobs
+	}
 	sec := &secrets{}
 	log := opts.Logger
 	if log != nil {
 		log = slog.New(redactingHandler(log.Handler(), sec))
 	}
 	return &Transport{secrets: sec,
-		base: base, qps: opts.QPS, maxRetries: maxRetries, backoff: backoff, timeouts: to,
+		base: base, qps: opts.QPS, jobs: jobs, hostsCfg: opts.Hosts, maxRetries: maxRetries, backoff: backoff, timeouts: to,
 		hostBudget: budgetOf(opts.HostRetryBudget, DefaultHostRetryBudget),
 		budget:     newBudget(budgetOf(opts.RunRetryBudget, DefaultRunRetryBudget)),
-		sleep:      sleep, log: log, events: opts.Events,
+		sleep:      sleep, now: now, log: log, events: opts.Events,
 	}
 }
 
@@ -159,15 +184,17 @@ func (t *Transport) host(name string) *hostState {
 	if h, ok := t.hosts.Load(name); ok {
 		return h.(*hostState)
 	}
-	h := &hostState{budget: newBudget(t.hostBudget)}
-	h.ctx, h.cancel = context.WithCancelCause(context.Background())
-	if t.qps > 0 {
-		burst := int(t.qps)
-		if burst < 1 {
-			burst = 1
+	qps, jobs := t.qps, t.jobs
+	if hc, ok := t.hostsCfg.Lookup(name); ok {
+		if hc.QPS > 0 {
+			qps = hc.QPS
 		}
-		h.limiter = rate.NewLimiter(rate.Limit(t.qps), burst)
+		if hc.Jobs > 0 {
+			jobs = hc.Jobs
+		}
 	}
+	h := &hostState{throttle: newThrottle(jobs, qps, t.now, t.sleep), budget: newBudget(t.hostBudget)}
+	h.ctx, h.cancel = context.WithCancelCause(context.Background())
 	got, loaded := t.hosts.LoadOrStore(name, h)
 	if loaded {
 		h.cancel(nil)
@@ -195,6 +222,9 @@ func closeBody(req *http.Request) {
 // roundTrip is RoundTrip's retry loop, under ctx.
 func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host string, h *hostState) (*http.Response, error) {
 	kind := apipath.Kind(req.URL.Path)
+	if k, ok := ctx.Value(kindKey{}).(string); ok {
+		kind = k
+	}
 	n := &h.requests[methodIndex(req.Method)][kindIndex(kind)]
 	debug := t.log != nil && t.log.Enabled(ctx, slog.LevelDebug)
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
@@ -202,32 +232,52 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 	// Blob streams may take long in all; only their silence is bounded.
 	stream := (kind == "blob" && req.Method == http.MethodGet) || (kind == "upload" && hasBody) || req.Response != nil
 	timeoutsLeft := timeoutRetries
+	// Retries after a 429 are counted apart from those after faults.
+	throttled, faults := 0, 0
 	for attempt := 0; ; attempt++ {
-		if h.limiter != nil {
-			if err := h.limiter.Wait(ctx); err != nil {
-				closeBody(req)
-				return nil, err
-			}
-		}
-		if g := h.down.Load(); g != nil {
-			closeBody(req)
-			return nil, g
-		}
 		// The attempt ends with the caller's context, when the watchdog
 		// fires (a *TimeoutError as the cause), or when the host is given
-		// up (its *GivenUpError): then requests in flight end at once and
-		// free their job slots.
+		// up (its *GivenUpError): then requests waiting for a slot or in
+		// flight end at once and free their job slots.
 		actx, acancel := context.WithCancelCause(ctx)
 		stopHost := context.AfterFunc(h.ctx, func() { acancel(context.Cause(h.ctx)) })
-		wd := newWatchdog(acancel, stopHost, req, t.timeouts, stream)
-		r := req.WithContext(actx)
+		var body io.ReadCloser
 		if attempt > 0 && req.GetBody != nil {
-			body, err := req.GetBody()
+			// Before taking a slot: a body streamed from the same host (a
+			// blob copied within one registry) takes a slot of its own.
+			b, err := req.GetBody()
 			if err != nil {
-				wd.stop()
+				stopHost()
 				acancel(nil)
 				return nil, err
 			}
+			body = b
+		}
+		sent, err := h.throttle.acquire(actx)
+		if err == nil {
+			if g := h.down.Load(); g != nil {
+				h.throttle.release()
+				err = g
+			}
+		}
+		if err != nil {
+			var g *GivenUpError
+			if errors.As(context.Cause(actx), &g) {
+				err = g
+			}
+			stopHost()
+			acancel(nil)
+			if body != nil {
+				body.Close()
+			}
+			closeBody(req)
+			return nil, err
+		}
+		// The watchdog starts once the request may be sent: the wait for a
+		// slot and the pace is not the server's silence.
+		wd := newWatchdog(acancel, stopHost, req, t.timeouts, stream)
+		r := req.WithContext(actx)
+		if body != nil {
 			r.Body = body
 		}
 		var rec *bodyRecorder
@@ -265,14 +315,20 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 		if err == nil {
 			resp, mismatch, err = readManifest(r, kind, resp)
 		}
+		h.throttle.release()
 		h.answered(resp, err)
+		retry, wait, longWait := t.shouldRetry(resp, err)
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		h.throttle.answered(sent, status, wait)
 		if debug {
 			t.logRequest(ctx, r, kind, resp, err, time.Since(start), attempt)
 		}
 		if g := h.down.Load(); g != nil && err != nil {
 			return nil, g
 		}
-		retry, wait, longWait := t.shouldRetry(resp, err)
 		retry = retry || mismatch || (err != nil && req.GetBody != nil && rec != nil && rec.failed())
 		var te *TimeoutError
 		isTimeout := errors.As(err, &te)
@@ -295,7 +351,12 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 			closeResp(resp)
 			return nil, t.giveUp(ctx, host, h, fmt.Sprintf("it asks to wait %s (%s), longer than cip waits (%s)", longWait, what, MaxRetryAfter))
 		}
-		if attempt >= t.maxRetries || !replayable {
+		tooMany := status == http.StatusTooManyRequests
+		exhausted := faults >= t.maxRetries
+		if tooMany {
+			exhausted = throttled >= MaxThrottledRetries
+		}
+		if exhausted || !replayable {
 			if t.log != nil {
 				t.log.LogAttrs(ctx, slog.LevelWarn, "giving up", slog.String("host", host), slog.String("method", r.Method),
 					slog.String("kind", kind), slog.String("reason", reason), slog.Int("attempts", attempt+1))
@@ -306,14 +367,28 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 		if isTimeout {
 			cost = timeoutRetryCost
 		}
-		if g := t.chargeRetry(ctx, host, h, cost, what); g != nil {
-			closeResp(resp)
-			return nil, g
+		// A 429 is a host at its quota, not failing: its pace adapts
+		// (throttle.go), so a request is rarely refused twice, and the
+		// refusals of a burst (hundreds at a high --jobs before the first
+		// answers come back) must not spend the budgets and give the host
+		// up. A request's first MaxRetries retries after 429 are free;
+		// beyond, they cost like faults, so that a host refusing
+		// everything is still given up.
+		if !tooMany || throttled >= t.maxRetries {
+			if g := t.chargeRetry(ctx, host, h, cost, what); g != nil {
+				closeResp(resp)
+				return nil, g
+			}
 		}
 		closeResp(resp)
 		if wait == 0 {
-			wait = t.backoff << attempt
+			wait = t.backoff << min(faults, 16)
 			wait += time.Duration(rand.Int64N(int64(wait)/4 + 1))
+		}
+		if tooMany {
+			throttled++
+		} else {
+			faults++
 		}
 		h.retries.Add(1)
 		if t.log != nil {
@@ -521,8 +596,16 @@ func retryAfter(v string, now time.Time) time.Duration {
 // The methods and kinds counted; any other counts as the last of each.
 var (
 	methods = [...]string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete, "OTHER"}
-	kinds   = [...]string{"manifest", "blob", "upload", "tags", "catalog", "referrers", "ping", "other"}
+	kinds   = [...]string{"manifest", "blob", "upload", "tags", "catalog", "referrers", "ping", "token", "other"}
 )
+
+// kindKey marks, in a request's context, a kind its path does not tell: a
+// token request (its endpoint is wherever the registry's challenge says).
+type kindKey struct{}
+
+func withKind(ctx context.Context, kind string) context.Context {
+	return context.WithValue(ctx, kindKey{}, kind)
+}
 
 func methodIndex(m string) int {
 	for i, v := range methods[:len(methods)-1] {
@@ -542,12 +625,12 @@ func kindIndex(k string) int {
 	return len(kinds) - 1
 }
 
-// hostState is what the Transport keeps per registry host: its rate
-// limiter and its counters, fixed arrays of atomics so that counting a
-// request costs no map look-up and no lock.
+// hostState is what the Transport keeps per registry host: its scheduler
+// and its counters, fixed arrays of atomics so that counting a request
+// costs no map look-up and no lock.
 type hostState struct {
-	limiter *rate.Limiter // nil: no limit
-	budget  *budget       // retries left
+	throttle *throttle
+	budget   *budget // retries left
 	// ctx is cancelled, with down as its cause, when the host is given up.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -598,6 +681,12 @@ type HostStats struct {
 	// GivenUp says why the Transport stopped talking to the host ("" when
 	// it did not).
 	GivenUp string `json:"given_up,omitempty"`
+	// The adaptive pace (see throttle.go): requests/s now (0: unpaced),
+	// the quota measured when the host last answered 429 (0: it never
+	// did), and how many times the pace was cut.
+	Pace      float64 `json:"pace"`
+	Quota     float64 `json:"quota"`
+	Slowdowns int64   `json:"slowdowns"`
 }
 
 // RequestCount is how many requests one method and kind (as
@@ -624,6 +713,8 @@ func (t *Transport) Stats() Stats {
 		if g := h.down.Load(); g != nil {
 			hs.GivenUp = g.Reason
 		}
+		pace, quota, cuts := h.throttle.pace()
+		hs.Pace, hs.Quota, hs.Slowdowns = roundRate(pace), roundRate(quota), cuts
 		for mi := range h.requests {
 			for ki := range h.requests[mi] {
 				if n := h.requests[mi][ki].Load(); n > 0 {

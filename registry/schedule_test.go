@@ -1,0 +1,263 @@
+package registry
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// inFlight counts a handler's concurrent requests and remembers the most.
+type inFlight struct {
+	now, most atomic.Int64
+}
+
+func (f *inFlight) enter() {
+	n := f.now.Add(1)
+	for {
+		m := f.most.Load()
+		if n <= m || f.most.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
+
+func (f *inFlight) leave() { f.now.Add(-1) }
+
+func get(t *testing.T, hc *http.Client, url string) int {
+	t.Helper()
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A host that does not answer holds only its own slots: requests to
+// another host go on, and the slow host never has more than Jobs in flight.
+func TestTransportSlowHostDoesNotStallOthers(t *testing.T) {
+	release := make(chan struct{})
+	var slow inFlight
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slow.enter()
+		defer slow.leave()
+		<-release
+	}))
+	defer a.Close()
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer b.Close()
+	tr := NewTransport(TransportOptions{Jobs: 2})
+	hc := &http.Client{Transport: tr}
+
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() { get(t, hc, a.URL+"/v2/a/tags/list") })
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var bg sync.WaitGroup
+		for range 20 {
+			bg.Go(func() { get(t, hc, b.URL+"/v2/b/tags/list") })
+		}
+		bg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("requests to a fast host waited for a host that does not answer")
+	}
+	if n := slow.now.Load(); n != 2 {
+		t.Errorf("%d requests in flight to the stalled host, want 2 (Jobs)", n)
+	}
+	close(release)
+	wg.Wait()
+	if m := slow.most.Load(); m != 2 {
+		t.Errorf("at most %d requests in flight to one host, want 2 (Jobs)", m)
+	}
+}
+
+// A host answering 429 is waited for alone: the other host's requests
+// finish long before its Retry-After, and the throttled requests succeed
+// without using up the retries of faults (MaxRetries 1 here).
+func TestTransportThrottledHostDoesNotStallOthers(t *testing.T) {
+	var refused atomic.Int64
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refused.Add(1) <= 6 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	defer a.Close()
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer b.Close()
+	tr := NewTransport(TransportOptions{Jobs: 4, MaxRetries: 1})
+	hc := &http.Client{Transport: tr}
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	var aDone atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			// Three 429s in a row for some: more than MaxRetries.
+			if get(t, hc, a.URL+"/v2/a/tags/list") == http.StatusOK {
+				aDone.Add(1)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // the 429s have come
+	bStart := time.Now()
+	for range 20 {
+		if got := get(t, hc, b.URL+"/v2/b/tags/list"); got != http.StatusOK {
+			t.Errorf("other host answered %d", got)
+		}
+	}
+	if d := time.Since(bStart); d > 500*time.Millisecond {
+		t.Errorf("20 requests to the other host took %v while the first waited out Retry-After", d)
+	}
+	wg.Wait()
+	if aDone.Load() != 4 {
+		t.Errorf("%d of 4 throttled requests succeeded, want all (429s do not use up MaxRetries)", aDone.Load())
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("throttled requests done in %v, before Retry-After (1 s)", d)
+	}
+	st := tr.Stats()
+	for _, h := range st.Hosts {
+		if h.Host == strings.TrimPrefix(a.URL, "http://") && h.Throttled != 6 {
+			t.Errorf("throttled host: %d answers 429 counted, want 6", h.Throttled)
+		}
+	}
+}
+
+// The hosts config sets one host's requests in flight and ceiling; other
+// hosts keep the transport's.
+func TestTransportHostsConfig(t *testing.T) {
+	var fa, fb inFlight
+	handler := func(f *inFlight) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			f.enter()
+			defer f.leave()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	a := httptest.NewServer(handler(&fa))
+	defer a.Close()
+	b := httptest.NewServer(handler(&fb))
+	defer b.Close()
+	ha := strings.TrimPrefix(a.URL, "http://")
+	cfg, err := ParseHostsConfig("hosts.yaml", []byte("hosts:\n  "+ha+":\n    jobs: 1\n    qps: 1000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTransport(TransportOptions{Jobs: 4, Hosts: cfg})
+	hc := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { get(t, hc, a.URL+"/v2/a/tags/list") })
+		wg.Go(func() { get(t, hc, b.URL+"/v2/b/tags/list") })
+	}
+	wg.Wait()
+	if fa.most.Load() != 1 || fb.most.Load() != 4 {
+		t.Errorf("most in flight: configured host %d, other %d; want 1 and 4", fa.most.Load(), fb.most.Load())
+	}
+	for _, h := range tr.Stats().Hosts {
+		if h.Host == ha && h.Pace != 1000 {
+			t.Errorf("configured host's pace %v, want its qps 1000", h.Pace)
+		}
+	}
+}
+
+func TestParseHostsConfig(t *testing.T) {
+	good := `# known quotas
+hosts:
+  "*-docker.pkg.dev":
+    qps: 60
+  us-docker.pkg.dev:
+    qps: 80
+    jobs: 16
+  "registry.local:5000":
+    jobs: 2
+`
+	cfg, err := ParseHostsConfig("hosts.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		host string
+		want HostConfig
+		ok   bool
+	}{
+		{"us-docker.pkg.dev", HostConfig{QPS: 80, Jobs: 16}, true},
+		{"europe-west1-docker.pkg.dev", HostConfig{QPS: 60}, true},
+		{"registry.local:5000", HostConfig{Jobs: 2}, true},
+		{"registry.local", HostConfig{}, false},
+		{"gcr.io", HostConfig{}, false},
+	} {
+		got, ok := cfg.Lookup(tt.host)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("Lookup(%q) = %+v, %v; want %+v, %v", tt.host, got, ok, tt.want, tt.ok)
+		}
+	}
+	var none *HostsConfig
+	if _, ok := none.Lookup("gcr.io"); ok {
+		t.Error("a nil HostsConfig knows a host")
+	}
+
+	for _, tt := range []struct{ name, in, want string }{
+		{"unknown top field", "host:\n  a: {qps: 1}\n", "hosts.yaml:1: unknown field \"host\""},
+		{"unknown host field", "hosts:\n  a:\n    qps: 1\n    burst: 2\n", "hosts.yaml:4: host \"a\": unknown field \"burst\""},
+		{"duplicate host", "hosts:\n  a: {qps: 1}\n  a: {qps: 2}\n", "hosts.yaml:3: "},
+		{"zero qps", "hosts:\n  a:\n    qps: 0\n", "hosts.yaml:3: host \"a\": qps \"0\""},
+		{"string qps", "hosts:\n  a:\n    qps: fast\n", "hosts.yaml:3: host \"a\": qps \"fast\""},
+		{"fractional jobs", "hosts:\n  a:\n    jobs: 1.5\n", "hosts.yaml:3: host \"a\": jobs \"1.5\""},
+		{"path in host", "hosts:\n  a/b: {qps: 1}\n", "hosts.yaml:2: host \"a/b\""},
+		{"bad pattern", "hosts:\n  \"a[\": {qps: 1}\n", "hosts.yaml:2: host \"a[\": bad pattern"},
+		{"alias", "hosts:\n  a: &x {qps: 1}\n  b: *x\n", "hosts.yaml:2: aliases"},
+		{"list", "hosts:\n  - a\n", "hosts.yaml:2: hosts: want a mapping"},
+		{"syntax", "hosts: [\n", "hosts.yaml:1: did not find"},
+		{"two documents", "hosts: {}\n---\nhosts: {}\n", "hosts.yaml:2: more than one YAML document"},
+	} {
+		_, err := ParseHostsConfig("hosts.yaml", []byte(tt.in))
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s: ParseHostsConfig = %v, want an error starting %q", tt.name, err, tt.want)
+		}
+	}
+	empty, err := ParseHostsConfig("hosts.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(HostConfig{}, func() HostConfig { c, _ := empty.Lookup("a"); return c }()); diff != "" {
+		t.Error(diff)
+	}
+}
+
+// Cancelling a request that waits for a slot returns at once.
+func TestTransportCancelWhileQueued(t *testing.T) {
+	release := make(chan struct{})
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer a.Close()
+	defer close(release)
+	tr := NewTransport(TransportOptions{Jobs: 1})
+	hc := &http.Client{Transport: tr}
+	go hc.Get(a.URL + "/v2/")
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.URL+"/v2/", nil)
+	start := time.Now()
+	if _, err := hc.Do(req); err == nil {
+		t.Fatal("a request queued behind a stalled one succeeded")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cancelled queued request returned after %v", d)
+	}
+}

@@ -1,0 +1,268 @@
+package registry
+
+import (
+	"container/heap"
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// fakeClock is a clock a test moves by hand.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+var epoch = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+// quotaServer is a registry's quota: a token bucket of depth burst filled
+// at qps, as Artifact Registry's per-region quota behaves (and the WAN
+// benchmark's simulator).
+type quotaServer struct {
+	qps, burst float64
+	tokens     float64
+	last       time.Time
+}
+
+func (s *quotaServer) take(now time.Time) bool {
+	if s.last.IsZero() {
+		s.tokens, s.last = s.burst, now
+	}
+	s.tokens = math.Min(s.burst, s.tokens+now.Sub(s.last).Seconds()*s.qps)
+	s.last = now
+	if s.tokens >= 1 {
+		s.tokens--
+		return true
+	}
+	return false
+}
+
+// simResult is what a simulated run saw.
+type simResult struct {
+	accepted, refused []time.Time // answer times
+	starts            []time.Time
+}
+
+func (r simResult) count(ts []time.Time, from, to time.Duration) int {
+	n := 0
+	for _, t := range ts {
+		if d := t.Sub(epoch); d >= from && d < to {
+			n++
+		}
+	}
+	return n
+}
+
+// simulate runs jobs workers (slots), each sending one request after
+// another from an endless backlog through th for the given time, against srv with a fixed latency; the
+// server decides when a request arrives and answers latency later. It is
+// a discrete-event simulation on a fake clock: no goroutines, no waiting.
+func simulate(th *throttle, clock *fakeClock, srv *quotaServer, jobs int, latency, length time.Duration) simResult {
+	var res simResult
+	// Each request takes latency ± 25%, from a seeded generator: requests
+	// in lockstep would measure the quota in steps of whole waves.
+	rng := rand.New(rand.NewPCG(1, 2))
+	q := &eventQueue{}
+	for w := range jobs {
+		heap.Push(q, event{at: epoch, worker: w, kind: evReady})
+	}
+	for q.Len() > 0 {
+		e := heap.Pop(q).(event)
+		if e.at.Sub(epoch) > length {
+			break
+		}
+		clock.t = e.at
+		switch e.kind {
+		case evReady:
+			d, start := th.reserve()
+			if d > 0 {
+				heap.Push(q, event{at: start, worker: e.worker, kind: evSend, sent: start})
+				continue
+			}
+			e.sent = start
+			fallthrough
+		case evSend:
+			res.starts = append(res.starts, e.sent)
+			ok := srv.take(e.sent)
+			took := latency*3/4 + time.Duration(rng.Int64N(int64(latency)/2+1))
+			heap.Push(q, event{at: e.sent.Add(took), worker: e.worker, kind: evAnswer, sent: e.sent, ok: ok})
+		case evAnswer:
+			if e.ok {
+				res.accepted = append(res.accepted, e.at)
+				th.answered(e.sent, 200, 0)
+				heap.Push(q, event{at: e.at, worker: e.worker, kind: evReady})
+			} else {
+				res.refused = append(res.refused, e.at)
+				th.answered(e.sent, 429, time.Second)
+				// The Transport frees the slot while the refused request
+				// waits out Retry-After, and the next request of the
+				// backlog takes it.
+				heap.Push(q, event{at: e.at, worker: e.worker, kind: evReady})
+			}
+		}
+	}
+	return res
+}
+
+const (
+	evReady = iota
+	evSend
+	evAnswer
+)
+
+type event struct {
+	at     time.Time
+	worker int
+	kind   int
+	sent   time.Time
+	ok     bool
+}
+
+type eventQueue []event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].kind > q[j].kind // answers before new sends at one instant
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+func newTestThrottle(clock *fakeClock, jobs int, ceiling float64) *throttle {
+	return newThrottle(jobs, ceiling, clock.now, func(context.Context, time.Duration) error { return nil })
+}
+
+// The adaptive pace finds a 60/s quota within the first second and keeps
+// under it afterwards, at nearly the quota, whatever the requests in
+// flight (8 to 128 offer 200 to 3,200 requests/s at 40 ms each).
+func TestThrottleFindsQuota(t *testing.T) {
+	for _, jobs := range []int{8, 32, 128} {
+		clock := &fakeClock{t: epoch}
+		th := newTestThrottle(clock, jobs, 0)
+		srv := &quotaServer{qps: 60, burst: 60}
+		res := simulate(th, clock, srv, jobs, 40*time.Millisecond, 60*time.Second)
+		if n := res.count(res.refused, 0, time.Second); n == 0 {
+			t.Errorf("jobs %d: no 429 in the first second; the test offers more than the quota and should see some", jobs)
+		}
+		if n := res.count(res.refused, 1100*time.Millisecond, 60*time.Second); n > 0 {
+			t.Errorf("jobs %d: %d answers 429 after the first second, want none", jobs, n)
+		}
+		// After the recovery (a few seconds), nearly the quota.
+		got := float64(res.count(res.accepted, 10*time.Second, 60*time.Second)) / 50
+		if got < 0.8*60 || got > 60.5 {
+			t.Errorf("jobs %d: %.1f requests/s accepted from 10 s to 60 s, want 48-60 (the quota is 60)", jobs, got)
+		}
+		rate, quota, cuts := th.pace()
+		if cuts != 1 || quota < 50 || quota > 75 {
+			t.Errorf("jobs %d: pace %.1f, quota measured %.1f after %d cuts, want one cut and a quota near 60", jobs, rate, quota, cuts)
+		}
+	}
+}
+
+// A quota that is not the bucket's depth: a shallow bucket (5) of 20/s.
+func TestThrottleShallowBucket(t *testing.T) {
+	clock := &fakeClock{t: epoch}
+	th := newTestThrottle(clock, 8, 0)
+	srv := &quotaServer{qps: 20, burst: 5}
+	res := simulate(th, clock, srv, 8, 40*time.Millisecond, 60*time.Second)
+	late := res.count(res.refused, 5*time.Second, 60*time.Second)
+	got := float64(res.count(res.accepted, 20*time.Second, 60*time.Second)) / 40
+	if late > 10 || got < 0.75*20 || got > 20.5 {
+		t.Errorf("%d answers 429 after 5 s and %.1f requests/s accepted from 20 s, want few and 15-20", late, got)
+	}
+}
+
+// With a ceiling under the quota nothing is refused and the ceiling holds.
+func TestThrottleCeiling(t *testing.T) {
+	clock := &fakeClock{t: epoch}
+	th := newTestThrottle(clock, 8, 30)
+	srv := &quotaServer{qps: 60, burst: 60}
+	res := simulate(th, clock, srv, 8, 40*time.Millisecond, 20*time.Second)
+	if len(res.refused) > 0 {
+		t.Errorf("%d answers 429 under a ceiling of half the quota, want none", len(res.refused))
+	}
+	for s := time.Duration(0); s < 20*time.Second; s += time.Second {
+		// The tolerance lets 3 more start in the first second.
+		if n := res.count(res.starts, s, s+time.Second); n > 34 {
+			t.Errorf("%d requests started in second %v, want at most 30 (+ the tolerance)", n, s)
+		}
+	}
+}
+
+// The steps of one episode: a 429 opens it, the answers accepted in it
+// measure the quota, the pace halves from the lower of pace and quota,
+// the host waits out Retry-After, answers to requests sent before the cut
+// are not counted, and the pace climbs back a tenth of the quota a second.
+func TestThrottleEpisode(t *testing.T) {
+	clock := &fakeClock{t: epoch}
+	th := newTestThrottle(clock, 8, 100)
+	sent := clock.t
+	clock.t = clock.t.Add(10 * time.Millisecond)
+	th.answered(sent, 429, 2*time.Second)
+	// 10 accepted in the window: 40/s. An answer to a request sent before
+	// the refused one does not count: the host's bucket was not empty yet.
+	th.answered(sent.Add(-time.Millisecond), 200, 0)
+	for range 10 {
+		clock.t = clock.t.Add(25 * time.Millisecond)
+		th.answered(sent.Add(time.Millisecond), 200, 0)
+	}
+	rate, quota, cuts := th.pace()
+	if cuts != 1 || math.Abs(quota-40) > 0.01 || math.Abs(rate-20) > 0.01 {
+		t.Fatalf("after the episode: pace %.2f, quota %.2f, %d cuts; want 20 (half of min(100, 40)), 40, 1", rate, quota, cuts)
+	}
+	// Retry-After 2 s from the 429 at 10 ms.
+	d, start := th.reserve()
+	if want := epoch.Add(2010 * time.Millisecond); !start.Equal(want) {
+		t.Errorf("first start after the cut at %v (wait %v), want %v (Retry-After)", start.Sub(epoch), d, want.Sub(epoch))
+	}
+	// A late 429 to a request sent before the cut opens no episode.
+	th.answered(sent, 429, time.Second)
+	clock.t = clock.t.Add(time.Second)
+	th.answered(sent, 200, 0)
+	if _, _, cuts := th.pace(); cuts != 1 {
+		t.Errorf("a stale 429 cut the pace again (%d cuts)", cuts)
+	}
+	// Recovery: +4/s (a tenth of 40) per second, up to 36 (90%), then slowly.
+	clock.t = epoch.Add(260*time.Millisecond + 3*time.Second)
+	if rate, _, _ := th.pace(); math.Abs(rate-32) > 0.01 {
+		t.Errorf("pace 3 s after the cut = %.2f, want 32", rate)
+	}
+	clock.t = clock.t.Add(10 * time.Second)
+	if rate, _, _ := th.pace(); rate < 36 || rate > 36.6 {
+		t.Errorf("pace 13 s after the cut = %.2f, want 36 and a little (90%% of the quota, then 1%% per 10 s)", rate)
+	}
+	// The ceiling caps the recovery however long it goes on.
+	clock.t = clock.t.Add(10 * time.Hour)
+	if rate, _, _ := th.pace(); rate > 100 {
+		t.Errorf("pace after 10 h = %.2f, above the ceiling 100", rate)
+	}
+}
+
+// The slots bound requests in flight; a cancelled wait gives its slot back.
+func TestThrottleSlots(t *testing.T) {
+	th := newThrottle(2, 0, time.Now, sleepCtx)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := th.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := th.acquire(cctx); err == nil {
+		t.Fatal("a third acquire with 2 slots taken succeeded")
+	}
+	th.release()
+	if _, err := th.acquire(ctx); err != nil {
+		t.Fatalf("acquire after a release: %v", err)
+	}
+}
