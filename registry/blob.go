@@ -118,7 +118,12 @@ func (c *Client) uploadOnce(ctx context.Context, repo name.Repository, digest st
 		u.RawQuery = url.Values{"mount": {digest}, "from": {opts.MountFrom}}.Encode()
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
-	resp, err := c.do(ctx, repo, transport.PushScope, req)
+	var from []string
+	if opts.MountFrom != "" {
+		// A mount needs the right to read the source repository too.
+		from = []string{"repository:" + opts.MountFrom + ":" + transport.PullScope}
+	}
+	resp, err := c.do(ctx, repo, transport.PushScope, req, from...)
 	if err != nil {
 		return Uploaded{}, fmt.Errorf("start upload of %s to %s: %w", digest, repo.Name(), err)
 	}

@@ -1,10 +1,12 @@
 // Package registry speaks the OCI distribution API for cip, reads and
 // writes: catalogs and tags (with GCR's tags/list extension), manifests
 // (HEAD, GET, PUT) and blobs (HEAD, GET, cross-repository mount, upload).
-// Every request goes through one shared Transport (rate limit, retries,
-// logging, counters) and one authenticated transport per repository, built
-// on go-containerregistry's transport and authn packages. Callers decide
-// what to copy and where from; this package only speaks the protocol.
+// Every request goes through one shared Transport (per-host requests in
+// flight and an adaptive pace, retries, logging, counters) and cip's own
+// authentication (auth.go: one ping per host, tokens kept per credentials
+// and scope, several repositories per token request), over
+// go-containerregistry's authn keychains. Callers decide what to copy and
+// where from; this package only speaks the protocol.
 package registry
 
 import (
@@ -71,21 +73,11 @@ type Client struct {
 
 	maxTags, maxRepositories, maxPages int
 
-	// repos holds the authenticated transports, by scope + " " +
-	// repository, or "registry " + host + " " + account.
-	repos once.Group[string, authenticated]
-	pings once.Group[string, *transport.Challenge] // by registry host
+	pings     once.Group[string, *transport.Challenge] // by registry host
+	creds     once.Group[string, resolved]             // by identity (host and service account)
+	tokenSets sync.Map                                 // identity -> *tokenSet
 
 	realmWarned sync.Map // registry host -> true, once warned about its token realm
-}
-
-// authenticated is the outcome of one authentication handshake. A failure
-// is kept as a value (so once.Group keeps it): every later request to the
-// repository fails at once instead of repeating the handshake, and its
-// retries, per request.
-type authenticated struct {
-	rt  http.RoundTripper
-	err error
 }
 
 // New returns a Client.
@@ -150,29 +142,11 @@ func (c *Client) ParseRegistry(host string) (name.Registry, error) {
 	return r, nil
 }
 
-func hostOf(s string) string {
-	if i := strings.IndexByte(s, '/'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
 // Authenticator returns the credentials for a repository: the service
 // account configured for it (through gcloud), else the keychain's.
 func (c *Client) Authenticator(repo name.Repository) (authn.Authenticator, error) {
-	a, err := c.authenticator(repo)
+	a, err := c.authenticator(context.Background(), repo)
 	return a, c.tr.secrets.redacted(err)
-}
-
-func (c *Client) authenticator(repo name.Repository) (authn.Authenticator, error) {
-	if sa := c.serviceAccount(repo.Name()); sa != "" {
-		return c.tr.secrets.recording(&gcloudImpersonation{account: sa, registry: repo.RegistryStr()}), nil
-	}
-	auth, err := c.keychain.Resolve(repo)
-	if err != nil {
-		return nil, fmt.Errorf("resolve credentials for %s: %w", repo.RegistryStr(), err)
-	}
-	return c.tr.secrets.recording(auth), nil
 }
 
 func (c *Client) serviceAccount(repo string) string {
@@ -185,14 +159,21 @@ func (c *Client) serviceAccount(repo string) string {
 	return sa
 }
 
-// challenge pings reg once per run (go-containerregistry's
-// transport.NewWithContext pings on every call) and returns its
-// authentication challenge, warning once when its token realm is on
-// another host. Failures are not kept: the caller falls back to
-// NewWithContext, which reports them.
+// challenge pings reg once per run and returns its authentication
+// challenge, warning once when its token realm is on another host.
+// Failures are not kept: the next request pings again. The Transport's own
+// errors (a host that cannot be reached, a timeout, a host given up) come
+// back as themselves.
 func (c *Client) challenge(ctx context.Context, reg name.Registry) (*transport.Challenge, error) {
 	ch, ran, err := c.pings.Do(ctx, reg.RegistryStr(), func() (*transport.Challenge, error) {
-		return transport.Ping(ctx, reg, c.tr)
+		ch, err := transport.Ping(ctx, reg, c.tr)
+		if err != nil {
+			if te, own := ownError(err); own {
+				return nil, te
+			}
+			return nil, fmt.Errorf("ping %s: %w", reg.RegistryStr(), err)
+		}
+		return ch, nil
 	})
 	if ran && err == nil {
 		c.checkRealm(reg.RegistryStr(), ch)
@@ -201,71 +182,59 @@ func (c *Client) challenge(ctx context.Context, reg name.Registry) (*transport.C
 }
 
 // RoundTripper returns an authenticated transport for repo with the given
-// scope (transport.PullScope or transport.PushScope), built once per run.
-// Registries that hand out bearer tokens get one transport per repository
-// and scope (a token is scoped to both); registries that ask for no token
-// (anonymous or basic auth) get one transport for all their repositories,
-// so that a run pings them once instead of once per repository.
+// scope (transport.PullScope or transport.PushScope): its host pinged once
+// per run, its token (for a bearer registry) fetched now and shared with
+// every other request of the run that the token covers.
 func (c *Client) RoundTripper(ctx context.Context, repo name.Repository, scope string) (http.RoundTripper, error) {
 	rt, err := c.roundTripper(ctx, repo, scope)
-	return rt, c.tr.secrets.redacted(err)
+	if err != nil {
+		return nil, c.tr.secrets.redacted(err)
+	}
+	return rt, nil
 }
 
-func (c *Client) roundTripper(ctx context.Context, repo name.Repository, scope string) (http.RoundTripper, error) {
-	key := scope + " " + repo.Name()
-	if ch, err := c.challenge(ctx, repo.Registry); err == nil && !strings.EqualFold(ch.Scheme, "bearer") {
-		// Credentials differ only by service account (the keychain
-		// resolves by registry host).
-		key = "registry " + repo.RegistryStr() + " " + c.serviceAccount(repo.Name())
-	}
-	a, _, err := c.repos.Do(ctx, key, func() (authenticated, error) {
-		auth, err := c.authenticator(repo)
-		if err != nil {
-			return authenticated{err: err}, nil
-		}
-		rt, err := transport.NewWithContext(ctx, repo.Registry, auth, c.tr, []string{repo.Scope(scope)})
-		if err != nil {
-			if te, own := ownError(err); own {
-				// The registry could not be reached (or answered too
-				// late): say that, not "authenticate", and do not keep
-				// it (the Transport keeps a host it gave up on).
-				return authenticated{}, te
-			}
-			err = fmt.Errorf("authenticate to %s: %w", repo.Name(), err)
-			if ctx.Err() != nil {
-				// A cancelled context says nothing about the registry: let
-				// the next caller try again.
-				return authenticated{}, err
-			}
-			return authenticated{err: err}, nil
-		}
-		return authenticated{rt: rt}, nil
-	})
-	if err == nil {
-		err = a.err
-	}
+func (c *Client) roundTripper(ctx context.Context, repo name.Repository, scope string) (*authTransport, error) {
+	at, err := c.transportFor(ctx, repo, repo.Registry, []string{repo.Scope(scope)})
 	if err != nil {
-		return nil, err
+		return nil, authError(repo.Name(), err)
 	}
-	return a.rt, nil
+	if err := at.token(ctx); err != nil {
+		return nil, authError(repo.Name(), err)
+	}
+	return at, nil
+}
+
+// authError is the error of authenticating to what: the Transport's own
+// errors (a host that cannot be reached, a timeout, a host given up) as
+// themselves, so that the message says what failed once; others as
+// "authenticate to what: …".
+func authError(what string, err error) error {
+	if te, own := ownError(err); own {
+		return te
+	}
+	return fmt.Errorf("authenticate to %s: %w", what, err)
 }
 
 // do sends one distribution request to repo with the scope's
-// authenticated transport, and counts it for WithRequestCounter. Errors
-// from the Transport (a host that cannot be reached, a timeout, a host
-// given up) come back as themselves, without net/http's URL around them.
-func (c *Client) do(ctx context.Context, repo name.Repository, scope string, req *http.Request) (*http.Response, error) {
-	rt, err := c.roundTripper(ctx, repo, scope)
+// authentication (and any further scopes it needs: a mount's source), and
+// counts it for WithRequestCounter. Errors from the Transport (a host that
+// cannot be reached, a timeout, a host given up) come back as themselves,
+// without net/http's URL around them.
+func (c *Client) do(ctx context.Context, repo name.Repository, scope string, req *http.Request, more ...string) (*http.Response, error) {
+	at, err := c.transportFor(ctx, repo, repo.Registry, append([]string{repo.Scope(scope)}, more...))
+	if err == nil {
+		// The token first, so that a failure to get one is told without
+		// the request's URL (RoundTrip then finds it in the cache).
+		err = at.token(ctx)
+	}
 	if err != nil {
-		if req.Body != nil {
-			req.Body.Close() // as http.Client.Do would
-		}
-		return nil, err
+		closeBody(req)
+		return nil, authError(repo.Name(), err)
 	}
 	if n, ok := ctx.Value(counterKey{}).(*atomic.Int64); ok {
 		n.Add(1)
 	}
-	resp, err := (&http.Client{Transport: rt}).Do(req.WithContext(ctx))
+	resp, err := (&http.Client{Transport: at}).Do(req.WithContext(ctx))
 	return resp, transportError(err)
 }
 

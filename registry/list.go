@@ -274,17 +274,15 @@ func (c *Client) catalog(ctx context.Context, reg name.Registry) ([]string, erro
 	fail := func(err error) ([]string, error) {
 		return nil, fmt.Errorf("list catalog of %s: %w", reg.RegistryStr(), transportError(err))
 	}
-	// Catalog needs a registry-scoped token; a repository handle with an
-	// empty path cannot be made, so build the transport directly.
-	auth, err := c.keychain.Resolve(reg)
-	if err != nil {
-		return nil, fmt.Errorf("resolve credentials for %s: %w", reg.RegistryStr(), err)
+	// Catalog needs a registry-scoped token.
+	at, err := c.transportFor(ctx, reg, reg, []string{reg.Scope(transport.PullScope)})
+	if err == nil {
+		err = at.token(ctx)
 	}
-	rt, err := transport.NewWithContext(ctx, reg, c.tr.secrets.recording(auth), c.tr, []string{reg.Scope(transport.PullScope)})
 	if err != nil {
 		return fail(err)
 	}
-	hc := &http.Client{Transport: rt}
+	hc := &http.Client{Transport: at}
 	u := &url.URL{Scheme: reg.Scheme(), Host: reg.RegistryStr(), Path: "/v2/_catalog", RawQuery: "n=" + strconv.Itoa(catalogPageSize)}
 	l := c.newListing("catalog of "+reg.RegistryStr(), "--max-repositories", c.maxRepositories)
 	var out []string
