@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cipdev/cip/internal/digest"
+	"github.com/cipdev/cip/internal/hostpool"
 	"github.com/cipdev/cip/internal/once"
 	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
@@ -96,10 +97,9 @@ type engine struct {
 	db     *inventory.DB
 	client *registry.Client
 	runID  int64
-	jobs   int
-	sem    chan struct{} // bounds requests in flight
-	rec    *recorder     // this run's inventory writes, batched
-	fan    *fanout       // source blobs read once for several destination registries
+	jobs   int       // parallel copies of one manifest's blobs or children
+	rec    *recorder // this run's inventory writes, batched
+	fan    *fanout   // source blobs read once for several destination registries
 	// absent holds the destination repositories the inventory does not
 	// know (the sync found them absent): nothing is there but what this run
 	// puts, which the groups below track, so their blobs need no HEAD.
@@ -146,8 +146,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		return nil, err
 	}
 	e := &engine{
-		db: db, client: client, runID: runID, jobs: opts.jobs(),
-		sem: make(chan struct{}, opts.jobs()), fan: newFanout(),
+		db: db, client: client, runID: runID, jobs: opts.jobs(), fan: newFanout(),
 		absent: map[string]bool{}, knownHosts: map[string]bool{},
 		read: map[string]*inventory.Manifest{}, tagsPut: map[string]*inventory.Manifest{},
 	}
@@ -209,23 +208,26 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	var errs []error
 	var done []inventory.PlanRow
 	var records []ImageRecord
-	// More rows in progress than request slots: a row spends much of its
-	// time between requests (its blobs before its manifest, its manifest
-	// before its tags), and the slots (sem) still bound what is in flight.
-	var g errgroup.Group
-	g.SetLimit(rowsPerJob * e.jobs)
+	expectRepositories(client, work)
+	// Rows are queued per destination host, and the hosts copied side by
+	// side (the Transport bounds each host's requests in flight). More rows
+	// in progress per host than its request slots: a row spends much of
+	// its time between requests (its blobs before its manifest, its
+	// manifest before its tags).
+	pool := hostpool.New(rowsPerJob * e.jobs)
 	for _, r := range work {
 		st := dests[r.Dst]
-		g.Go(func() error {
+		host, _ := inventory.SplitRepository(r.DstRepo)
+		pool.Go(host, func() {
 			if ctx.Err() != nil {
-				return nil // interrupted: not started
+				return // interrupted: not started
 			}
 			t := &rowTally{}
 			began := time.Now()
 			err := e.row(withTally(ctx, t), st, r)
 			end := time.Now()
 			if err != nil && ctx.Err() != nil {
-				return nil // cut off by the interrupt: neither done nor failed
+				return // cut off by the interrupt: neither done nor failed
 			}
 			st.rowsDone.Add(1)
 			rec := record(r, t, began, end, err)
@@ -241,13 +243,12 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 				st.errors = append(st.errors, err.Error())
 				st.mu.Unlock()
 				errs = append(errs, err)
-				return nil
+				return
 			}
 			done = append(done, r)
-			return nil
 		})
 	}
-	_ = g.Wait()
+	pool.Wait()
 	// Referrers once their subjects are complete.
 	var referred []inventory.ReferRow
 	if len(plan.Refers) > 0 && ctx.Err() == nil {
@@ -643,7 +644,7 @@ func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo s
 		}
 		host := dst.RegistryStr()
 		if !e.absent[dstRepo] {
-			if ok, err := e.blobExists(ctx, dst, b.Digest); err != nil || ok {
+			if ok, err := e.client.BlobExists(ctx, dst, b.Digest); err != nil || ok {
 				if ok {
 					e.fan.placed(b.Digest, host)
 				}
@@ -685,29 +686,35 @@ func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo s
 	return err
 }
 
-// rowsPerJob is how many plan rows run per request slot: enough that every
-// slot has a request ready when one finishes (a row waits on one request at
-// a time for most of its life).
+// rowsPerJob is how many plan rows of one destination host run per
+// request slot: enough that every slot has a request ready when one
+// finishes (a row waits on one request at a time for most of its life).
 const rowsPerJob = 4
 
-// slot takes one of the request slots; release it when done.
+// slot only checks ctx: it holds nothing, the registry Transport bounds the
+// requests in flight, per host (a slot shared by all hosts would let one
+// slow host hold the others' work). Its callers release what it returns.
 func (e *engine) slot(ctx context.Context) (func(), error) {
-	select {
-	case e.sem <- struct{}{}:
-		return func() { <-e.sem }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
+	return func() {}, nil
 }
 
-// blobExists asks whether dst holds digest, in a request slot.
-func (e *engine) blobExists(ctx context.Context, dst name.Repository, digest string) (bool, error) {
-	release, err := e.slot(ctx)
-	if err != nil {
-		return false, err
+// expectRepositories tells the client which repositories the copies will
+// write and read, so that token requests name several at once.
+func expectRepositories(client *registry.Client, work []inventory.PlanRow) {
+	var dsts, srcs []string
+	for _, r := range work {
+		dsts = append(dsts, r.DstRepo)
+		if r.SrcRepo != "" {
+			srcs = append(srcs, r.SrcRepo)
+		}
 	}
-	defer release()
-	return e.client.BlobExists(ctx, dst, digest)
+	slices.Sort(dsts)
+	slices.Sort(srcs)
+	client.Expect(slices.Compact(dsts), true)
+	client.Expect(slices.Compact(srcs), false)
 }
 
 // place mounts blob from repository from (a full name on dst's host) when
@@ -738,11 +745,6 @@ func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst n
 	if from != "" {
 		_, opts.MountFrom = inventory.SplitRepository(from)
 	}
-	release, err := e.slot(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
 	up, err := e.client.UploadBlob(ctx, dst, b.Digest, open, opts)
 	if err != nil {
 		return err
@@ -759,18 +761,12 @@ func (e *engine) place(ctx context.Context, st *destStats, srcRepo string, dst n
 	return nil
 }
 
-// putManifest puts m at dst:ref (a digest or a tag), in a request slot,
-// once its bytes are checked against the digest the inventory holds them
+// putManifest puts m at dst:ref (a digest or a tag), once its bytes are checked against the digest the inventory holds them
 // for: damaged bytes are never sent, by digest or by tag.
 func (e *engine) putManifest(ctx context.Context, dst name.Repository, ref string, m *inventory.Manifest) error {
 	if err := digest.VerifyManifest(m.Digest, m.MediaType, m.Raw); err != nil {
 		return fmt.Errorf("put manifest %s:%s: the inventory's bytes for %s: %w", dst.Name(), ref, m.Digest, err)
 	}
-	release, err := e.slot(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
 	got, err := e.client.PutManifest(ctx, dst, ref, m.MediaType, m.Raw)
 	if err != nil {
 		return err

@@ -33,8 +33,9 @@ import (
 
 // Options configures MakePlan, Promote and Verify.
 type Options struct {
-	// Jobs bounds registry requests in flight (copies of different images
-	// and destinations run in parallel within it); 0 means
+	// Jobs bounds the work in progress per destination host (4 rows per
+	// job) and the parallel copies of one manifest's blobs or children;
+	// requests in flight per host are the registry Transport's. 0 means
 	// sync.DefaultJobs.
 	Jobs int
 	// Progress follows Promote's copies (a live status line); nil for none.

@@ -292,12 +292,7 @@ func (e *engine) copyReferrer(ctx context.Context, st *destStats, r inventory.Re
 	if err != nil {
 		return false, err
 	}
-	release, err := e.slot(ctx)
-	if err != nil {
-		return false, err
-	}
 	got, subject, err := e.client.PutReferrer(ctx, dst, m.Digest, m.MediaType, m.Raw)
-	release()
 	if err != nil {
 		return false, err
 	}
@@ -391,14 +386,9 @@ func (e *engine) copyCosign(ctx context.Context, st *destStats, dst name.Reposit
 			return nil, inventory.Copy{}, "", err
 		}
 	}
-	release, err := e.slot(ctx)
-	if err != nil {
-		return nil, inventory.Copy{}, "", err
-	}
 	_, err = e.client.UploadBlob(ctx, dst, cfg.digest, func() (io.ReadCloser, int64, error) {
 		return io.NopCloser(bytes.NewReader(cfg.raw)), int64(len(cfg.raw)), nil
 	}, registry.UploadOptions{})
-	release()
 	if err != nil {
 		return nil, inventory.Copy{}, "", err
 	}
@@ -425,11 +415,6 @@ func (e *engine) liveTag(ctx context.Context, dst name.Repository, dstRepo, tag 
 		}
 		return registry.Manifest{}, fmt.Errorf("%s:%s: %w", dstRepo, tag, registry.ErrNotFound)
 	}
-	release, err := e.slot(ctx)
-	if err != nil {
-		return registry.Manifest{}, err
-	}
-	defer release()
 	return e.client.GetManifest(ctx, dst, tag)
 }
 
@@ -551,11 +536,6 @@ func (e *engine) mergeCosign(ctx context.Context, dst name.Repository, srcRepo s
 type config struct{ m map[string]json.RawMessage }
 
 func (e *engine) readConfig(ctx context.Context, repo name.Repository, digest string) (config, error) {
-	release, err := e.slot(ctx)
-	if err != nil {
-		return config{}, err
-	}
-	defer release()
 	rc, _, err := e.client.GetBlob(ctx, repo, digest)
 	if err != nil {
 		return config{}, err

@@ -9,8 +9,7 @@ import (
 	gosync "sync"
 	"sync/atomic"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/cipdev/cip/internal/hostpool"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
 )
@@ -91,15 +90,15 @@ type verifyHooks struct {
 	done    func()
 }
 
-// verifyRefs HEADs each reference (jobs at a time) and returns the
-// mismatches in the order of refs.
+// verifyRefs HEADs each reference (jobs at a time per destination host,
+// the hosts side by side) and returns the mismatches in the order of refs.
 func verifyRefs(ctx context.Context, client *registry.Client, refs []inventory.WantedRef, jobs int, hooks verifyHooks) []Mismatch {
 	got := make([]string, len(refs))
-	var g errgroup.Group
-	g.SetLimit(jobs)
+	pool := hostpool.New(jobs)
 	var mu gosync.Mutex
 	for i, w := range refs {
-		g.Go(func() error {
+		host, _ := inventory.SplitRepository(w.Dst)
+		pool.Go(host, func() {
 			ref := w.Digest
 			if w.Tag != "" {
 				ref = w.Tag
@@ -127,10 +126,9 @@ func verifyRefs(ctx context.Context, client *registry.Client, refs []inventory.W
 			mu.Lock()
 			got[i] = s
 			mu.Unlock()
-			return nil
 		})
 	}
-	_ = g.Wait()
+	pool.Wait()
 	var out []Mismatch
 	for i, w := range refs {
 		if got[i] != w.Digest {

@@ -7,8 +7,7 @@ import (
 	"slices"
 	gosync "sync"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/cipdev/cip/internal/hostpool"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
 )
@@ -78,48 +77,65 @@ func Digests(ctx context.Context, db *inventory.DB, client *registry.Client, ref
 	}
 	var mu gosync.Mutex
 	var ms []*inventory.Manifest
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(f.jobs)
+	var errs []error
+	// Refs are in repository order, so by host: a pool per host lets every
+	// host's look-ups run side by side.
+	pool := hostpool.New(f.jobs)
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for i, r := range refs {
-		g.Go(func() error {
-			repo, err := client.ParseRepository(r.Repository)
-			if err != nil {
-				return err
+		pool.Go(hostOf(r.Repository), func() {
+			if gctx.Err() != nil {
+				return
 			}
-			if !getter[i] {
-				err := f.request(gctx, func() error {
-					_, err := client.Head(gctx, repo, r.Digest)
+			ctx := gctx
+			err := func() error {
+				repo, err := client.ParseRepository(r.Repository)
+				if err != nil {
 					return err
-				})
-				if errors.Is(err, registry.ErrNotFound) {
+				}
+				if !getter[i] {
+					_, err := client.Head(ctx, repo, r.Digest)
+					if errors.Is(err, registry.ErrNotFound) {
+						outcomes[i] = absent
+						return nil
+					}
+					if err != nil || known[r.Digest] {
+						return err
+					}
+				}
+				got, _, missing, bad, err := f.fetchNew(ctx, repo, []string{r.Digest}, true)
+				if err != nil {
+					return err
+				}
+				// A manifest that cannot be verified is as good as absent: it
+				// is never recorded, and an index above it is incomplete.
+				_, rootBad := bad[r.Digest]
+				switch {
+				case getter[i] && (slices.Contains(missing, r.Digest) || rootBad):
 					outcomes[i] = absent
-					return nil
+				case len(missing) > 0 || len(bad) > 0:
+					outcomes[i] = incomplete
 				}
-				if err != nil || known[r.Digest] {
-					return err
-				}
-			}
-			got, _, missing, bad, err := f.fetchNew(gctx, repo, []string{r.Digest}, true)
+				mu.Lock()
+				ms = append(ms, got...)
+				mu.Unlock()
+				return nil
+			}()
 			if err != nil {
-				return err
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				cancel() // the first failure ends the call, as it did with errgroup
 			}
-			// A manifest that cannot be verified is as good as absent: it
-			// is never recorded, and an index above it is incomplete.
-			_, rootBad := bad[r.Digest]
-			switch {
-			case getter[i] && (slices.Contains(missing, r.Digest) || rootBad):
-				outcomes[i] = absent
-			case len(missing) > 0 || len(bad) > 0:
-				outcomes[i] = incomplete
-			}
-			mu.Lock()
-			ms = append(ms, got...)
-			mu.Unlock()
-			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	pool.Wait()
+	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errs[0]
 	}
 	var held []inventory.Copy
 	for i, r := range refs {

@@ -18,7 +18,8 @@ import (
 
 // fetcher gets manifests for one run (a crawl, or one Digests call): each
 // digest once however many repositories need it (content addressing: one
-// GET serves all), with at most jobs requests in flight.
+// GET serves all). Requests in flight are the registry Transport's to
+// bound, per host; jobs bounds the parallel reads of one repository.
 //
 // A crawl's fetcher also writes every image manifest to the inventory as
 // soon as it has it (store), and keeps only a stub of it (no bytes, no
@@ -32,7 +33,6 @@ type fetcher struct {
 	db     *inventory.DB
 	client *registry.Client
 	jobs   int
-	sem    chan struct{} // bounds requests in flight
 	got    once.Group[string, *held]
 	gets   atomic.Int64 // manifests this run got over the network
 	// store, when set, records image manifests at once (a crawl's writer);
@@ -81,7 +81,7 @@ func newFetcher(db *inventory.DB, client *registry.Client, jobs int) *fetcher {
 	if jobs <= 0 {
 		jobs = DefaultJobs
 	}
-	return &fetcher{db: db, client: client, jobs: jobs, sem: make(chan struct{}, jobs)}
+	return &fetcher{db: db, client: client, jobs: jobs}
 }
 
 // storing makes f write image manifests as it gets them, through store.
@@ -91,14 +91,13 @@ func (f *fetcher) storing(store func(ctx context.Context, ms []*inventory.Manife
 	return f
 }
 
-// request runs f holding one of the request slots.
+// request runs fn, unless ctx is done. It holds no slot: the registry
+// Transport bounds the requests in flight, per host (a slot here, shared by
+// all hosts, would let one slow host hold the others' work).
 func (f *fetcher) request(ctx context.Context, fn func() error) error {
-	select {
-	case f.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	defer func() { <-f.sem }()
 	return fn()
 }
 

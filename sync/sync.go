@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cipdev/cip/internal/digest"
+	"github.com/cipdev/cip/internal/hostpool"
 	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
@@ -34,16 +35,21 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-// DefaultJobs is the default number of concurrent registry requests, for
-// crawls and promotions alike. docker-registry answers about 1,200 HEADs a
-// second on loopback with 2 or 8 clients alike (measured on a 2-core
-// machine); remote registries need more requests in flight to hide
-// latency, and 8 keeps a local run from crowding two cores.
-const DefaultJobs = 8
+// DefaultJobs is the default work per registry host, for crawls and
+// promotions alike: the registry Transport's default requests in flight per
+// host (see registry.DefaultJobs for where the number comes from).
+const DefaultJobs = registry.DefaultJobs
 
-// reposPerJob is how many repositories are crawled per request slot:
-// enough that a slot freed by one repository finds another's request ready.
+// reposPerJob is how many repositories of one host are crawled per request
+// slot: enough that a slot freed by one repository finds another's request
+// ready.
 const reposPerJob = 4
+
+// hostOf returns the registry host of a full repository name.
+func hostOf(repo string) string {
+	host, _ := inventory.SplitRepository(repo)
+	return host
+}
 
 // Target is something to crawl: a registry host, a path prefix, or (Exact)
 // one repository that is crawled without consulting the catalog.
@@ -54,7 +60,10 @@ type Target struct {
 
 // Options configures Run (and Digests, which reads only Jobs).
 type Options struct {
-	// Jobs bounds registry requests in flight; 0 means DefaultJobs.
+	// Jobs bounds the work in progress per registry host: repositories
+	// crawled at once (4 per job) and parallel reads of one repository;
+	// the requests in flight per host are the registry Transport's (its
+	// Jobs). 0 means DefaultJobs.
 	Jobs int
 	// Progress follows the crawl (a live status line); nil for none.
 	Progress Progress
@@ -141,30 +150,30 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 	var errs []error
 	errs = append(errs, derr...)
 
-	// More repositories in progress than request slots: a repository waits
-	// on one request at a time for part of its crawl (its tag listing, its
-	// index children, its write), and the slots (sem) still bound what is
-	// in flight.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(reposPerJob * opts.Jobs)
+	// The run's token requests may name several repositories at once.
+	client.Expect(repos, false)
+	// Repositories are queued per host and the hosts crawled side by side
+	// (the Transport bounds each host's requests in flight). More
+	// repositories in progress per host than its request slots: a
+	// repository waits on one request at a time for part of its crawl (its
+	// tag listing, its index children, its write).
+	pool := hostpool.New(reposPerJob * opts.Jobs)
 	var mu gosync.Mutex
 	for _, repo := range repos {
-		g.Go(func() error {
-			err := s.syncRepository(gctx, repo)
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
+		pool.Go(hostOf(repo), func() {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := s.syncRepository(ctx, repo); err != nil && ctx.Err() == nil {
 				mu.Lock()
 				errs = append(errs, &RepoError{Repository: repo, Err: err})
 				mu.Unlock()
 			}
-			return nil
 		})
 	}
-	err = g.Wait()
+	pool.Wait()
 	s.writer.close()
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	for _, repo := range removable {
@@ -249,7 +258,7 @@ func (s *syncer) warn(format string, args ...any) {
 	s.mu.Unlock()
 }
 
-// request runs f holding one of the Jobs request slots.
+// request runs f (the fetcher's request: no slot of its own).
 func (s *syncer) request(ctx context.Context, f func() error) error {
 	return s.fetch.request(ctx, f)
 }
@@ -315,12 +324,7 @@ func (s *syncer) list(ctx context.Context, host, path string) (repos []string, c
 	if path != "" {
 		prefix = host + "/" + path
 	}
-	var cat []string
-	cerr := s.request(ctx, func() error {
-		var err error
-		cat, err = s.client.Catalog(ctx, reg)
-		return err
-	})
+	cat, cerr := s.client.Catalog(ctx, reg)
 	if cerr == nil {
 		for _, r := range cat {
 			if err := manifest.ValidateImageName(r); err != nil {
@@ -364,12 +368,8 @@ func (s *syncer) walk(ctx context.Context, repo string, found *int) ([]string, e
 	if err != nil {
 		return nil, err
 	}
-	var tl *registry.TagList
-	if err := s.request(ctx, func() error {
-		var err error
-		tl, err = s.client.Tags(ctx, r)
-		return err
-	}); err != nil {
+	tl, err := s.client.Tags(ctx, r)
+	if err != nil {
 		return nil, err
 	}
 	out := []string{repo}
@@ -397,12 +397,7 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 	if err != nil {
 		return err
 	}
-	var tl *registry.TagList
-	err = s.request(ctx, func() error {
-		var err error
-		tl, err = s.client.Tags(ctx, repo)
-		return err
-	})
+	tl, err := s.client.Tags(ctx, repo)
 	if errors.Is(err, registry.ErrNotFound) {
 		// No tag listing: the repository does not exist (any more), or it
 		// holds only untagged manifests (docker-registry answers

@@ -118,15 +118,12 @@ func (s *syncer) headDigests(ctx context.Context, repo name.Repository, digests 
 	g.SetLimit(s.opts.Jobs)
 	for i, dg := range digests {
 		g.Go(func() error {
-			err := s.request(gctx, func() error {
-				_, err := s.client.Head(gctx, repo, dg)
-				if err != nil && !errors.Is(err, registry.ErrNotFound) {
-					if _, gerr := s.client.GetManifest(gctx, repo, dg); gerr == nil || errors.Is(gerr, registry.ErrNotFound) {
-						err = gerr
-					}
+			_, err := s.client.Head(gctx, repo, dg)
+			if err != nil && !errors.Is(err, registry.ErrNotFound) {
+				if _, gerr := s.client.GetManifest(gctx, repo, dg); gerr == nil || errors.Is(gerr, registry.ErrNotFound) {
+					err = gerr
 				}
-				return err
-			})
+			}
 			if errors.Is(err, registry.ErrNotFound) {
 				return nil
 			}

@@ -192,11 +192,21 @@ var (
 	metricsFileFlag = &cli.StringFlag{Name: "metrics-file", EnvVars: []string{"CIP_METRICS_FILE"},
 		Usage: "write the run's metrics to `FILE` in Prometheus text format (for node-exporter's textfile collector), atomically"}
 	jobsFlag = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, EnvVars: []string{"CIP_JOBS"}, Value: cipsync.DefaultJobs,
-		Usage: "concurrent registry requests", Action: atLeast("jobs", 1)}
+		Usage: "registry requests in flight per registry host (the hosts are worked side by side)", Action: atLeast("jobs", 1)}
 	tagTTLFlag = &cli.DurationFlag{Name: "tag-ttl", EnvVars: []string{"CIP_TAG_TTL"}, Action: atLeast[time.Duration]("tag-ttl", 0),
 		Usage: "take a tag the registry still lists from the inventory, without a HEAD, when cip confirmed its digest less than `DURATION` ago (e.g. 10m; 0: confirm every tag)"}
 	qpsFlag = &cli.Float64Flag{Name: "qps", EnvVars: []string{"CIP_QPS"}, Action: atLeast[float64]("qps", 0),
-		Usage: "requests per second to each registry host (0: unlimited)"}
+		Usage: "ceiling of requests per second to each registry host (0: none; the pace adapts to 429 answers either way)"}
+	hostsConfigFlag = &cli.StringFlag{Name: "hosts-config", EnvVars: []string{"CIP_HOSTS_CONFIG"},
+		Usage: "YAML `FILE` of known limits per registry host (qps, jobs; patterns such as *-docker.pkg.dev)",
+		Action: func(c *cli.Context, file string) error {
+			cfg, err := registry.LoadHostsConfig(file)
+			if err != nil {
+				return &usageError{err}
+			}
+			c.App.Metadata[hostsConfigKey] = cfg
+			return nil
+		}}
 	insecureFlag = &cli.StringSliceFlag{Name: "insecure-registry", EnvVars: []string{"CIP_INSECURE_REGISTRY"},
 		Usage: "registry `HOST` to speak plain HTTP to (loopback hosts need no flag); repeatable"}
 	manifestFlag = &cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, EnvVars: []string{"CIP_MANIFEST"},
@@ -236,7 +246,7 @@ var (
 )
 
 func registryFlags() []cli.Flag {
-	return []cli.Flag{jobsFlag, qpsFlag, insecureFlag, useServiceAccountFlag, dialTimeoutFlag, tlsTimeoutFlag, responseTimeoutFlag,
+	return []cli.Flag{jobsFlag, qpsFlag, hostsConfigFlag, insecureFlag, useServiceAccountFlag, dialTimeoutFlag, tlsTimeoutFlag, responseTimeoutFlag,
 		idleTimeoutFlag, requestTimeoutFlag, retryBudgetFlag, runRetryBudgetFlag, maxTagsFlag, maxReposFlag, maxPagesFlag}
 }
 
@@ -266,6 +276,10 @@ func referrersOf(c *cli.Context) (referrer.Selection, error) {
 	}
 	return sel, nil
 }
+
+// hostsConfigKey holds, in the app's Metadata, the --hosts-config its
+// flag's action read.
+const hostsConfigKey = "hosts-config"
 
 func newApp(name string, stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
@@ -357,8 +371,11 @@ func newClient(c *cli.Context, set *manifest.Set, prog progress) *registry.Clien
 	if prog.notes != nil {
 		logOut = prog.notes
 	}
+	hosts, _ := c.App.Metadata[hostsConfigKey].(*registry.HostsConfig)
 	tr := registry.NewTransport(registry.TransportOptions{
 		QPS:                   c.Float64("qps"),
+		Jobs:                  c.Int("jobs"),
+		Hosts:                 hosts,
 		DialTimeout:           off(c.Duration("dial-timeout")),
 		TLSHandshakeTimeout:   off(c.Duration("tls-handshake-timeout")),
 		ResponseHeaderTimeout: off(c.Duration("response-header-timeout")),
