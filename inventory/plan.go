@@ -297,6 +297,9 @@ func (d *DB) load(ctx context.Context, origin string, cs []contribution) (int64,
 	} else if err != nil {
 		return 0, fmt.Errorf("load manifests: %w", err)
 	}
+	if err := insertTargets(ctx, tx, setID, targetHashes(routes, entries)); err != nil {
+		return 0, err
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO manifest_loads(loaded_at, origin, set_id) VALUES (?, ?, ?)`, d.now(), origin, setID)
 	if err != nil {
 		return 0, fmt.Errorf("load manifests: %w", err)

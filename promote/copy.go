@@ -54,6 +54,9 @@ type Report struct {
 	// Warnings say what the run repaired: manifests whose bytes in the
 	// inventory no longer verified, fetched again before any use (sorted).
 	Warnings []string `json:"warnings"`
+	// Confirmed counts the destination repositories this run wrote and
+	// verified complete (recorded as confirmed, for later runs to trust).
+	Confirmed int `json:"confirmed"`
 }
 
 // DestinationReport is one destination registry's part of a Report.
@@ -208,6 +211,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	var errs []error
 	var done []inventory.PlanRow
 	var records []ImageRecord
+	failed := map[string]bool{} // destination repositories with a failed row
 	expectRepositories(client, work)
 	// Rows are queued per destination host, and the hosts copied side by
 	// side (the Transport bounds each host's requests in flight). More rows
@@ -239,6 +243,7 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 			st.finished = end
 			records = append(records, rec)
 			if err != nil {
+				failed[r.DstRepo] = true
 				st.mu.Lock()
 				st.errors = append(st.errors, err.Error())
 				st.mu.Unlock()
@@ -307,6 +312,11 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 		if len(rep.ReferrerMismatches) > 0 {
 			errs = append(errs, &ReferrerVerifyError{Mismatches: rep.ReferrerMismatches})
 		}
+		n, err := db.ConfirmTargets(ctx, plan.LoadID, confirmable(plan, done, failed, rep.Mismatches), start)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		rep.Confirmed = n
 	}
 	prog.Stop()
 	rep.Destinations = []DestinationReport{}
@@ -684,6 +694,27 @@ func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo s
 		return struct{}{}, e.place(ctx, st, srcRepo, dst, b, from)
 	})
 	return err
+}
+
+// confirmable returns the destination repositories this run wrote and
+// verified without a failure, leaving out those the plan trusted (their
+// other references were not seen live in this run).
+func confirmable(plan *Plan, done []inventory.PlanRow, failed map[string]bool, mismatches []Mismatch) []string {
+	skip := map[string]bool{}
+	for _, t := range plan.Trusted {
+		skip[t.Repository] = true
+	}
+	for _, m := range mismatches {
+		skip[m.Destination+"/"+m.Image] = true
+	}
+	var out []string
+	for _, r := range done {
+		if !failed[r.DstRepo] && !skip[r.DstRepo] {
+			out = append(out, r.DstRepo)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // rowsPerJob is how many plan rows of one destination host run per

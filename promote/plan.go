@@ -46,9 +46,16 @@ type Options struct {
 	OnImage func(ImageRecord)
 	// SyncProgress follows MakePlan's syncs; nil for none.
 	SyncProgress cipsync.Progress
-	// TagTTL is the syncs' sync.Options.TagTTL: destination and source
-	// tags cip confirmed less than TagTTL ago are not HEADed again.
-	TagTTL time.Duration
+	// ConfirmTTL is how long a live confirmation is trusted. A destination
+	// repository whose wanted content is what cip last confirmed there
+	// (crawled complete, or written and verified), less than ConfirmTTL
+	// ago, is planned from the inventory with no request; the syncs of the
+	// others take tags confirmed less than ConfirmTTL ago from the
+	// inventory (sync.Options.ConfirmTTL). 0 confirms everything live.
+	ConfirmTTL time.Duration
+	// Full confirms everything live whatever ConfirmTTL says (what
+	// `cip verify` always does).
+	Full bool
 	// Offline plans from the inventory as it stands: MakePlan sends no
 	// request (no sync, no probe), so a stale inventory gives a stale plan.
 	// For dry runs after a `cip sync`, and for measuring the plan itself.
@@ -94,6 +101,13 @@ type Plan struct {
 	// Signatures are the signature policy's checks, by image and digest
 	// (nil without a policy).
 	Signatures []SignatureCheck
+	// Trusted are the destination repositories planned from the inventory
+	// with no request (ConfirmTTL), by repository, with when cip last
+	// confirmed each.
+	Trusted []inventory.TrustedTarget
+	// Confirmed counts the destination repositories this plan's syncs
+	// found complete (recorded as confirmed, for later runs to trust).
+	Confirmed int
 }
 
 // MaxSkipRows is how many skip rows a plan lists in detail: a small plan
@@ -132,6 +146,11 @@ type Summary struct {
 	Skip        int    `json:"skip"`
 	Lost        int    `json:"lost"`
 	Refer       int    `json:"refer"` // referrers to copy
+	// Trusted counts the destination's repositories planned from the
+	// inventory with no request; TrustedSince is the oldest of their
+	// confirmations (nil when none is trusted).
+	Trusted      int        `json:"trusted"`
+	TrustedSince *time.Time `json:"trusted_since,omitempty"`
 }
 
 // Summaries counts actions per destination (every row, listed or not),
@@ -194,8 +213,9 @@ func Routes(set *manifest.Set) []inventory.Route {
 	return out
 }
 
-// MakePlan syncs the destination repositories set names, loads set into
-// the inventory (origin names it: a file or directory), reads the plan,
+// MakePlan loads set into the inventory (origin names it: a file or
+// directory), syncs the destination repositories it names (but those it
+// trusts, see Options.ConfirmTTL), reads the plan,
 // syncs the source repositories of its copy and lost rows and reads it
 // again, settles digests a tag listing cannot show, and returns the
 // plan. When any wanted tag would move it returns the plan and a
@@ -216,6 +236,7 @@ func Routes(set *manifest.Set) []inventory.Route {
 // When it fails after a sync ran, MakePlan returns a Plan holding only the
 // Syncs, with the error.
 func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, origin string, opts Options) (*Plan, error) {
+	start := db.Now()
 	var syncs []*cipsync.Result
 	synced := func(res *cipsync.Result, err error) error {
 		if res != nil {
@@ -229,14 +250,24 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 		}
 		return nil, err
 	}
-	if !opts.Offline {
-		if err := synced(syncDestinations(ctx, db, client, set, opts)); err != nil {
-			return fail(err)
-		}
-	}
 	loadID, err := db.LoadRoutes(ctx, origin, Routes(set))
 	if err != nil {
 		return fail(err)
+	}
+	var trusted []inventory.TrustedTarget
+	var live []string // destination repositories synced now
+	if !opts.Offline {
+		if ttl := opts.confirmTTL(); ttl > 0 {
+			if trusted, err = db.TrustedTargets(ctx, loadID, start.Add(-ttl)); err != nil {
+				return fail(err)
+			}
+		}
+		live = untrusted(cipsync.Repositories(set, cipsync.Destinations), trusted)
+		if len(live) > 0 {
+			if err := synced(syncRepositories(ctx, db, client, live, opts, !opts.Referrers.None())); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	rows, counts, moves, err := db.Plan(ctx, loadID, MaxSkipRows)
 	if err != nil {
@@ -275,13 +306,14 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 			}
 		}
 	}
-	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves, Counts: make([]Summary, len(counts)), Syncs: syncs}
+	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves, Counts: make([]Summary, len(counts)), Syncs: syncs, Trusted: trusted}
 	for i, c := range counts {
 		p.Counts[i] = Summary{Destination: c.Dst, Copy: c.Copy, Tag: c.Tag, Skip: c.Skip, Lost: c.Lost}
 	}
 	if err := planReferrers(ctx, db, client, p, opts, crawled); err != nil {
 		return fail(err)
 	}
+	p.countTrusted()
 	if err := checkSignatures(ctx, db, client, p, opts); err != nil {
 		var se *SignatureError
 		if !errors.As(err, &se) {
@@ -292,6 +324,11 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	if len(moves) > 0 {
 		return p, &TagMoveError{Moves: moves}
 	}
+	// What the syncs saw complete is confirmed as of now (the tags' own
+	// confirmations when older): later runs may trust it.
+	if p.Confirmed, err = db.ConfirmTargets(ctx, loadID, complete(live, rows), start); err != nil {
+		return p, err
+	}
 	return p, nil
 }
 
@@ -301,6 +338,78 @@ func tagMoves(moves []inventory.TagMove) error {
 		return nil
 	}
 	return &TagMoveError{Moves: moves}
+}
+
+func (o Options) confirmTTL() time.Duration {
+	if o.Full {
+		return 0
+	}
+	return o.ConfirmTTL
+}
+
+// untrusted returns repos without the trusted ones.
+func untrusted(repos []string, trusted []inventory.TrustedTarget) []string {
+	if len(trusted) == 0 {
+		return repos
+	}
+	skip := make(map[string]bool, len(trusted))
+	for _, t := range trusted {
+		skip[t.Repository] = true
+	}
+	out := repos[:0:0]
+	for _, r := range repos {
+		if !skip[r] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// complete returns the repositories of live that no pending or lost row
+// names: those the plan found holding everything wanted.
+func complete(live []string, rows []inventory.PlanRow) []string {
+	pending := map[string]bool{}
+	for _, r := range rows {
+		if r.Action != inventory.ActionSkip {
+			pending[r.DstRepo] = true
+		}
+	}
+	var out []string
+	for _, r := range live {
+		if !pending[r] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// countTrusted adds the trusted repositories to each destination's summary.
+func (p *Plan) countTrusted() {
+	at := map[string]*Summary{}
+	for i := range p.Counts {
+		at[p.Counts[i].Destination] = &p.Counts[i]
+	}
+	dsts := make([]string, 0, len(at))
+	for d := range at {
+		dsts = append(dsts, d)
+	}
+	for _, t := range p.Trusted {
+		// The destination is the longest one the repository is under.
+		var s *Summary
+		for _, d := range dsts {
+			if strings.HasPrefix(t.Repository, d+"/") && (s == nil || len(d) > len(s.Destination)) {
+				s = at[d]
+			}
+		}
+		if s == nil {
+			continue
+		}
+		s.Trusted++
+		if s.TrustedSince == nil || t.ConfirmedAt.Before(*s.TrustedSince) {
+			since := t.ConfirmedAt
+			s.TrustedSince = &since
+		}
+	}
 }
 
 // probe looks up, in existing destination repositories, the digests the

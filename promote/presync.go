@@ -4,16 +4,9 @@ import (
 	"context"
 
 	"github.com/cipdev/cip/inventory"
-	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/registry"
 	cipsync "github.com/cipdev/cip/sync"
 )
-
-// syncDestinations crawls, incrementally, every destination repository the
-// manifests name, so that D is current before planning.
-func syncDestinations(ctx context.Context, db *inventory.DB, client *registry.Client, set *manifest.Set, opts Options) (*cipsync.Result, error) {
-	return syncRepositories(ctx, db, client, cipsync.Repositories(set, cipsync.Destinations), opts, !opts.Referrers.None())
-}
 
 // syncSources crawls the source repositories of the rows a plan made
 // with destinations alone current: those whose digest no destination
@@ -36,5 +29,5 @@ func syncSources(ctx context.Context, db *inventory.DB, client *registry.Client,
 // syncRepositories crawls repos; trustReferrerTags is for destinations
 // (sync.Options.TrustReferrerTags).
 func syncRepositories(ctx context.Context, db *inventory.DB, client *registry.Client, repos []string, opts Options, trustReferrerTags bool) (*cipsync.Result, error) {
-	return cipsync.Run(ctx, db, client, cipsync.Exact(repos), cipsync.Options{Jobs: opts.Jobs, Progress: opts.SyncProgress, TagTTL: opts.TagTTL, TrustReferrerTags: trustReferrerTags})
+	return cipsync.Run(ctx, db, client, cipsync.Exact(repos), cipsync.Options{Jobs: opts.Jobs, Progress: opts.SyncProgress, ConfirmTTL: opts.confirmTTL(), TrustReferrerTags: trustReferrerTags})
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	gosync "sync"
@@ -626,34 +627,100 @@ func TestOfflinePlanSendsNothing(t *testing.T) {
 	}
 }
 
-// Tags cip put itself are confirmed by the PUT: a rerun with a tag TTL
-// lists the destination's tags and HEADs none of them (only the tagless
-// entry's digest, which no tag listing shows, is HEADed, as without a TTL).
-func TestWarmRunWithTagTTLHeadsNothing(t *testing.T) {
+// Change-scoped runs (--confirm-ttl). A rerun of unchanged manifests within
+// the TTL contacts no registry: every destination repository was confirmed
+// by the promotion that wrote and verified it. When one image's entry
+// changes (a tag added), only its destination repositories are listed, and
+// the tags cip put itself, confirmed by the PUT, are not HEADed (only the
+// tagless entry's digest, which no tag listing shows, would be, as without
+// a TTL); the listing still sees tags removed behind cip's back.
+func TestWarmRunWithConfirmTTL(t *testing.T) {
 	e := newEnv(t)
 	entries := population(t, e.src)
 	set := e.manifestSet(entries...)
-	e.mustPromote(set)
+	rep := e.mustPromote(set)
+	if rep.Confirmed != 2*len(entries) {
+		t.Errorf("promotion confirmed %d destination repositories, want %d (every one it wrote and verified)", rep.Confirmed, 2*len(entries))
+	}
 	e.src.Reset()
 	e.d1.Reset()
 	e.d2.Reset()
-	p, err := promote.MakePlan(context.Background(), e.db, e.client, set, "test", promote.Options{Jobs: 4, TagTTL: time.Hour})
+	p, err := promote.MakePlan(context.Background(), e.db, e.client, set, "test", promote.Options{Jobs: 4, ConfirmTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Pending() != 0 {
-		t.Errorf("warm plan has %d pending rows, want 0", p.Pending())
+	if p.Pending() != 0 || len(p.Trusted) != 2*len(entries) {
+		t.Errorf("warm plan: %d pending rows, %d repositories trusted; want 0 and %d", p.Pending(), len(p.Trusted), 2*len(entries))
 	}
 	for i, r := range []*regtest.Registry{e.src, e.d1, e.d2} {
-		want := 1 // the tagless digest
-		if i == 0 {
-			want = 0
-		}
-		if n := r.Count("HEAD manifest") + r.Count("GET manifest"); n != want {
-			t.Errorf("warm plan with a tag TTL sent %d manifest requests to registry %d (%v), want %d", n, i, r.Counts(), want)
+		if n := len(r.Counts()); n != 0 {
+			t.Errorf("warm plan with a confirm TTL sent requests to registry %d: %v, want none", i, r.Counts())
 		}
 	}
-	if n := e.d1.Count("GET tags"); n == 0 {
-		t.Errorf("warm plan listed no tags in d1 (%v): it must still see removed tags", e.d1.Counts())
+	for _, s := range p.Summaries() {
+		if s.Trusted != len(entries) || s.TrustedSince == nil {
+			t.Errorf("summary %s: %d trusted since %v, want %d and a time", s.Destination, s.Trusted, s.TrustedSince, len(entries))
+		}
+	}
+	// Without the TTL, or with --full, everything is confirmed live again.
+	for _, opts := range []promote.Options{{Jobs: 4}, {Jobs: 4, ConfirmTTL: time.Hour, Full: true}} {
+		e.d1.Reset()
+		p, err := promote.MakePlan(context.Background(), e.db, e.client, set, "test", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Trusted) != 0 || e.d1.Count("GET tags") != len(entries) {
+			t.Errorf("plan with %+v: %d trusted, %d tag listings in d1; want 0 and %d", opts, len(p.Trusted), e.d1.Count("GET tags"), len(entries))
+		}
+	}
+
+	// One image's entry changes: a tag added to app1; someone removes app2's
+	// v1 behind cip's back (app2 is trusted: unnoticed within the TTL).
+	e.d1.Delete(t, "prod/app0:latest")
+	entries[1].tags = append(entries[1].tags, "extra")
+	set = e.manifestSet(entries...)
+	e.src.Reset()
+	e.d1.Reset()
+	e.d2.Reset()
+	p, err = promote.MakePlan(context.Background(), e.db, e.client, set, "test", promote.Options{Jobs: 4, ConfirmTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []*regtest.Registry{e.d1, e.d2} {
+		if n := r.Count("GET tags"); n != 1 {
+			t.Errorf("registry d%d: %d tag listings, want 1 (the changed image only): %v", i+1, n, r.Counts())
+		}
+		if n := r.Count("HEAD manifest") + r.Count("GET manifest"); n != 0 {
+			t.Errorf("registry d%d: %d manifest requests, want 0 (the listed tags were confirmed by cip's PUT): %v", i+1, n, r.Counts())
+		}
+	}
+	if n := len(p.Trusted); n != 2*(len(entries)-1) {
+		t.Errorf("%d repositories trusted, want %d (all but the changed image's)", n, 2*(len(entries)-1))
+	}
+	var pending []string
+	for _, r := range p.Rows {
+		if r.Action != inventory.ActionSkip {
+			pending = append(pending, r.Action+" "+r.DstRepo+" "+strings.Join(r.Missing, ","))
+		}
+	}
+	want := []string{"tag " + e.d1Name() + "/app1 extra", "tag " + e.d2Name() + "/app1 extra"}
+	slices.Sort(want)
+	slices.Sort(pending)
+	if diff := cmp.Diff(want, pending); diff != "" {
+		t.Errorf("pending rows (-want +got):\n%s", diff)
+	}
+	// --full sees the removed tag.
+	p, err = promote.MakePlan(context.Background(), e.db, e.client, set, "test", promote.Options{Jobs: 4, ConfirmTTL: time.Hour, Full: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range p.Rows {
+		if r.DstRepo == e.d1Name()+"/app0" && r.Action == inventory.ActionTag && slices.Contains(r.Missing, "latest") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("--full plan does not re-tag the tag removed behind cip's back: %+v", p.Rows)
 	}
 }

@@ -66,7 +66,7 @@ func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Clien
 			refs[i] = cipsync.Ref{Repository: s.Repository, Digest: s.Digest}
 		}
 		found, err := cipsync.Referrers(ctx, db, client, refs, cipsync.ReferrerOptions{
-			Jobs: opts.Jobs, TagTTL: opts.TagTTL, Listed: func(repo string) bool { return crawled[repo] }})
+			Jobs: opts.Jobs, ConfirmTTL: opts.confirmTTL(), Listed: func(repo string) bool { return crawled[repo] }})
 		if err != nil {
 			return err
 		}

@@ -311,25 +311,15 @@ func (e *engine) putBundle(ctx context.Context, s *Signing, st *destStats, repo,
 		return "", "", err
 	}
 	for _, b := range art.Blobs {
-		release, err := e.slot(ctx)
-		if err != nil {
-			return "", "", err
-		}
 		data := b.Data
-		_, err = e.client.UploadBlob(ctx, dst, b.Digest, func() (io.ReadCloser, int64, error) {
+		_, err := e.client.UploadBlob(ctx, dst, b.Digest, func() (io.ReadCloser, int64, error) {
 			return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
 		}, registry.UploadOptions{})
-		release()
 		if err != nil {
 			return "", "", err
 		}
 	}
-	release, err := e.slot(ctx)
-	if err != nil {
-		return "", "", err
-	}
 	got, indexedAs, err := e.client.PutReferrer(ctx, dst, m.Digest, m.MediaType, m.Raw)
-	release()
 	if err != nil {
 		return "", "", err
 	}

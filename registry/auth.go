@@ -59,7 +59,8 @@ type hostAuth struct {
 	scheme   string // "", "basic" or "bearer" (lower case)
 	realm    *url.URL
 	service  string
-	insecure bool
+	insecure bool   // the registry may be spoken to over http
+	url      string // the URL scheme the ping worked with: https, or http
 }
 
 // authFor pings host once per run and returns how to authenticate to it.
@@ -68,7 +69,10 @@ func (c *Client) authFor(ctx context.Context, reg name.Registry) (*hostAuth, err
 	if err != nil {
 		return nil, err
 	}
-	a := &hostAuth{scheme: strings.ToLower(ch.Scheme), insecure: ch.Insecure || reg.Scheme() == "http"}
+	a := &hostAuth{scheme: strings.ToLower(ch.Scheme), insecure: ch.Insecure || reg.Scheme() == "http", url: "https"}
+	if ch.Insecure {
+		a.url = "http"
+	}
 	if a.scheme != "bearer" {
 		return a, nil
 	}
@@ -207,14 +211,22 @@ func (t *authTransport) token(ctx context.Context) error {
 }
 
 // RoundTrip implements http.RoundTripper. Credentials go only to the
-// registry's own host (a redirect to a storage bucket carries none).
+// registry's own host (a redirect to a storage bucket carries none), over
+// the URL scheme its ping worked with (a registry named insecure may still
+// speak https).
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host != t.res.RegistryStr() || t.auth.scheme == "" {
+	if req.URL.Host != t.res.RegistryStr() {
 		return t.c.tr.RoundTrip(req)
+	}
+	if req.URL.Scheme != t.auth.url {
+		req = req.Clone(req.Context())
+		req.URL.Scheme = t.auth.url
 	}
 	ctx := req.Context()
 	if t.auth.scheme != "bearer" {
-		// Basic, or a scheme cip does not know: the credentials as Basic.
+		// No challenge (the ping was answered 200), Basic, or a scheme cip
+		// does not know: the credentials, if there are any, as Basic (as
+		// go-containerregistry does).
 		auth, err := t.c.authenticator(ctx, t.res)
 		if err != nil {
 			closeBody(req)

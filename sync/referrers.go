@@ -38,10 +38,10 @@ const MaxReferrersPerDigest = 1000
 type ReferrerOptions struct {
 	// Jobs bounds registry requests in flight; 0 means DefaultJobs.
 	Jobs int
-	// TagTTL takes referrer tags and referrers API answers that cip
-	// confirmed less than TagTTL ago from the inventory, without a request
-	// (as Options.TagTTL does for tags). 0 asks again.
-	TagTTL time.Duration
+	// ConfirmTTL takes referrer tags and referrers API answers that cip
+	// confirmed less than ConfirmTTL ago from the inventory, without a
+	// request (as Options.ConfirmTTL does for tags). 0 asks again.
+	ConfirmTTL time.Duration
 	// Listed reports repositories whose tags the inventory has current (a
 	// crawl of this run wrote them): their referrer tags are read from it,
 	// without a listing. Nil lists every repository's tags.
@@ -209,8 +209,8 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 				}
 			}
 		}
-		if l.opts.TagTTL > 0 {
-			fresh, err := l.db.FreshTags(ctx, repoName, l.db.Now().Add(-l.opts.TagTTL))
+		if l.opts.ConfirmTTL > 0 {
+			fresh, err := l.db.FreshTags(ctx, repoName, l.db.Now().Add(-l.opts.ConfirmTTL))
 			if err != nil {
 				return nil, err
 			}
@@ -227,8 +227,8 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 		st.TagSubjects = []string{}
 	}
 	var checked map[string]bool
-	if l.opts.TagTTL > 0 {
-		if checked, err = l.db.FreshReferrerChecks(ctx, repoName, l.db.Now().Add(-l.opts.TagTTL)); err != nil {
+	if l.opts.ConfirmTTL > 0 {
+		if checked, err = l.db.FreshReferrerChecks(ctx, repoName, l.db.Now().Add(-l.opts.ConfirmTTL)); err != nil {
 			return nil, err
 		}
 	}

@@ -156,7 +156,7 @@ func TestReferrersFromAPI(t *testing.T) {
 	// Within the TTL the answers are the inventory's; with depth 1 the
 	// bundles' referrers are not asked for.
 	reg.Reset()
-	if _, err := cipsync.Referrers(ctx, db, c, refs, cipsync.ReferrerOptions{Jobs: 4, TagTTL: time.Hour, Listed: func(string) bool { return true }}); err != nil {
+	if _, err := cipsync.Referrers(ctx, db, c, refs, cipsync.ReferrerOptions{Jobs: 4, ConfirmTTL: time.Hour, Listed: func(string) bool { return true }}); err != nil {
 		t.Fatal(err)
 	}
 	if n := reg.Count("GET referrers"); n != 0 {

@@ -67,13 +67,15 @@ type Options struct {
 	Jobs int
 	// Progress follows the crawl (a live status line); nil for none.
 	Progress Progress
-	// TagTTL lets the crawl of a known repository take a tag the registry
-	// still lists from the inventory, without a HEAD, when cip confirmed its
-	// digest less than TagTTL ago (a crawl, or its own PUT). 0 confirms
-	// every listed tag. New tags, and tags the inventory had confirmed
-	// longer ago, are HEADed as always; a tag moved by someone else within
-	// the TTL goes unnoticed until it expires (or `cip verify`).
-	TagTTL time.Duration
+	// ConfirmTTL lets the crawl of a known repository take a tag the
+	// registry still lists from the inventory, without a HEAD, when cip
+	// confirmed its digest less than ConfirmTTL ago (a crawl, or its own
+	// PUT). 0 confirms every listed tag. New tags, and tags the inventory
+	// had confirmed longer ago, are HEADed as always; a tag moved by
+	// someone else within the TTL goes unnoticed until it expires (or
+	// `cip verify`). Promotions use the same TTL for whole repositories
+	// (promote.Options.ConfirmTTL).
+	ConfirmTTL time.Duration
 	// TrustReferrerTags takes a referrer tag (sha256-<hex>, and cosign's
 	// .sig, .att, .sbom) that the registry still lists from the inventory,
 	// without a HEAD, when the inventory has it, however long ago it was
@@ -456,7 +458,7 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 		}
 		if known {
 			toHead := tl.Tags
-			if s.opts.TagTTL > 0 || s.opts.TrustReferrerTags {
+			if s.opts.ConfirmTTL > 0 || s.opts.TrustReferrerTags {
 				fresh, ferr := s.trustedTags(ctx, repoName)
 				if ferr != nil {
 					return ferr
@@ -506,13 +508,13 @@ func (s *syncer) syncRepository(ctx context.Context, repoName string) error {
 }
 
 // trustedTags are the tags of repo that a crawl may take from the
-// inventory: those confirmed within the TagTTL, and with
+// inventory: those confirmed within the ConfirmTTL, and with
 // TrustReferrerTags every referrer tag it has.
 func (s *syncer) trustedTags(ctx context.Context, repo string) (map[string]string, error) {
 	fresh := map[string]string{}
-	if s.opts.TagTTL > 0 {
+	if s.opts.ConfirmTTL > 0 {
 		var err error
-		if fresh, err = s.db.FreshTags(ctx, repo, s.db.Now().Add(-s.opts.TagTTL)); err != nil {
+		if fresh, err = s.db.FreshTags(ctx, repo, s.db.Now().Add(-s.opts.ConfirmTTL)); err != nil {
 			return nil, err
 		}
 	}

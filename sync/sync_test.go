@@ -410,7 +410,7 @@ func TestTagTTL(t *testing.T) {
 	crawl := func(ttl time.Duration) *cipsync.Result {
 		t.Helper()
 		reg.Reset()
-		res, err := cipsync.Run(ctx, db, client(), []cipsync.Target{{Ref: reg.Host + "/p/app", Exact: true}}, cipsync.Options{Jobs: 4, TagTTL: ttl})
+		res, err := cipsync.Run(ctx, db, client(), []cipsync.Target{{Ref: reg.Host + "/p/app", Exact: true}}, cipsync.Options{Jobs: 4, ConfirmTTL: ttl})
 		if err != nil {
 			t.Fatal(err)
 		}

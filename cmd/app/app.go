@@ -193,8 +193,12 @@ var (
 		Usage: "write the run's metrics to `FILE` in Prometheus text format (for node-exporter's textfile collector), atomically"}
 	jobsFlag = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, EnvVars: []string{"CIP_JOBS"}, Value: cipsync.DefaultJobs,
 		Usage: "registry requests in flight per registry host (the hosts are worked side by side)", Action: atLeast("jobs", 1)}
+	confirmTTLFlag = &cli.DurationFlag{Name: "confirm-ttl", EnvVars: []string{"CIP_CONFIRM_TTL"}, Action: atLeast[time.Duration]("confirm-ttl", 0),
+		Usage: "trust what cip confirmed live less than `DURATION` ago (e.g. 1h; 0, the default, confirms everything): promote plans a destination repository whose wanted images did not change from the inventory, with no request, and a crawl takes a tag the registry still lists from the inventory without a HEAD"}
 	tagTTLFlag = &cli.DurationFlag{Name: "tag-ttl", EnvVars: []string{"CIP_TAG_TTL"}, Action: atLeast[time.Duration]("tag-ttl", 0),
-		Usage: "take a tag the registry still lists from the inventory, without a HEAD, when cip confirmed its digest less than `DURATION` ago (e.g. 10m; 0: confirm every tag)"}
+		Usage: "deprecated: the old name of --confirm-ttl (`DURATION`)"}
+	fullFlag = &cli.BoolFlag{Name: "full", EnvVars: []string{"CIP_FULL"},
+		Usage: "confirm everything live, whatever --confirm-ttl says (as cip verify does)"}
 	qpsFlag = &cli.Float64Flag{Name: "qps", EnvVars: []string{"CIP_QPS"}, Action: atLeast[float64]("qps", 0),
 		Usage: "ceiling of requests per second to each registry host (0: none; the pace adapts to 429 answers either way)"}
 	hostsConfigFlag = &cli.StringFlag{Name: "hosts-config", EnvVars: []string{"CIP_HOSTS_CONFIG"},
@@ -244,6 +248,17 @@ var (
 	maxPagesFlag = &cli.IntFlag{Name: "max-pages", EnvVars: []string{"CIP_MAX_PAGES"}, Value: registry.DefaultMaxPages,
 		Usage: "refuse a tag listing or catalog of more than `N` pages", Action: positive("max-pages")}
 )
+
+// confirmTTL reads --confirm-ttl, or the deprecated --tag-ttl (with a
+// warning) when only that is given.
+func confirmTTL(c *cli.Context, prog progress) time.Duration {
+	if !c.IsSet("confirm-ttl") && c.IsSet("tag-ttl") {
+		prog.warn("deprecated flag", "--tag-ttl (CIP_TAG_TTL) is deprecated: use --confirm-ttl (CIP_CONFIRM_TTL); it also lets promote take unchanged destination repositories from the inventory",
+			slog.String("flag", "tag-ttl"), slog.String("use", "confirm-ttl"))
+		return c.Duration("tag-ttl")
+	}
+	return c.Duration("confirm-ttl")
+}
 
 func registryFlags() []cli.Flag {
 	return []cli.Flag{jobsFlag, qpsFlag, hostsConfigFlag, insecureFlag, useServiceAccountFlag, dialTimeoutFlag, tlsTimeoutFlag, responseTimeoutFlag,

@@ -68,8 +68,8 @@ Examples:
    cip sync 127.0.0.1:5000
    cip sync gcr.io/k8s-staging-foo us.gcr.io/k8s-artifacts-prod/foo
    cip sync --thin-manifest-dir ./registry.k8s.io --jobs 16
-   cip sync 127.0.0.1:5000 --tag-ttl 10m`,
-		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, tagTTLFlag}, registryFlags()...),
+   cip sync 127.0.0.1:5000 --confirm-ttl 10m`,
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, confirmTTLFlag, tagTTLFlag}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			var targets []cipsync.Target
 			var set *manifest.Set
@@ -99,7 +99,7 @@ Examples:
 			}
 			defer db.Close()
 			prog := newProgress(c)
-			res, err := cipsync.Run(c.Context, db, newClient(c, set, prog), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync(), TagTTL: c.Duration("tag-ttl")})
+			res, err := cipsync.Run(c.Context, db, newClient(c, set, prog), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync(), ConfirmTTL: confirmTTL(c, prog)})
 			prog.synced(res)
 			return err
 		},
@@ -245,7 +245,7 @@ Examples:
 			&cli.BoolFlag{Name: "minimal-snapshot", EnvVars: []string{"CIP_MINIMAL_SNAPSHOT"}, Usage: "drop untagged children of manifest lists from snapshots"},
 			&cli.StringFlag{Name: "manifest-based-snapshot-of", EnvVars: []string{"CIP_MANIFEST_BASED_SNAPSHOT_OF"}, Usage: "snapshot what the manifests promote into `REG`"},
 			&cli.BoolFlag{Name: "parse-only", EnvVars: []string{"CIP_PARSE_ONLY"}, Usage: "only parse and validate the manifests"},
-			snapshotTagFlag, confirmFlag, tagTTLFlag, referrersFlag,
+			snapshotTagFlag, confirmFlag, confirmTTLFlag, tagTTLFlag, fullFlag, referrersFlag,
 		}, registryFlags()...),
 		Action: func(c *cli.Context) error {
 			format, err := snapshot.ParseFormat(c.String("output"))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
@@ -46,11 +47,15 @@ A wanted tag that a destination already has at another digest (a tag move)
 refuses every write, dry run included: the whole plan is printed with the
 moves marked, every move is named, and the run exits 2.
 
-Syncing HEADs every listed tag of the repositories it crawls; with
---tag-ttl D, tags cip confirmed less than D ago (by a HEAD or its own PUT)
-and the registry still lists are taken from the inventory instead (a tag
-someone else moved within D goes unnoticed until then). --offline plans
-from the inventory alone, with no request (dry runs only). Credentials are
+By default every destination repository is listed and every listed tag
+HEADed (outside GCR's listing, which names each tag's digest). With
+--confirm-ttl D, what cip confirmed live less than D ago is trusted: a
+destination repository whose wanted images are unchanged since cip last
+saw it complete (listed, or written and verified) is planned from the
+inventory with no request, and crawls take tags cip confirmed within D
+from the inventory without a HEAD; a change someone else made within D
+goes unnoticed until then (cip verify, or --full, confirms everything).
+--offline plans from the inventory alone, with no request (dry runs only). Credentials are
 ambient (docker config, credential helpers, the Google keychain);
 --use-service-account borrows the service accounts the manifests name, on
 Google registries only (gcloud impersonation).
@@ -100,7 +105,7 @@ Examples:
    cip promote --thin-manifest-dir ./registry.k8s.io --plan --exit-code -o json
    cip sync gcr.io/k8s-staging-foo us.gcr.io/k8s-artifacts-prod && cip promote -m m.yaml --plan --offline
    cip promote --thin-manifest-dir ./registry.k8s.io --confirm --report run.json`,
-		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag, confirmFlag, tagTTLFlag, referrersFlag,
+		Flags: append([]cli.Flag{manifestFlag, thinDirFlag, skipInvalidFlag, planOutputFlag, confirmFlag, confirmTTLFlag, tagTTLFlag, fullFlag, referrersFlag,
 			&cli.BoolFlag{Name: "plan", EnvVars: []string{"CIP_PLAN"}, Usage: "print the plan and exit (never writes)"},
 			&cli.BoolFlag{Name: "offline", EnvVars: []string{"CIP_OFFLINE"}, Usage: "plan from the inventory as it stands (after a cip sync), with no registry request; dry runs only"},
 			&cli.BoolFlag{Name: "exit-code", EnvVars: []string{"CIP_EXIT_CODE"}, Usage: "without --confirm, exit 3 when the plan has pending copy, tag or refer rows"},
@@ -171,8 +176,8 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	if err != nil {
 		return err
 	}
-	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline, TagTTL: c.Duration("tag-ttl"), Referrers: sel,
-		Signatures: policy, Signing: signing}
+	opts := promote.Options{Jobs: c.Int("jobs"), Progress: prog.promote(), SyncProgress: prog.sync(), Offline: f.offline,
+		ConfirmTTL: confirmTTL(c, prog), Full: c.Bool("full"), Referrers: sel, Signatures: policy, Signing: signing}
 	origin := c.String("manifest")
 	if origin == "" {
 		origin = c.String("thin-manifest-dir")
@@ -196,8 +201,13 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		}
 	}
 	for _, s := range plan.Summaries() {
-		prog.info("plan", fmt.Sprintf("plan %s: %d copy, %d tag, %d skip, %d lost, %d refer", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost, s.Refer),
-			slog.String("destination", s.Destination), slog.Int("copy", s.Copy), slog.Int("tag", s.Tag), slog.Int("skip", s.Skip), slog.Int("lost", s.Lost), slog.Int("refer", s.Refer))
+		trust := ""
+		attrs := []slog.Attr{slog.String("destination", s.Destination), slog.Int("copy", s.Copy), slog.Int("tag", s.Tag), slog.Int("skip", s.Skip), slog.Int("lost", s.Lost), slog.Int("refer", s.Refer)}
+		if s.Trusted > 0 {
+			trust = fmt.Sprintf("; %d repositories trusted, not contacted (confirmed since %s)", s.Trusted, s.TrustedSince.UTC().Format(time.RFC3339))
+			attrs = append(attrs, slog.Int("trusted", s.Trusted), slog.Time("trusted_since", s.TrustedSince.UTC()))
+		}
+		prog.info("plan", fmt.Sprintf("plan %s: %d copy, %d tag, %d skip, %d lost, %d refer%s", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost, s.Refer, trust), attrs...)
 	}
 	if err := writePlan(c.App.Writer, f.output, plan, tableWidth(c, f.output == "wide")); err != nil {
 		return err
@@ -215,7 +225,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	}
 	if !f.confirm {
 		if f.report != "" {
-			if err := writeReport(f.report, runReport{DryRun: true, Plan: plan.Summaries()}); err != nil {
+			if err := writeReport(f.report, runReport{DryRun: true, Plan: plan.Summaries(), Trusted: plan.Trusted}); err != nil {
 				return err
 			}
 		}
@@ -235,7 +245,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	rep, perr := promote.Promote(c.Context, db, client, plan, opts)
 	state(c).report = rep
 	if f.report != "" && rep != nil {
-		if err := writeReport(f.report, runReport{Plan: plan.Summaries(), Report: rep}); err != nil {
+		if err := writeReport(f.report, runReport{Plan: plan.Summaries(), Trusted: plan.Trusted, Report: rep}); err != nil {
 			perr = errors.Join(perr, err)
 		}
 	}
@@ -266,12 +276,19 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 type runReport struct {
 	DryRun bool              `json:"dry_run"`
 	Plan   []promote.Summary `json:"plan"`
+	// Trusted names the destination repositories planned from the
+	// inventory with no request (--confirm-ttl), and when cip last
+	// confirmed each.
+	Trusted []inventory.TrustedTarget `json:"trusted"`
 	*promote.Report
 }
 
 func writeReport(path string, r runReport) error {
 	if r.Plan == nil {
 		r.Plan = []promote.Summary{} // [] in JSON, never null
+	}
+	if r.Trusted == nil {
+		r.Trusted = []inventory.TrustedTarget{}
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
