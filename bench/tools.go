@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,6 +102,9 @@ func (e *toolEnv) has(tool string) bool {
 }
 
 func (e *toolEnv) run(ctx context.Context, st *procStats, tool string, args ...string) error {
+	if strings.HasPrefix(tool, "cip") {
+		args = ttlCompat(filepath.Join(e.bin, tool), args)
+	}
 	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, tool), args...)
 	cmd.Env = e.env
 	var out bytes.Buffer
@@ -294,9 +298,39 @@ func (c *cipCrawl) Run(ctx context.Context, st *procStats) error {
 	return c.e.run(ctx, st, c.bin, args...)
 }
 
-// ttlFlags are cip-ttl's: tags cip confirmed in the last ten minutes are
-// taken from the inventory (cip sync/promote --tag-ttl).
-var ttlFlags = []string{"--tag-ttl", "10m"}
+// ttlFlags are cip-ttl's: what cip confirmed in the last ten minutes is
+// taken from the inventory (cip sync/promote --confirm-ttl).
+var ttlFlags = []string{"--confirm-ttl", "10m"}
+
+// ttlCompat rewrites --confirm-ttl to --tag-ttl, its older name, for a cip
+// binary that does not know it (a baseline built from an older commit),
+// so that a before/after pair runs the same scenario: the same TTL, with
+// whatever trust each cip has.
+func ttlCompat(bin string, args []string) []string {
+	if !slices.Contains(args, "--confirm-ttl") || knowsConfirmTTL(bin) {
+		return args
+	}
+	out := slices.Clone(args)
+	for i, a := range out {
+		if a == "--confirm-ttl" {
+			out[i] = "--tag-ttl"
+		}
+	}
+	return out
+}
+
+var confirmTTLKnown sync.Map // cip binary path -> bool
+
+// knowsConfirmTTL reports whether `bin promote --help` names --confirm-ttl.
+func knowsConfirmTTL(bin string) bool {
+	if v, ok := confirmTTLKnown.Load(bin); ok {
+		return v.(bool)
+	}
+	out, _ := exec.Command(bin, "promote", "--help").CombinedOutput()
+	known := bytes.Contains(out, []byte("--confirm-ttl"))
+	confirmTTLKnown.Store(bin, known)
+	return known
+}
 
 // craneCrawl runs `crane ls` of every repository, then `crane digest` of
 // every tag, 8 processes at once. It has no memory, so the re-crawl costs

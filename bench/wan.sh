@@ -50,7 +50,7 @@ suite() {
   uptime
 }
 case "$what" in
-large|all) suite large -scale "${SCALE:-1/16}" -scenarios a,a-qps50,b,c,c-jobs32 "$@" ;;
+large|all) suite large -scale "${SCALE:-1/16}" -scenarios a,a-qps50,a-jobs128,b,c,c-ttl,c-jobs32 "$@" ;;
 esac
 case "$what" in
 small|all) suite small -scale 1/16 -images 8 -scenarios d,regsync "$@" ;;

@@ -38,12 +38,12 @@ type WANConfig struct {
 
 // wanScenarios are the scenarios, in the order they run (later ones reuse
 // the inventory or the mirrors' state of earlier ones).
-var wanScenarios = []string{"a", "a-qps50", "b", "c", "c-ttl", "c-jobs32", "d", "regsync"}
+var wanScenarios = []string{"a", "a-qps50", "a-jobs128", "b", "c", "c-ttl", "c-jobs32", "d", "regsync"}
 
 // DefaultWANScenarios: a, b and c at the production scale; d and regsync
 // are for a small scale (a cold promotion of 1/16 into 22 mirrors takes
 // hours today).
-var DefaultWANScenarios = []string{"a", "a-qps50", "b", "c", "c-jobs32"}
+var DefaultWANScenarios = []string{"a", "a-qps50", "a-jobs128", "b", "c", "c-ttl", "c-jobs32"}
 
 // WANRun is one timed tool run.
 type WANRun struct {
@@ -219,6 +219,11 @@ func (r *wanRunner) scenario(ctx context.Context, name string) error {
 			return err
 		}
 		return r.cip(ctx, "a-qps50", "fresh-inventory plan, --qps 50", db("a-qps50"), true, base, "", "--plan", "--qps", "50")
+	case "a-jobs128":
+		if err := r.state(ctx, "promoted"); err != nil {
+			return err
+		}
+		return r.cip(ctx, "a-jobs128", "fresh-inventory plan, --jobs 128", db("a-jobs128"), true, base, "", "--plan", "--jobs", "128")
 	case "b":
 		if err := r.state(ctx, "promoted"); err != nil {
 			return err
@@ -229,7 +234,7 @@ func (r *wanRunner) scenario(ctx context.Context, name string) error {
 		if err := r.cip(ctx, "b", "warm no-op: a second --confirm, inventory kept", db("b"), false, base, "base", "--confirm"); err != nil {
 			return err
 		}
-		if err := r.cip(ctx, "b-ttl", "warm no-op, --tag-ttl 1h", db("b"), false, base, "base", "--confirm", "--tag-ttl", "1h"); err != nil {
+		if err := r.cip(ctx, "b-ttl", "warm no-op, --confirm-ttl 1h", db("b"), false, base, "base", "--confirm", "--confirm-ttl", "1h"); err != nil {
 			return err
 		}
 		return copyDB(db("b"), db("after-b"))
@@ -246,7 +251,7 @@ func (r *wanRunner) scenario(ctx context.Context, name string) error {
 		args, title := []string{"--confirm"}, "one pull request (a new digest, 2 tags, one image), inventory kept"
 		switch name {
 		case "c-ttl":
-			args, title = append(args, "--tag-ttl", "1h"), title+", --tag-ttl 1h"
+			args, title = append(args, "--confirm-ttl", "1h"), title+", --confirm-ttl 1h"
 		case "c-jobs32":
 			args, title = append(args, "--jobs", "32"), title+", --jobs 32"
 		}
@@ -284,7 +289,7 @@ func (r *wanRunner) cip(ctx context.Context, name, title, db string, fresh bool,
 	}
 	report := filepath.Join(r.cfg.Work, name+".report.json")
 	os.Remove(report)
-	cmd := append([]string{r.cfg.Cip, "--db", db, "--quiet", "promote", "--thin-manifest-dir", dir}, args...)
+	cmd := append([]string{r.cfg.Cip, "--db", db, "--quiet", "promote", "--thin-manifest-dir", dir}, ttlCompat(r.cfg.Cip, args)...)
 	cmd = append(cmd, "--report", report)
 	return r.run(ctx, name, title, cmd, report, check)
 }
