@@ -419,30 +419,61 @@ type PlanCount struct {
 // planColumns are the plan view's columns as PlanRow reads them.
 const planColumns = `dst, image, digest, action, src, COALESCE(src_repo, ''), dst_repo, tags, tags_missing, file, line`
 
+// PlanOptions bounds what Plan holds.
+type PlanOptions struct {
+	// MaxSkipRows: skip rows are listed too when there are at most this
+	// many (0: never).
+	MaxSkipRows int
+	// MaxRows: a plan with more rows than this that are not skip holds
+	// none of them (Streamed; read them with EachPlanRow); 0: no bound.
+	MaxRows int
+	// Each, when set, is called with every row that is not skip as it is
+	// read, held or not (for what a caller gathers from the rows: the
+	// repositories they name, say).
+	Each func(PlanRow)
+}
+
+// PlanRead is one reading of a load's plan.
+type PlanRead struct {
+	// Rows are the copy, tag and lost rows, and the skip rows when there
+	// are at most MaxSkipRows of them, ordered by destination, image and
+	// digest; nil when Streamed.
+	Rows []PlanRow
+	// Counts holds each destination's actions (skip rows included), by
+	// destination.
+	Counts []PlanCount
+	// Moves are the tag moves, by destination, image and tag.
+	Moves []TagMove
+	// Streamed says the plan had more than MaxRows rows that are not
+	// skip: Rows holds none, and EachPlanRow reads them from the
+	// inventory (a first plan into empty mirrors is every wanted row,
+	// 718,938 at registry.k8s.io).
+	Streamed bool
+}
+
 // Plan reads the plan of a load: every copy, tag and lost row, ordered by
-// destination, image and digest; the count of each action per destination
+// destination, image and digest (none when there are more than
+// opts.MaxRows: Streamed); the count of each action per destination
 // (sorted); and the tag moves, ordered by destination, image and tag. Skip
 // rows, the bulk of a steady-state plan, are counted, and listed too only
-// when there are at most maxSkipRows of them. The rows that are not skip
-// and the moves come from one evaluation of pendingQuery; the
+// when there are at most opts.MaxSkipRows of them. The rows that are not
+// skip and the moves come from one evaluation of pendingQuery; the
 // per-destination totals from M alone.
-func (d *DB) Plan(ctx context.Context, loadID int64, maxSkipRows int) ([]PlanRow, []PlanCount, []TagMove, error) {
-	rows, moves, err := d.pending(ctx, loadID)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read plan of load %d: %w", loadID, err)
-	}
+func (d *DB) Plan(ctx context.Context, loadID int64, opts PlanOptions) (*PlanRead, error) {
 	counts, err := d.planTotals(ctx, loadID)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read plan of load %d: %w", loadID, err)
+		return nil, fmt.Errorf("read plan of load %d: %w", loadID, err)
 	}
 	at := make(map[string]*PlanCount, len(counts))
 	for i := range counts {
 		at[counts[i].Dst] = &counts[i]
 	}
-	for _, r := range rows {
+	var outside string
+	count := func(r PlanRow) {
 		c := at[r.Dst]
 		if c == nil {
-			return nil, nil, nil, fmt.Errorf("read plan of load %d: row for %s outside the load's destinations", loadID, r.Dst)
+			outside = r.Dst
+			return
 		}
 		switch r.Action {
 		case ActionCopy:
@@ -453,20 +484,30 @@ func (d *DB) Plan(ctx context.Context, loadID int64, maxSkipRows int) ([]PlanRow
 			c.Lost++
 		}
 		c.Skip--
+		if opts.Each != nil {
+			opts.Each(r)
+		}
+	}
+	rows, moves, streamed, err := d.pending(ctx, loadID, opts.MaxRows, count)
+	if err != nil {
+		return nil, fmt.Errorf("read plan of load %d: %w", loadID, err)
+	}
+	if outside != "" {
+		return nil, fmt.Errorf("read plan of load %d: row for %s outside the load's destinations", loadID, outside)
 	}
 	skips := 0
 	for _, c := range counts {
 		skips += c.Skip
 	}
-	if skips > 0 && skips <= maxSkipRows {
+	if !streamed && skips > 0 && skips <= opts.MaxSkipRows {
 		skipRows, err := d.planRows(ctx, `SELECT `+planColumns+` FROM plan WHERE load_id = ? AND action = 'skip' ORDER BY dst, image, digest`, loadID)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("read plan of load %d: %w", loadID, err)
+			return nil, fmt.Errorf("read plan of load %d: %w", loadID, err)
 		}
 		rows = append(rows, skipRows...)
 		sortPlanRows(rows)
 	}
-	return rows, counts, moves, nil
+	return &PlanRead{Rows: rows, Counts: counts, Moves: moves, Streamed: streamed}, nil
 }
 
 // pendingQuery is the plan view's rows that are not skip, and the
@@ -474,39 +515,48 @@ func (d *DB) Plan(ctx context.Context, loadID int64, maxSkipRows int) ([]PlanRow
 // migrations/plan_pending.sql, beside the views it must agree with).
 var pendingQuery = migrations.PlanPending
 
-// pending reads pendingQuery: the plan's rows that are not skip, and the
-// tag moves.
-func (d *DB) pending(ctx context.Context, loadID int64) ([]PlanRow, []TagMove, error) {
+// pending reads pendingQuery: the plan's rows that are not skip (each
+// also given to count), and the tag moves. Beyond maxRows rows (maxRows >
+// 0) it stops holding rows and returns none, streamed.
+func (d *DB) pending(ctx context.Context, loadID int64, maxRows int, count func(PlanRow)) ([]PlanRow, []TagMove, bool, error) {
 	rs, err := d.db.QueryContext(ctx, pendingQuery, loadID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	defer rs.Close()
 	var rows []PlanRow
 	var moves []TagMove
+	streamed := false
 	// A first plan into empty destinations lists every wanted row (718,938
 	// at registry.k8s.io); its strings repeat across destinations, so each
 	// distinct one is kept once (the scan reads into RawBytes, which the
 	// lookups do not copy).
 	in := interner{strs: map[string]string{}, lists: map[string][]string{}}
-	var cols [11]sql.RawBytes
-	var line int
+	var sc planScanner
 	for rs.Next() {
-		if err := rs.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6], &cols[7], &cols[8], &cols[9], &cols[10], &line); err != nil {
-			return nil, nil, err
+		kind, err := sc.scan(rs)
+		if err != nil {
+			return nil, nil, false, err
 		}
-		if string(cols[0]) == "move" {
-			moves = append(moves, TagMove{Dst: in.str(cols[1]), Image: in.str(cols[2]), Tag: in.str(cols[3]),
-				DigestNow: in.str(cols[6]), DigestWanted: in.str(cols[7]), File: in.str(cols[10]), Line: line})
+		if kind == "move" {
+			moves = append(moves, sc.move(in))
 			continue
 		}
-		// The statement gives a source repository to copy rows only.
-		rows = append(rows, PlanRow{Dst: in.str(cols[1]), Image: in.str(cols[2]), Digest: in.str(cols[3]), Action: in.str(cols[4]),
-			Src: in.str(cols[5]), SrcRepo: in.str(cols[6]), DstRepo: in.str(cols[7]),
-			Tags: in.fields(cols[8]), Missing: in.fields(cols[9]), File: in.str(cols[10]), Line: line})
+		r := sc.row(in)
+		count(r)
+		if streamed {
+			continue
+		}
+		if maxRows > 0 && len(rows) >= maxRows {
+			rows, streamed = nil, true
+			// The interned strings are held by no row now: let them go.
+			in = interner{strs: map[string]string{}, lists: map[string][]string{}}
+			continue
+		}
+		rows = append(rows, r)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	// Sorted here, not by the statement: a first plan into empty
 	// destinations is every wanted row, and SQLite's sorter spills
@@ -515,7 +565,80 @@ func (d *DB) pending(ctx context.Context, loadID int64) ([]PlanRow, []TagMove, e
 	slices.SortFunc(moves, func(a, b TagMove) int {
 		return cmp.Or(strings.Compare(a.Dst, b.Dst), strings.Compare(a.Image, b.Image), strings.Compare(a.Tag, b.Tag))
 	})
-	return rows, moves, nil
+	return rows, moves, streamed, nil
+}
+
+// planScanner reads the pending statement's rows.
+type planScanner struct {
+	cols [11]sql.RawBytes
+	line int
+}
+
+func (s *planScanner) scan(rs *sql.Rows) (string, error) {
+	c := &s.cols
+	if err := rs.Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &c[9], &c[10], &s.line); err != nil {
+		return "", err
+	}
+	return string(c[0]), nil
+}
+
+func (s *planScanner) move(in interner) TagMove {
+	c := &s.cols
+	return TagMove{Dst: in.str(c[1]), Image: in.str(c[2]), Tag: in.str(c[3]),
+		DigestNow: in.str(c[6]), DigestWanted: in.str(c[7]), File: in.str(c[10]), Line: s.line}
+}
+
+// row is the scanned row; the statement gives a source repository to copy
+// rows only.
+func (s *planScanner) row(in interner) PlanRow {
+	c := &s.cols
+	return PlanRow{Dst: in.str(c[1]), Image: in.str(c[2]), Digest: in.str(c[3]), Action: in.str(c[4]),
+		Src: in.str(c[5]), SrcRepo: in.str(c[6]), DstRepo: in.str(c[7]),
+		Tags: in.fields(c[8]), Missing: in.fields(c[9]), File: in.str(c[10]), Line: s.line}
+}
+
+// PlanOrder is the order EachPlanRow gives rows in.
+type PlanOrder int
+
+// Plan orders.
+const (
+	// ByDestination: destination, image, digest (the plan as printed).
+	ByDestination PlanOrder = iota
+	// ByDigest: digest, destination, image (one digest's copies to every
+	// destination together, so that a source blob is read once for all).
+	ByDigest
+)
+
+// EachPlanRow calls fn with each row of a load's plan that is not skip
+// (copy, tag, lost), in order, holding none: for plans too large to hold
+// (PlanRead.Streamed). SQLite sorts them (spilling to temporary files when
+// large). It stops at fn's first error and returns it. fn must not write
+// the inventory's database while it holds the statement's read (an
+// SQLite reader pins the write-ahead log): a caller that writes as it goes
+// copies the rows aside first.
+func (d *DB) EachPlanRow(ctx context.Context, loadID int64, order PlanOrder, fn func(PlanRow) error) error {
+	by := "dst, image, digest"
+	if order == ByDigest {
+		by = "digest, dst, image"
+	}
+	rs, err := d.db.QueryContext(ctx, `SELECT * FROM (`+strings.TrimRight(strings.TrimSpace(pendingQuery), ";")+`) WHERE kind = 'row' ORDER BY `+by, loadID)
+	if err != nil {
+		return fmt.Errorf("read plan of load %d: %w", loadID, err)
+	}
+	defer rs.Close()
+	var sc planScanner
+	for rs.Next() {
+		if _, err := sc.scan(rs); err != nil {
+			return fmt.Errorf("read plan of load %d: %w", loadID, err)
+		}
+		if err := fn(sc.row(interner{})); err != nil {
+			return err
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return fmt.Errorf("read plan of load %d: %w", loadID, err)
+	}
+	return nil
 }
 
 // sortPlanRows orders plan rows by destination, image and digest.
@@ -573,13 +696,16 @@ func (d *DB) planRows(ctx context.Context, q string, loadID int64) ([]PlanRow, e
 }
 
 // interner keeps one copy of each distinct string (and of each distinct
-// tag list) read from a large result.
+// tag list) read from a large result; the zero interner copies each.
 type interner struct {
 	strs  map[string]string
 	lists map[string][]string
 }
 
 func (in interner) str(b []byte) string {
+	if in.strs == nil {
+		return string(b)
+	}
 	if v, ok := in.strs[string(b)]; ok {
 		return v
 	}
@@ -591,6 +717,9 @@ func (in interner) str(b []byte) string {
 // fields is fields() of b, one list shared by every row with the same
 // text; the lists are read-only.
 func (in interner) fields(b []byte) []string {
+	if in.lists == nil {
+		return fields(string(b))
+	}
 	if v, ok := in.lists[string(b)]; ok {
 		return v
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -42,10 +44,11 @@ func TestLoadRoutesMergesAndReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, counts, _, err := db.Plan(ctx, id1, 10)
+	pr, err := db.Plan(ctx, id1, inventory.PlanOptions{MaxSkipRows: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rows, counts := pr.Rows, pr.Counts
 	var got []string
 	for _, r := range rows {
 		got = append(got, strings.Join([]string{r.Dst, r.Image, r.Digest[7:8], r.Action, strings.Join(r.Tags, ","), strings.Join(r.Missing, ","), r.File}, " "))
@@ -95,10 +98,11 @@ func TestPlanCountsSkips(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, max := range []int{0, 1} {
-		rows, counts, _, err := db.Plan(ctx, id, max)
+		pr, err := db.Plan(ctx, id, inventory.PlanOptions{MaxSkipRows: max})
 		if err != nil {
 			t.Fatal(err)
 		}
+		rows, counts := pr.Rows, pr.Counts
 		if len(rows) != max || len(counts) != 1 || counts[0].Skip != 1 {
 			t.Errorf("Plan(max %d) = %d rows, counts %+v; want %d rows, 1 skip", max, len(rows), counts, max)
 		}
@@ -180,13 +184,51 @@ func TestPlanEqualsViews(t *testing.T) {
 		if err != nil {
 			continue // a tag wanted at two digests: not a plan
 		}
-		rows, _, gotMoves, err := db.Plan(ctx, id, 0)
+		pr, err := db.Plan(ctx, id, inventory.PlanOptions{})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
+		rows, gotMoves := pr.Rows, pr.Moves
 		var got []string
 		for _, r := range rows {
 			got = append(got, fmt.Sprint(r.Dst, r.Image, r.Digest, r.Action, r.Src, r.SrcRepo, r.DstRepo, r.Tags, r.Missing, r.File, r.Line))
+		}
+		// The streamed reading gives the same rows, in either order, and a
+		// bounded Plan holds none beyond its bound.
+		for _, order := range []inventory.PlanOrder{inventory.ByDestination, inventory.ByDigest} {
+			var streamed []string
+			var prev inventory.PlanRow
+			if err := db.EachPlanRow(ctx, id, order, func(r inventory.PlanRow) error {
+				if order == inventory.ByDigest && len(streamed) > 0 && r.Digest < prev.Digest {
+					t.Errorf("seed %d: ByDigest gave %s after %s", seed, r.Digest, prev.Digest)
+				}
+				prev = r
+				streamed = append(streamed, fmt.Sprint(r.Dst, r.Image, r.Digest, r.Action, r.Src, r.SrcRepo, r.DstRepo, r.Tags, r.Missing, r.File, r.Line))
+				return nil
+			}); err != nil {
+				t.Fatalf("seed %d: EachPlanRow: %v", seed, err)
+			}
+			if order == inventory.ByDigest {
+				sort.Strings(streamed)
+				sorted := slices.Clone(got)
+				sort.Strings(sorted)
+				if diff := cmp.Diff(sorted, streamed); diff != "" {
+					t.Fatalf("seed %d: EachPlanRow(ByDigest) differs from Plan (-Plan +streamed):\n%s", seed, diff)
+				}
+			} else if diff := cmp.Diff(got, streamed); diff != "" {
+				t.Fatalf("seed %d: EachPlanRow(ByDestination) differs from Plan (-Plan +streamed):\n%s", seed, diff)
+			}
+		}
+		if len(rows) > 1 {
+			seen := 0
+			bounded, err := db.Plan(ctx, id, inventory.PlanOptions{MaxRows: len(rows) - 1, Each: func(inventory.PlanRow) { seen++ }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bounded.Streamed || bounded.Rows != nil || seen != len(rows) || !cmp.Equal(bounded.Counts, pr.Counts) || len(bounded.Moves) != len(pr.Moves) {
+				t.Errorf("seed %d: Plan bounded below its %d rows: streamed %v, %d rows held, %d seen, counts %v (want %v)",
+					seed, len(rows), bounded.Streamed, len(bounded.Rows), seen, bounded.Counts, pr.Counts)
+			}
 		}
 		want := viewRows(t, db, `SELECT dst, image, digest, action, src, CASE WHEN action = 'copy' THEN src_repo ELSE '' END, dst_repo, tags, tags_missing, file, line
 			FROM plan WHERE load_id = ? AND action <> 'skip' ORDER BY dst, image, digest`, id, func(v []string) string {

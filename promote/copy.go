@@ -2,12 +2,14 @@ package promote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -155,31 +157,13 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	}
 	dests := map[string]*destStats{}
 	var names []string
-	var work []inventory.PlanRow
-	for _, r := range plan.Rows {
-		st, ok := dests[r.Dst]
-		if !ok {
-			st = &destStats{name: r.Dst, finished: start}
-			dests[r.Dst] = st
-			names = append(names, r.Dst)
-		}
-		if r.Action == inventory.ActionCopy || r.Action == inventory.ActionTag {
-			st.rowsAll.Add(1)
-			work = append(work, r)
-		}
-	}
-	// Skip and lost counts come from the plan's counts: a large plan lists
-	// pending rows only, not every skip.
 	for _, sum := range plan.Summaries() {
-		st, ok := dests[sum.Destination]
-		if !ok {
-			st = &destStats{name: sum.Destination, finished: start}
-			dests[sum.Destination] = st
-			names = append(names, sum.Destination)
-		}
+		st := &destStats{name: sum.Destination, finished: start}
+		st.rowsAll.Store(int64(sum.Copy + sum.Tag))
 		st.skipped, st.lost = sum.Skip, sum.Lost
+		dests[sum.Destination] = st
+		names = append(names, sum.Destination)
 	}
-	prep := work
 	for _, r := range plan.Refers {
 		st, ok := dests[r.Dst]
 		if !ok {
@@ -188,39 +172,58 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 			names = append(names, r.Dst)
 		}
 		st.rowsAll.Add(1)
-		prep = append(prep, inventory.PlanRow{Dst: r.Dst, DstRepo: r.DstRepo, Action: inventory.ActionRefer})
 	}
 	sort.Strings(names)
-	// Rows grouped by digest across destinations, so that one digest's
-	// copies to every destination run together (a later fan-out reads each
-	// source blob once for all of them).
-	sort.SliceStable(work, func(i, j int) bool {
-		if work[i].Digest != work[j].Digest {
-			return work[i].Digest < work[j].Digest
-		}
-		return work[i].Dst < work[j].Dst
-	})
-
-	if err := e.prepare(ctx, prep); err != nil {
+	finish := func(err error) (*Report, error) {
 		return nil, errors.Join(err, db.FinishRun(context.WithoutCancel(ctx), runID, inventory.RunStats{Errors: []string{err.Error()}}))
+	}
+	// The copy and tag rows grouped by digest across destinations, so
+	// that one digest's copies to every destination run together (the
+	// fan-out reads each source blob once for all of them), and the hosts
+	// interleave. A streamed plan's rows are read from the inventory into
+	// a spool first: none is held, and no read of the inventory stays
+	// open while the copies write to it.
+	var work spool[inventory.PlanRow]
+	defer work.close()
+	if err := e.collect(ctx, plan, &work); err != nil {
+		return finish(err)
+	}
+	// The referrers' destinations too (they are copied after the rows).
+	for _, r := range plan.Refers {
+		if err := e.note(ctx, inventory.PlanRow{Dst: r.Dst, DstRepo: r.DstRepo, Action: inventory.ActionRefer}); err != nil {
+			return finish(err)
+		}
 	}
 	e.rec = newRecorder(db, runID)
 
 	prog := newProgress(opts.Progress, names, dests)
 	var mu gosync.Mutex
 	var errs []error
-	var done []inventory.PlanRow
 	var records []ImageRecord
-	failed := map[string]bool{} // destination repositories with a failed row
-	expectRepositories(client, work)
+	// What this run wrote, once, to verify: each tag it put (a tag
+	// answering with the digest proves the digest complete there too), or
+	// the digest when it put no tag.
+	var refs spool[inventory.WantedRef]
+	defer refs.close()
+	rowsDone := 0
+	var signRows []inventory.PlanRow // the rows done, to sign (--sign-key)
+	done := map[string]bool{}        // destination repositories with a row done
+	failed := map[string]bool{}      // destination repositories with a failed row
 	// Rows are queued per destination host, and the hosts copied side by
 	// side (the Transport bounds each host's requests in flight). More rows
 	// in progress per host than its request slots: a row spends much of
 	// its time between requests (its blobs before its manifest, its
-	// manifest before its tags).
-	pool := hostpool.New(rowsPerJob * e.jobs)
-	for _, r := range work {
+	// manifest before its tags). The queues are bounded, so that a streamed
+	// plan is read as the copies go.
+	pool := hostpool.Bounded(rowsPerJob*e.jobs, 4*rowsPerJob*e.jobs)
+	run := func(r inventory.PlanRow) {
 		st := dests[r.Dst]
+		if st == nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("plan row for %s outside the plan's destinations", r.Dst))
+			mu.Unlock()
+			return
+		}
 		host, _ := inventory.SplitRepository(r.DstRepo)
 		pool.Go(host, func() {
 			if ctx.Err() != nil {
@@ -250,10 +253,54 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 				errs = append(errs, err)
 				return
 			}
-			done = append(done, r)
+			rowsDone++
+			done[r.DstRepo] = true
+			if opts.Signing != nil {
+				signRows = append(signRows, r)
+			}
+			if len(r.Missing) == 0 {
+				err = refs.add(inventory.WantedRef{Dst: r.Dst, Image: r.Image, Digest: r.Digest, File: r.File, Line: r.Line})
+			}
+			for _, t := range r.Missing {
+				err = errors.Join(err, refs.add(inventory.WantedRef{Dst: r.Dst, Image: r.Image, Tag: t, Digest: r.Digest, File: r.File, Line: r.Line}))
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
 		})
 	}
+	// One digest's rows at a time: the blobs that several destination
+	// hosts need are noted for the fan-out before its copies start.
+	var group []inventory.PlanRow
+	flush := func() error {
+		if err := e.fanOut(ctx, group); err != nil {
+			return err
+		}
+		for _, r := range group {
+			run(r)
+		}
+		group = group[:0]
+		return nil
+	}
+	err = work.each(func(r inventory.PlanRow) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if len(group) > 0 && group[0].Digest != r.Digest {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		group = append(group, r)
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
 	pool.Wait()
+	if err != nil && ctx.Err() == nil {
+		errs = append(errs, err)
+	}
 	// Referrers once their subjects are complete.
 	var referred []inventory.ReferRow
 	if len(plan.Refers) > 0 && ctx.Err() == nil {
@@ -265,11 +312,14 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	// its destinations (copied now, or there before), once each.
 	var signed []SignRecord
 	if opts.Signing != nil && ctx.Err() == nil {
-		rows := slices.Clone(done)
-		for _, r := range plan.Rows {
+		rows := slices.Clone(signRows)
+		if err := plan.Each(ctx, db, func(r inventory.PlanRow) error {
 			if r.Action == inventory.ActionSkip {
 				rows = append(rows, r)
 			}
+			return nil
+		}); err != nil {
+			errs = append(errs, err)
 		}
 		var serrs []error
 		var copied []inventory.ReferRow
@@ -282,30 +332,22 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	}
 
 	sortRecords(records)
-	rep := &Report{Rows: len(work), RowsDone: len(done), Images: append([]ImageRecord{}, records...), Mismatches: []Mismatch{}, Signatures: signed}
+	rep := &Report{Rows: work.len(), RowsDone: rowsDone, Images: append([]ImageRecord{}, records...), Mismatches: []Mismatch{}, Signatures: signed}
 	if ctx.Err() == nil {
-		// What this run wrote, once: each tag it put (a tag answering with
-		// the digest proves the digest complete there too), or the digest
-		// when it put no tag.
-		var refs []inventory.WantedRef
-		for _, r := range done {
-			if len(r.Missing) == 0 {
-				refs = append(refs, inventory.WantedRef{Dst: r.Dst, Image: r.Image, Digest: r.Digest, File: r.File, Line: r.Line})
-			}
-			for _, t := range r.Missing {
-				refs = append(refs, inventory.WantedRef{Dst: r.Dst, Image: r.Image, Tag: t, Digest: r.Digest, File: r.File, Line: r.Line})
-			}
-		}
-		sortRefs(refs)
-		rep.Verified = len(refs)
-		prog.verifying(len(refs))
-		ms := verifyRefs(ctx, client, refs, e.jobs, verifyHooks{
+		rep.Verified = refs.len()
+		prog.verifying(refs.len())
+		ms, verr := verifySpool(ctx, client, &refs, e.jobs, verifyHooks{
 			counter: func(dst string) *atomic.Int64 { return &dests[dst].requests },
 			done:    prog.verified,
 		})
+		if verr != nil {
+			errs = append(errs, verr)
+		}
 		if len(ms) > 0 {
 			rep.Mismatches = ms
-			errs = append(errs, &VerifyError{Mismatches: ms})
+		}
+		if len(rep.Mismatches) > 0 {
+			errs = append(errs, &VerifyError{Mismatches: rep.Mismatches})
 		}
 		rep.ReferrersVerified = len(referred)
 		rep.ReferrerMismatches = verifyReferrerRows(ctx, db, client, referred, e.jobs)
@@ -452,49 +494,100 @@ func (e *engine) putTagged(ctx context.Context, dst name.Repository, tag string,
 	return e.retag(ctx, dst, tag, m, from)
 }
 
-// prepare reads, before any copy, what the inventory says about the
-// destinations (which repositories and registries it knows), and which
-// blobs more than one destination registry needs (read once, fanned out).
-func (e *engine) prepare(ctx context.Context, work []inventory.PlanRow) error {
-	hostsOf := map[string]map[string]bool{} // digest -> destination hosts copying it
-	srcOf := map[string]string{}            // digest -> a source repository of it
-	for _, r := range work {
-		host, _ := inventory.SplitRepository(r.DstRepo)
-		if _, ok := e.knownHosts[host]; !ok {
-			known, err := e.db.Repositories(ctx, host)
-			if err != nil {
-				return err
-			}
-			e.knownHosts[host] = len(known) > 0
+// collect puts the plan's copy and tag rows into work, by digest and
+// destination, and notes for each the inventory's view of its destination
+// (which repositories and registries it knows).
+func (e *engine) collect(ctx context.Context, plan *Plan, work *spool[inventory.PlanRow]) error {
+	keep := func(r inventory.PlanRow) error {
+		if r.Action != inventory.ActionCopy && r.Action != inventory.ActionTag {
+			return nil
 		}
-		if _, ok := e.absent[r.DstRepo]; !ok {
-			has, err := e.db.HasRepository(ctx, r.DstRepo)
-			if err != nil {
-				return err
-			}
-			e.absent[r.DstRepo] = !has
+		if err := e.note(ctx, r); err != nil {
+			return err
 		}
-		if r.Action != inventory.ActionCopy {
-			continue
-		}
-		if hostsOf[r.Digest] == nil {
-			hostsOf[r.Digest] = map[string]bool{}
-		}
-		hostsOf[r.Digest][host] = true
-		srcOf[r.Digest] = r.SrcRepo
+		return work.add(r)
 	}
-	for digest, hosts := range hostsOf {
-		if len(hosts) < 2 {
-			continue
-		}
-		blobs, err := e.blobsOf(ctx, digest, srcOf[digest])
+	if plan.Streamed {
+		var repos []string
+		seen := map[string]bool{}
+		err := e.db.EachPlanRow(ctx, plan.LoadID, inventory.ByDigest, func(r inventory.PlanRow) error {
+			for _, repo := range []string{r.DstRepo, r.SrcRepo} {
+				if repo != "" && !seen[repo] {
+					seen[repo] = true
+					repos = append(repos, repo)
+				}
+			}
+			return keep(r)
+		})
 		if err != nil {
 			return err
 		}
-		for _, b := range blobs {
-			for h := range hosts {
-				e.fan.need(b, h)
-			}
+		expectRepositories(e.client, repos, plan)
+		return nil
+	}
+	rows := slices.Clone(plan.Rows)
+	slices.SortStableFunc(rows, func(a, b inventory.PlanRow) int {
+		return cmp.Or(strings.Compare(a.Digest, b.Digest), strings.Compare(a.Dst, b.Dst))
+	})
+	var repos []string
+	for _, r := range rows {
+		if err := keep(r); err != nil {
+			return err
+		}
+		if r.Action == inventory.ActionCopy || r.Action == inventory.ActionTag {
+			repos = append(repos, r.DstRepo, r.SrcRepo)
+		}
+	}
+	expectRepositories(e.client, repos, plan)
+	return nil
+}
+
+// note records, once per destination repository and host, what the
+// inventory says about it: whether it knows the repository (one it does
+// not is absent: nothing there but what this run puts, so its blobs need
+// no HEAD), and whether it knows any repository of the host (mount
+// sources). Called before the copies start.
+func (e *engine) note(ctx context.Context, r inventory.PlanRow) error {
+	host, _ := inventory.SplitRepository(r.DstRepo)
+	if _, ok := e.knownHosts[host]; !ok {
+		known, err := e.db.Repositories(ctx, host)
+		if err != nil {
+			return err
+		}
+		e.knownHosts[host] = len(known) > 0
+	}
+	if _, ok := e.absent[r.DstRepo]; !ok {
+		has, err := e.db.HasRepository(ctx, r.DstRepo)
+		if err != nil {
+			return err
+		}
+		e.absent[r.DstRepo] = !has
+	}
+	return nil
+}
+
+// fanOut notes, for one digest's rows, the blobs that more than one
+// destination registry needs (read once, fanned out).
+func (e *engine) fanOut(ctx context.Context, rows []inventory.PlanRow) error {
+	hosts := map[string]bool{}
+	from := "" // a source repository of the digest
+	for _, r := range rows {
+		if r.Action == inventory.ActionCopy {
+			host, _ := inventory.SplitRepository(r.DstRepo)
+			hosts[host] = true
+			from = r.SrcRepo
+		}
+	}
+	if len(hosts) < 2 {
+		return nil
+	}
+	blobs, err := e.blobsOf(ctx, rows[0].Digest, from)
+	if err != nil {
+		return err
+	}
+	for _, b := range blobs {
+		for h := range hosts {
+			e.fan.need(b, h)
 		}
 	}
 	return nil
@@ -699,7 +792,7 @@ func (e *engine) copyBlob(ctx context.Context, st *destStats, srcRepo, dstRepo s
 // confirmable returns the destination repositories this run wrote and
 // verified without a failure, leaving out those the plan trusted (their
 // other references were not seen live in this run).
-func confirmable(plan *Plan, done []inventory.PlanRow, failed map[string]bool, mismatches []Mismatch) []string {
+func confirmable(plan *Plan, done, failed map[string]bool, mismatches []Mismatch) []string {
 	skip := map[string]bool{}
 	for _, t := range plan.Trusted {
 		skip[t.Repository] = true
@@ -708,13 +801,13 @@ func confirmable(plan *Plan, done []inventory.PlanRow, failed map[string]bool, m
 		skip[m.Destination+"/"+m.Image] = true
 	}
 	var out []string
-	for _, r := range done {
-		if !failed[r.DstRepo] && !skip[r.DstRepo] {
-			out = append(out, r.DstRepo)
+	for r := range done {
+		if !failed[r] && !skip[r] {
+			out = append(out, r)
 		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out)
+	return out
 }
 
 // rowsPerJob is how many plan rows of one destination host run per
@@ -733,13 +826,18 @@ func (e *engine) slot(ctx context.Context) (func(), error) {
 }
 
 // expectRepositories tells the client which repositories the copies will
-// write and read, so that token requests name several at once.
-func expectRepositories(client *registry.Client, work []inventory.PlanRow) {
+// write (the plan's destination repositories among repos) and read (the
+// others), so that token requests name several at once.
+func expectRepositories(client *registry.Client, repos []string, plan *Plan) {
 	var dsts, srcs []string
-	for _, r := range work {
-		dsts = append(dsts, r.DstRepo)
-		if r.SrcRepo != "" {
-			srcs = append(srcs, r.SrcRepo)
+	for _, r := range repos {
+		if r == "" {
+			continue
+		}
+		if plan.isDestination(r) {
+			dsts = append(dsts, r)
+		} else {
+			srcs = append(srcs, r)
 		}
 	}
 	slices.Sort(dsts)

@@ -84,8 +84,12 @@ func (o Options) jobs() int {
 type Plan struct {
 	LoadID int64
 	// Rows are the copy, tag and lost rows, and the skip rows when there
-	// are at most MaxSkipRows of them; by destination, image, digest.
+	// are at most MaxSkipRows of them; by destination, image, digest. A
+	// plan with more than MaxPlanRows rows that are not skip holds none
+	// (Streamed): Each reads them from the inventory, and Promote streams
+	// them to the copy engine.
 	Rows     []inventory.PlanRow
+	Streamed bool
 	TagMoves []inventory.TagMove // by destination, image, tag
 	// Counts holds every destination's action counts (skip rows included,
 	// listed or not), by destination.
@@ -116,26 +120,48 @@ type Plan struct {
 // the rest per destination. The plan view in the inventory has them all.
 const MaxSkipRows = 1000
 
+// MaxPlanRows is how many rows that are not skip a plan holds: a few MB.
+// A larger plan (a first promotion into empty mirrors: 718,938 rows at
+// registry.k8s.io, over 400 MB held) is streamed from the inventory
+// instead, to the output and to the copy engine.
+const MaxPlanRows = 20000
+
+// planRows and spoolRows are MaxPlanRows as the code uses it; tests lower
+// them to exercise streamed plans and spools with a few rows.
+var planRows, spoolRows = MaxPlanRows, MaxPlanRows
+
 // Pending counts the rows that need writes (copy, tag and refer).
 func (p *Plan) Pending() int {
 	n := len(p.Refers)
-	for _, r := range p.Rows {
-		if r.Action == inventory.ActionCopy || r.Action == inventory.ActionTag {
-			n++
-		}
+	for _, c := range p.Counts {
+		n += c.Copy + c.Tag
 	}
 	return n
 }
 
-// Lost returns the rows in neither source nor destination.
-func (p *Plan) Lost() []inventory.PlanRow {
-	var out []inventory.PlanRow
+// Lost counts the rows in neither source nor destination (Each lists them).
+func (p *Plan) Lost() int {
+	n := 0
+	for _, c := range p.Counts {
+		n += c.Lost
+	}
+	return n
+}
+
+// Each calls fn with each row of the plan (those that are not skip, and
+// the skip rows it lists) by destination, image and digest: the rows it
+// holds, or for a Streamed plan the rows read again from db, holding
+// none. It stops at fn's first error.
+func (p *Plan) Each(ctx context.Context, db *inventory.DB, fn func(inventory.PlanRow) error) error {
+	if p.Streamed {
+		return db.EachPlanRow(ctx, p.LoadID, inventory.ByDestination, fn)
+	}
 	for _, r := range p.Rows {
-		if r.Action == inventory.ActionLost {
-			out = append(out, r)
+		if err := fn(r); err != nil {
+			return err
 		}
 	}
-	return out
+	return nil
 }
 
 // Summary counts a plan's actions for one destination.
@@ -269,10 +295,18 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 			}
 		}
 	}
-	rows, counts, moves, err := db.Plan(ctx, loadID, MaxSkipRows)
+	pending := map[string]bool{} // destination repositories with a row that is not skip
+	read := func() (*inventory.PlanRead, error) {
+		clear(pending)
+		return db.Plan(ctx, loadID, inventory.PlanOptions{MaxSkipRows: MaxSkipRows, MaxRows: planRows,
+			Each: func(r inventory.PlanRow) { pending[r.DstRepo] = true }})
+	}
+	pr, err := read()
 	if err != nil {
 		return fail(err)
 	}
+	p := &Plan{LoadID: loadID, Syncs: syncs, Trusted: trusted}
+	p.set(pr)
 	// Digests the destinations hold untagged, then the sources of what is
 	// still missing, then digests those sources hold untagged: each step
 	// reads the plan again when it found something. Offline: none.
@@ -280,19 +314,12 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	crawled := map[string]bool{} // source repositories this run crawled
 	if !opts.Offline {
 		steps = []func() (bool, error){
-			func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, false); return n > 0, err },
+			func() (bool, error) { n, err := probe(ctx, db, client, p, opts, false); return n > 0, err },
 			func() (bool, error) {
-				res, err := syncSources(ctx, db, client, rows, opts)
-				if res != nil {
-					for _, r := range rows {
-						if r.Action == inventory.ActionCopy || r.Action == inventory.ActionLost {
-							crawled[r.Src+"/"+r.Image] = true
-						}
-					}
-				}
+				res, err := syncSources(ctx, db, client, p, opts, crawled)
 				return res != nil, synced(res, err)
 			},
-			func() (bool, error) { n, err := probe(ctx, db, client, rows, opts, true); return n > 0, err },
+			func() (bool, error) { n, err := probe(ctx, db, client, p, opts, true); return n > 0, err },
 		}
 	}
 	for _, step := range steps {
@@ -301,15 +328,13 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 			return fail(err)
 		}
 		if changed {
-			if rows, counts, moves, err = db.Plan(ctx, loadID, MaxSkipRows); err != nil {
+			if pr, err = read(); err != nil {
 				return fail(err)
 			}
+			p.set(pr)
 		}
 	}
-	p := &Plan{LoadID: loadID, Rows: rows, TagMoves: moves, Counts: make([]Summary, len(counts)), Syncs: syncs, Trusted: trusted}
-	for i, c := range counts {
-		p.Counts[i] = Summary{Destination: c.Dst, Copy: c.Copy, Tag: c.Tag, Skip: c.Skip, Lost: c.Lost}
-	}
+	p.Syncs = syncs
 	if err := planReferrers(ctx, db, client, p, opts, crawled); err != nil {
 		return fail(err)
 	}
@@ -319,14 +344,14 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 		if !errors.As(err, &se) {
 			return fail(err)
 		}
-		return p, errors.Join(se, tagMoves(moves))
+		return p, errors.Join(se, tagMoves(p.TagMoves))
 	}
-	if len(moves) > 0 {
-		return p, &TagMoveError{Moves: moves}
+	if len(p.TagMoves) > 0 {
+		return p, &TagMoveError{Moves: p.TagMoves}
 	}
 	// What the syncs saw complete is confirmed as of now (the tags' own
 	// confirmations when older): later runs may trust it.
-	if p.Confirmed, err = db.ConfirmTargets(ctx, loadID, complete(live, rows), start); err != nil {
+	if p.Confirmed, err = db.ConfirmTargets(ctx, loadID, complete(live, pending), start); err != nil {
 		return p, err
 	}
 	return p, nil
@@ -367,13 +392,7 @@ func untrusted(repos []string, trusted []inventory.TrustedTarget) []string {
 
 // complete returns the repositories of live that no pending or lost row
 // names: those the plan found holding everything wanted.
-func complete(live []string, rows []inventory.PlanRow) []string {
-	pending := map[string]bool{}
-	for _, r := range rows {
-		if r.Action != inventory.ActionSkip {
-			pending[r.DstRepo] = true
-		}
-	}
+func complete(live []string, pending map[string]bool) []string {
 	var out []string
 	for _, r := range live {
 		if !pending[r] {
@@ -381,6 +400,25 @@ func complete(live []string, rows []inventory.PlanRow) []string {
 		}
 	}
 	return out
+}
+
+// isDestination says whether repo is under one of the plan's destinations.
+func (p *Plan) isDestination(repo string) bool {
+	for _, c := range p.Counts {
+		if strings.HasPrefix(repo, c.Destination+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// set takes a reading of the plan.
+func (p *Plan) set(pr *inventory.PlanRead) {
+	p.Rows, p.Streamed, p.TagMoves = pr.Rows, pr.Streamed, pr.Moves
+	p.Counts = make([]Summary, len(pr.Counts))
+	for i, c := range pr.Counts {
+		p.Counts[i] = Summary{Destination: c.Dst, Copy: c.Copy, Tag: c.Tag, Skip: c.Skip, Lost: c.Lost}
+	}
 }
 
 // countTrusted adds the trusted repositories to each destination's summary.
@@ -416,13 +454,13 @@ func (p *Plan) countTrusted() {
 // plan thinks absent, or (sources) in source repositories the digests it
 // thinks lost, and records those that are there (sync.Digests). It
 // returns how many it recorded.
-func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows []inventory.PlanRow, opts Options, sources bool) (int, error) {
+func probe(ctx context.Context, db *inventory.DB, client *registry.Client, p *Plan, opts Options, sources bool) (int, error) {
 	var todo []cipsync.Ref
 	seen := map[cipsync.Ref]bool{}
 	exists := map[string]bool{}
-	for _, r := range rows {
+	err := p.Each(ctx, db, func(r inventory.PlanRow) error {
 		if r.Action != inventory.ActionCopy && r.Action != inventory.ActionLost {
-			continue
+			return nil
 		}
 		// The source too, for lost rows: a source outside GCR lists no
 		// untagged digests either.
@@ -431,18 +469,18 @@ func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows 
 				seen[k] = true
 				todo = append(todo, k)
 			}
-			continue
+			return nil
 		}
 		k := cipsync.Ref{Repository: r.DstRepo, Digest: r.Digest}
 		if seen[k] {
-			continue
+			return nil
 		}
 		seen[k] = true
 		ok, known := exists[r.DstRepo]
 		if !known {
 			var err error
 			if ok, err = db.HasRepository(ctx, r.DstRepo); err != nil {
-				return 0, err
+				return err
 			}
 			exists[r.DstRepo] = ok
 		}
@@ -451,6 +489,10 @@ func probe(ctx context.Context, db *inventory.DB, client *registry.Client, rows 
 		if ok || len(r.Tags) == 0 {
 			todo = append(todo, k)
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	if len(todo) == 0 {
 		return 0, nil

@@ -1,10 +1,11 @@
 package promote
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -66,20 +67,30 @@ func Verify(ctx context.Context, db *inventory.DB, client *registry.Client, load
 	return len(refs), verifyRefs(ctx, client, refs, opts.jobs(), verifyHooks{}), nil
 }
 
-func sortRefs(refs []inventory.WantedRef) {
-	sort.Slice(refs, func(i, j int) bool {
-		a, b := refs[i], refs[j]
-		if a.Dst != b.Dst {
-			return a.Dst < b.Dst
+// verifySpool verifies the references of a spool (a run's writes) and
+// returns the mismatches sorted by destination, image, digest and tag.
+func verifySpool(ctx context.Context, client *registry.Client, refs *spool[inventory.WantedRef], jobs int, hooks verifyHooks) ([]Mismatch, error) {
+	var out []Mismatch
+	var batch []inventory.WantedRef
+	check := func() {
+		out = append(out, verifyRefs(ctx, client, batch, jobs, hooks)...)
+		batch = batch[:0]
+	}
+	// A batch at a time: every host's HEADs side by side, a bounded number
+	// of references held.
+	err := refs.each(func(w inventory.WantedRef) error {
+		batch = append(batch, w)
+		if len(batch) >= spoolRows {
+			check()
 		}
-		if a.Image != b.Image {
-			return a.Image < b.Image
-		}
-		if a.Digest != b.Digest {
-			return a.Digest < b.Digest
-		}
-		return a.Tag < b.Tag
+		return nil
 	})
+	check()
+	slices.SortFunc(out, func(a, b Mismatch) int {
+		return cmp.Or(strings.Compare(a.Destination, b.Destination), strings.Compare(a.Image, b.Image),
+			strings.Compare(a.Want, b.Want), strings.Compare(a.Tag, b.Tag))
+	})
+	return out, err
 }
 
 // verifyHooks let Promote count the verifying HEADs: counter returns a

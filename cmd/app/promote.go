@@ -1,6 +1,8 @@
 package app
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -193,8 +195,19 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	if err != nil && !moved && !unsigned {
 		return err
 	}
+	var lostRows []inventory.PlanRow
+	if lost := plan.Lost(); lost > 0 {
+		if err := plan.Each(c.Context, db, func(r inventory.PlanRow) error {
+			if r.Action == inventory.ActionLost {
+				lostRows = append(lostRows, r)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
 	if f.allowLost {
-		for _, r := range plan.Lost() {
+		for _, r := range lostRows {
 			prog.warn("lost", fmt.Sprintf("lost: %s/%s@%s is in neither the source %s nor the destination (%s:%d)", r.Dst, r.Image, r.Digest, r.Src, r.File, r.Line),
 				slog.String("destination", r.Dst), slog.String("image", r.Image), slog.String("digest", r.Digest), slog.String("source", r.Src),
 				slog.String("file", r.File), slog.Int("line", r.Line))
@@ -209,7 +222,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 		}
 		prog.info("plan", fmt.Sprintf("plan %s: %d copy, %d tag, %d skip, %d lost, %d refer%s", s.Destination, s.Copy, s.Tag, s.Skip, s.Lost, s.Refer, trust), attrs...)
 	}
-	if err := writePlan(c.App.Writer, f.output, plan, tableWidth(c, f.output == "wide")); err != nil {
+	if err := writePlan(c.Context, c.App.Writer, f.output, plan, db, tableWidth(c, f.output == "wide")); err != nil {
 		return err
 	}
 	if moved || unsigned {
@@ -220,8 +233,8 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	// Lost rows fail the run once the rest is done: a release must not go
 	// green without its image.
 	var lost error
-	if rows := plan.Lost(); len(rows) > 0 && !f.allowLost {
-		lost = &promote.LostError{Rows: rows}
+	if len(lostRows) > 0 && !f.allowLost {
+		lost = &promote.LostError{Rows: lostRows}
 	}
 	if !f.confirm {
 		if f.report != "" {
@@ -335,8 +348,10 @@ type planMove struct {
 // when the plan lists them (promote.MaxSkipRows), each with the tag moves
 // it would need (refused). The table (fitted to width) ends with one line
 // per destination whose skip rows are counted but not listed; json and
-// yaml carry the listed rows only (--report has every count).
-func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error {
+// yaml carry the listed rows only (--report has every count). Rows are
+// written as they are read (a streamed plan is read from db), never all
+// held: the table is measured in a first pass.
+func writePlan(ctx context.Context, w io.Writer, format string, plan *promote.Plan, db *inventory.DB, width int) error {
 	type rowKey struct{ dst, image, digest string }
 	moves := map[rowKey][]planMove{}
 	for _, m := range plan.TagMoves {
@@ -347,64 +362,138 @@ func writePlan(w io.Writer, format string, plan *promote.Plan, width int) error 
 	for _, s := range plan.Signatures {
 		checks[[3]string{s.Source, s.Image, s.Digest}] = s.Summary()
 	}
-	rows := plan.Rows
-	out := make([]planRow, len(rows))
-	for i, r := range rows {
+	toRow := func(r inventory.PlanRow) planRow {
 		// Lists are [] in JSON, never null.
-		out[i] = planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: r.Action, Source: r.Src,
+		return planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: r.Action, Source: r.Src,
 			Tags: append([]string{}, r.Tags...), TagsMissing: append([]string{}, r.Missing...), File: r.File, Line: r.Line,
 			TagMoves: moves[rowKey{r.Dst, r.Image, r.Digest}], Signature: checks[[3]string{r.Src, r.Image, r.Digest}]}
 	}
-	for _, r := range plan.Refers {
-		out = append(out, planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: inventory.ActionRefer,
+	referRow := func(r inventory.ReferRow) planRow {
+		return planRow{Destination: r.Dst, Image: r.Image, Digest: r.Digest, Action: inventory.ActionRefer,
 			Source: strings.TrimSuffix(r.SrcRepo, "/"+r.Image), Tags: []string{}, TagsMissing: []string{}, Subject: r.Subject, Referrer: r.Referrer,
-			ArtifactType: r.ArtifactType, FoundBy: r.FoundBy, File: r.File, Line: r.Line})
+			ArtifactType: r.ArtifactType, FoundBy: r.FoundBy, File: r.File, Line: r.Line}
 	}
-	if format != "table" && format != "wide" {
-		return writeData(w, format, out)
+	switch format {
+	case "json", "yaml":
+		// The plan's rows, then the referrers to copy.
+		return writeRows(w, format, func(emit func(planRow) error) error {
+			if err := plan.Each(ctx, db, func(r inventory.PlanRow) error { return emit(toRow(r)) }); err != nil {
+				return err
+			}
+			for _, r := range plan.Refers {
+				if err := emit(referRow(r)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
-	header := table.Columns("ACTION", "DESTINATION", "IMAGE", "DIGEST", "TAGS")
+	cols := table.Columns("ACTION", "DESTINATION", "IMAGE", "DIGEST", "TAGS")
 	signed := plan.Signatures != nil
 	if signed {
-		header = table.Columns("ACTION", "DESTINATION", "IMAGE", "DIGEST", "TAGS", "SIGNATURE")
+		cols = table.Columns("ACTION", "DESTINATION", "IMAGE", "DIGEST", "TAGS", "SIGNATURE")
 	}
-	var cells [][]string
-	for _, r := range out {
+	cells := func(r inventory.PlanRow) []string {
 		tags := strings.Join(r.Tags, ",")
 		if r.Action == inventory.ActionTag {
-			tags = "+" + strings.Join(r.TagsMissing, ",+")
-			if len(r.TagsMissing) < len(r.Tags) {
+			tags = "+" + strings.Join(r.Missing, ",+")
+			if len(r.Missing) < len(r.Tags) {
 				tags += " (of " + strings.Join(r.Tags, ",") + ")"
 			}
 		}
 		if tags == "" {
 			tags = "-"
 		}
-		sig := r.Signature
+		sig := checks[[3]string{r.Src, r.Image, r.Digest}]
 		if sig == "" {
 			sig = "-"
 		}
-		if r.Action == inventory.ActionRefer {
-			cells = append(cells, withSignature(signed, []string{r.Action, r.Destination, r.Image, r.Subject, r.Referrer + " (" + r.ArtifactType + ")"}, "-"))
-			continue
-		}
-		for _, m := range r.TagMoves {
+		for _, m := range moves[rowKey{r.Dst, r.Image, r.Digest}] {
 			tags += " MOVE REFUSED: " + m.Tag + " is at " + m.DigestNow
 		}
-		cells = append(cells, withSignature(signed, []string{r.Action, r.Destination, r.Image, r.Digest, tags}, sig))
+		return withSignature(signed, []string{r.Action, r.Dst, r.Image, r.Digest, tags}, sig)
+	}
+	referCells := func(r inventory.ReferRow) []string {
+		return withSignature(signed, []string{inventory.ActionRefer, r.Dst, r.Image, r.Subject, r.Referrer + " (" + r.ArtifactType + ")"}, "-")
 	}
 	listed := map[string]int{}
-	for _, r := range rows {
+	widths := table.NewWidths(cols)
+	if err := plan.Each(ctx, db, func(r inventory.PlanRow) error {
 		if r.Action == inventory.ActionSkip {
 			listed[r.Dst]++
 		}
+		widths.Add(cells(r))
+		return nil
+	}); err != nil {
+		return err
 	}
+	for _, r := range plan.Refers {
+		widths.Add(referCells(r))
+	}
+	var unlisted [][]string
 	for _, s := range plan.Summaries() {
 		if n := s.Skip - listed[s.Destination]; n > 0 {
-			cells = append(cells, withSignature(signed, []string{inventory.ActionSkip, s.Destination, "*", fmt.Sprintf("(%d digests not listed)", n), "-"}, "-"))
+			row := withSignature(signed, []string{inventory.ActionSkip, s.Destination, "*", fmt.Sprintf("(%d digests not listed)", n), "-"}, "-")
+			widths.Add(row)
+			unlisted = append(unlisted, row)
 		}
 	}
-	return writeTable(w, header, cells, width)
+	st, err := table.NewStream(w, cols, widths, width)
+	if err != nil {
+		return err
+	}
+	if err := plan.Each(ctx, db, func(r inventory.PlanRow) error { return st.Row(cells(r)) }); err != nil {
+		return err
+	}
+	for _, r := range plan.Refers {
+		if err := st.Row(referCells(r)); err != nil {
+			return err
+		}
+	}
+	for _, row := range unlisted {
+		if err := st.Row(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeRows prints the rows each gives as an indented JSON array or a YAML
+// sequence, one row at a time: the bytes writeData prints for the slice.
+func writeRows[T any](w io.Writer, format string, each func(emit func(T) error) error) error {
+	n := 0
+	err := each(func(v T) error {
+		var b []byte
+		var err error
+		if format == "json" {
+			b, err = json.MarshalIndent(v, "  ", "  ")
+			prefix := ",\n  "
+			if n == 0 {
+				prefix = "[\n  "
+			}
+			b = append([]byte(prefix), b...)
+		} else {
+			var buf bytes.Buffer
+			err = writeData(&buf, "yaml", []T{v})
+			b = buf.Bytes()
+		}
+		if err != nil {
+			return err
+		}
+		n++
+		_, err = w.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case n == 0:
+		_, err = io.WriteString(w, "[]\n")
+	case format == "json":
+		_, err = io.WriteString(w, "\n]\n")
+	}
+	return err
 }
 
 // withSignature adds the SIGNATURE cell to a plan table row when the

@@ -117,3 +117,32 @@ func TestNotesOnLiveLine(t *testing.T) {
 		t.Errorf("a live terminal got lines for retries: %q", b.String())
 	}
 }
+
+// Rows written one at a time are the bytes writeData prints for the slice.
+func TestWriteRowsMatchesWriteData(t *testing.T) {
+	rows := []planRow{
+		{Destination: "d.io/p", Image: "app", Digest: "sha256:aa", Action: "copy", Source: "s.io/s", Tags: []string{"v1", "v2"}, TagsMissing: []string{"v1", "v2"}, File: "f.yaml", Line: 3},
+		{Destination: "d.io/p", Image: "a<b>", Digest: "sha256:bb", Action: "lost", Source: "s.io/s", Tags: []string{}, TagsMissing: []string{}, File: "f.yaml", Line: 9},
+	}
+	for _, format := range []string{"json", "yaml"} {
+		for n := range len(rows) + 1 {
+			var want, got bytes.Buffer
+			if err := writeData(&want, format, append([]planRow{}, rows[:n]...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := writeRows(&got, format, func(emit func(planRow) error) error {
+				for _, r := range rows[:n] {
+					if err := emit(r); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if want.String() != got.String() {
+				t.Errorf("%s, %d rows: writeRows =\n%s\nwant (writeData)\n%s", format, n, got.String(), want.String())
+			}
+		}
+	}
+}

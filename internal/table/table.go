@@ -308,3 +308,75 @@ func render(w io.Writer, cells [][]string) error {
 	}
 	return nil
 }
+
+// Widths measures columns for a Stream: the widest cell of each, the
+// header included. Add every row (a first pass over rows too many to
+// hold), then give it to NewStream.
+type Widths []int
+
+// NewWidths starts measuring the columns cols.
+func NewWidths(cols []Column) Widths {
+	w := make(Widths, len(cols))
+	for i, c := range cols {
+		w[i] = twwidth.Width(c.Name)
+	}
+	return w
+}
+
+// Add measures one row.
+func (w Widths) Add(row []string) {
+	for i := range w {
+		if i < len(row) {
+			w[i] = max(w[i], twwidth.Width(row[i]))
+		}
+	}
+}
+
+// Stream prints a table one row at a time, in Write's style, for tables
+// too long to hold: its column widths are measured first (Widths) and
+// fitted to a width as Write fits them. Cells are one line each (a
+// streamed table does not wrap prose).
+type Stream struct {
+	w      io.Writer
+	cols   []Column
+	widths []int
+	fit    bool
+}
+
+// NewStream prints the header and returns the stream; width 0 prints every
+// cell in full.
+func NewStream(w io.Writer, cols []Column, natural Widths, width int) (*Stream, error) {
+	s := &Stream{w: w, cols: cols, widths: natural}
+	if width > 0 {
+		s.widths, s.fit = fitWidths(cols, natural, width), true
+	}
+	header := make([]string, len(cols))
+	for i, c := range cols {
+		header[i] = c.Name
+	}
+	return s, s.Row(header)
+}
+
+// Row prints one row (shorter rows are padded with empty cells).
+func (s *Stream) Row(row []string) error {
+	var b strings.Builder
+	for i, c := range s.cols {
+		cell := ""
+		if i < len(row) {
+			cell = row[i]
+		}
+		if s.fit {
+			fit := c.Fit
+			if fit == Wrap {
+				fit = Cut
+			}
+			cell = fitCell(cell, s.widths[i], fit)
+		}
+		b.WriteString(cell)
+		if i < len(s.cols)-1 {
+			b.WriteString(strings.Repeat(" ", max(0, s.widths[i]-twwidth.Width(cell))+gap))
+		}
+	}
+	_, err := io.WriteString(s.w, strings.TrimRight(b.String(), " ")+"\n")
+	return err
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/olekukonko/tablewriter/pkg/twwidth"
 )
 
@@ -115,6 +116,38 @@ func TestFitWidths(t *testing.T) {
 				t.Errorf("%s: fitWidths = %v, want %v", tc.name, got, tc.want)
 				break
 			}
+		}
+	}
+}
+
+// A streamed table is the table Write prints, fitted or not.
+func TestStreamMatchesWrite(t *testing.T) {
+	cols := []Column{{Name: "ACTION"}, {Name: "DESTINATION"}, {Name: "IMAGE", Fit: CutStart}, {Name: "DIGEST"}, {Name: "TAGS"}}
+	rows := [][]string{
+		{"copy", "us-docker.pkg.dev/k8s-artifacts-prod/images", "kubernetes/kube-apiserver", "sha256:" + strings.Repeat("a", 64), "v1.30.0,v1.30.0-rc.1"},
+		{"tag", "gcr.io/p", "pause", "sha256:" + strings.Repeat("b", 64), "+3.9"},
+		{"lost", "d", "", "sha256:" + strings.Repeat("c", 64), "-"},
+	}
+	for _, width := range []int{0, 200, 100, 60, 20} {
+		var want, got bytes.Buffer
+		if err := Write(&want, cols, rows, width); err != nil {
+			t.Fatal(err)
+		}
+		wd := NewWidths(cols)
+		for _, r := range rows {
+			wd.Add(r)
+		}
+		s, err := NewStream(&got, cols, wd, width)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if err := s.Row(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if diff := cmp.Diff(want.String(), got.String()); diff != "" {
+			t.Errorf("width %d: Stream differs from Write (-Write +Stream):\n%s", width, diff)
 		}
 	}
 }
