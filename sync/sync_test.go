@@ -454,3 +454,53 @@ func TestTagTTL(t *testing.T) {
 		t.Errorf("re-sync without TTL: %d manifest HEADs, want 3", got)
 	}
 }
+
+// Repositories are crawled per host, the hosts side by side: a host whose
+// every answer takes long holds only its own crawl, and another host's
+// repositories, all sorted after the slow host's, are crawled meanwhile.
+func TestSyncHostsSideBySide(t *testing.T) {
+	slow, fast := regtest.New(t), regtest.New(t)
+	for i := range 8 {
+		for _, reg := range []*regtest.Registry{slow, fast} {
+			reg.Push(t, fmt.Sprintf("p/r%d", i), "v1", regtest.Image(t, 64, 1, true))
+		}
+	}
+	var mu gosync.Mutex
+	var fastDone time.Time
+	slow.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		time.Sleep(300 * time.Millisecond)
+		return false
+	})
+	fast.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		fastDone = time.Now()
+		mu.Unlock()
+		return false
+	})
+	var targets []cipsync.Target
+	for i := range 8 {
+		for _, reg := range []*regtest.Registry{slow, fast} {
+			targets = append(targets, cipsync.Target{Ref: fmt.Sprintf("%s/p/r%d", reg.Host, i), Exact: true})
+		}
+	}
+	// The slow host's repositories first: a pool shared by all hosts would
+	// fill with them.
+	sort.Slice(targets, func(i, j int) bool {
+		return strings.HasPrefix(targets[i].Ref, slow.Host) && !strings.HasPrefix(targets[j].Ref, slow.Host)
+	})
+	db := mustOpen(t)
+	start := time.Now()
+	if _, err := cipsync.Run(context.Background(), db, client(), targets, cipsync.Options{Jobs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	total := time.Since(start)
+	mu.Lock()
+	fastTook := fastDone.Sub(start)
+	mu.Unlock()
+	if fastTook > total/2 {
+		t.Errorf("the fast host's last request came %v into a %v crawl: it waited for the slow host", fastTook, total)
+	}
+	if n := len(queryStrings(t, db, `SELECT name FROM repositories`)); n != 16 {
+		t.Errorf("%d repositories crawled, want 16", n)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/promote"
+	"github.com/cipdev/cip/registry"
 )
 
 // ExitPending is --exit-code's answer when the plan has work to do.
@@ -238,7 +239,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	}
 	if !f.confirm {
 		if f.report != "" {
-			if err := writeReport(f.report, runReport{DryRun: true, Plan: plan.Summaries(), Trusted: plan.Trusted}); err != nil {
+			if err := writeReport(f.report, runReport{DryRun: true, Plan: plan.Summaries(), Trusted: plan.Trusted, Hosts: client.Transport().Stats().Hosts}); err != nil {
 				return err
 			}
 		}
@@ -258,7 +259,7 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	rep, perr := promote.Promote(c.Context, db, client, plan, opts)
 	state(c).report = rep
 	if f.report != "" && rep != nil {
-		if err := writeReport(f.report, runReport{Plan: plan.Summaries(), Trusted: plan.Trusted, Report: rep}); err != nil {
+		if err := writeReport(f.report, runReport{Plan: plan.Summaries(), Trusted: plan.Trusted, Hosts: client.Transport().Stats().Hosts, Report: rep}); err != nil {
 			perr = errors.Join(perr, err)
 		}
 	}
@@ -293,6 +294,10 @@ type runReport struct {
 	// inventory with no request (--confirm-ttl), and when cip last
 	// confirmed each.
 	Trusted []inventory.TrustedTarget `json:"trusted"`
+	// Hosts counts every request of the run per registry host, by method
+	// and kind (pings and token requests included), with each host's
+	// adaptive pace.
+	Hosts []registry.HostStats `json:"hosts"`
 	*promote.Report
 }
 
