@@ -68,12 +68,31 @@ func Digests(ctx context.Context, db *inventory.DB, client *registry.Client, ref
 	// A GET both finds an unknown digest and reads it, for the first ref
 	// of that digest; the others (other repositories) HEAD it: the run's
 	// one GET of a digest says nothing about another repository.
+	// Of the refs of one unknown digest (in repositories of several hosts,
+	// mirrors say), the getter is on the host with the fewest GETs so far:
+	// the GETs spread over the hosts instead of all landing on the first.
 	getter := make([]bool, len(refs))
-	claimed := map[string]bool{}
+	byDigest := map[string][]int{}
+	var unknown []string
 	for i, r := range refs {
-		if !known[r.Digest] && !claimed[r.Digest] {
-			getter[i], claimed[r.Digest] = true, true
+		if !known[r.Digest] {
+			if _, ok := byDigest[r.Digest]; !ok {
+				unknown = append(unknown, r.Digest)
+			}
+			byDigest[r.Digest] = append(byDigest[r.Digest], i)
 		}
+	}
+	slices.Sort(unknown)
+	gets := map[string]int{}
+	for _, dg := range unknown {
+		best := -1
+		for _, i := range byDigest[dg] {
+			if best < 0 || gets[hostOf(refs[i].Repository)] < gets[hostOf(refs[best].Repository)] {
+				best = i
+			}
+		}
+		getter[best] = true
+		gets[hostOf(refs[best].Repository)]++
 	}
 	var mu gosync.Mutex
 	var ms []*inventory.Manifest

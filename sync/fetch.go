@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -196,6 +198,22 @@ func (f *fetcher) written(ms []*inventory.Manifest) {
 	}
 }
 
+// rotated returns digests starting at an offset chosen by host. Mirrors
+// crawl the same repository at about the same moment, and one GET of a
+// digest serves them all (whoever asks first): asked for in the same
+// order, one host would GET nearly all of a large repository's manifests
+// while the others waited on it; from different offsets, each host asks
+// first for its own share.
+func rotated(digests []string, host string) []string {
+	if len(digests) < 2 {
+		return digests
+	}
+	h := fnv.New32a()
+	h.Write([]byte(host))
+	off := int(h.Sum32() % uint32(len(digests)))
+	return append(slices.Clone(digests[off:]), digests[:off]...)
+}
+
 // fetchNew GETs every manifest reachable from roots that the inventory does
 // not hold yet, following index children level by level. It returns them,
 // and how many this call fetched over the network. A digest repo does not
@@ -225,6 +243,7 @@ func (f *fetcher) fetchNew(ctx context.Context, repo name.Repository, roots []st
 				need = append(need, dg)
 			}
 		}
+		need = rotated(need, repo.RegistryStr())
 		got := make([]*inventory.Manifest, len(need))
 		stored := make([]bool, len(need))
 		absent := make([]bool, len(need))

@@ -45,6 +45,35 @@ const DefaultJobs = registry.DefaultJobs
 // ready.
 const reposPerJob = 4
 
+// staggered orders repositories for crawling: each host's in name order,
+// but starting at an offset that grows with the host's rank (host k of n
+// starts k/n of the way into its list, and wraps around). Mirrors hold the
+// same repositories; crawled in the same order, they would all need the
+// same new manifests at the same moment and the fastest host would GET
+// nearly all of them (one GET serves every repository that needs a
+// digest) while the others waited on it. Staggered, each host reaches
+// different digests first, and the GETs spread over the hosts.
+func staggered(repos []string) []string {
+	by := map[string][]string{}
+	var hosts []string
+	for _, r := range repos {
+		h := hostOf(r)
+		if _, ok := by[h]; !ok {
+			hosts = append(hosts, h)
+		}
+		by[h] = append(by[h], r)
+	}
+	sort.Strings(hosts)
+	out := make([]string, 0, len(repos))
+	for k, h := range hosts {
+		list := by[h]
+		off := k * len(list) / len(hosts)
+		out = append(out, list[off:]...)
+		out = append(out, list[:off]...)
+	}
+	return out
+}
+
 // hostOf returns the registry host of a full repository name.
 func hostOf(repo string) string {
 	host, _ := inventory.SplitRepository(repo)
@@ -161,7 +190,7 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 	// tag listing, its index children, its write).
 	pool := hostpool.New(reposPerJob * opts.Jobs)
 	var mu gosync.Mutex
-	for _, repo := range repos {
+	for _, repo := range staggered(repos) {
 		pool.Go(hostOf(repo), func() {
 			if ctx.Err() != nil {
 				return
