@@ -184,13 +184,16 @@ func (t *throttle) reserve() (time.Duration, time.Time) {
 // answered tells the throttle how the host answered a request sent at
 // sent: status 429 opens (or extends) an episode, other answers count as
 // accepted in an open one. retryAfter is the host's Retry-After (0: none).
-func (t *throttle) answered(sent time.Time, status int, retryAfter time.Duration) {
+// It reports whether this answer closed an episode (the pace was cut), and
+// the pace and quota then.
+func (t *throttle) answered(sent time.Time, status int, retryAfter time.Duration) (cut bool, rate, quota float64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	if sent.Before(t.decreased) {
-		return // sent at the old pace
+		return false, 0, 0 // sent at the old pace
 	}
+	before := t.decreases
 	switch {
 	case status == 429:
 		if t.ep.start.IsZero() {
@@ -211,6 +214,7 @@ func (t *throttle) answered(sent time.Time, status int, retryAfter time.Duration
 		t.ep.samples++
 	}
 	t.settle(now)
+	return t.decreases > before, t.rate, t.quota
 }
 
 // settle closes an episode that has measured long enough (the

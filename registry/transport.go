@@ -84,8 +84,9 @@ type TransportOptions struct {
 	Now func() time.Time
 	// Logger receives every request at Debug (method, host, kind, status,
 	// duration, attempt), every retry at Info (429) or Warn (the others)
-	// with its reason and wait, and every request or host given up at
-	// Warn; nil means none. Its records are redacted (Redact).
+	// with its reason and wait, every cut of a host's pace at Info (the
+	// pace and the quota measured, requests/s), and every request or host
+	// given up at Warn; nil means none. Its records are redacted (Redact).
 	Logger *slog.Logger
 	// Events, when set, is called for each retry about to wait and each
 	// host given up (from the request's goroutine: keep it quick).
@@ -322,7 +323,10 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 		if err == nil {
 			status = resp.StatusCode
 		}
-		h.throttle.answered(sent, status, wait)
+		if cut, pace, quota := h.throttle.answered(sent, status, wait); cut && t.log != nil {
+			t.log.LogAttrs(ctx, slog.LevelInfo, "pace cut", slog.String("host", r.URL.Host),
+				slog.Float64("pace", roundRate(pace)), slog.Float64("quota", roundRate(quota)))
+		}
 		if debug {
 			t.logRequest(ctx, r, kind, resp, err, time.Since(start), attempt)
 		}
