@@ -286,7 +286,7 @@ func (r *Report) writeTargets(b *bytes.Buffer) {
 				lines = append(lines, line{"W200 warm: cip ≤ 0.3 × regsync", fmt.Sprintf("%.2f × (%s)", v, mark(v <= 0.3))})
 			}
 			if v, ok := ratio(ss, "cip-ttl", "warm", "regsync", "warm"); ok {
-				lines = append(lines, line{"W200 warm: cip --tag-ttl 10m ≤ 0.3 × regsync", fmt.Sprintf("%.2f × (%s)", v, mark(v <= 0.3))})
+				lines = append(lines, line{"W200 warm: cip --confirm-ttl 10m ≤ 0.3 × regsync", fmt.Sprintf("%.2f × (%s)", v, mark(v <= 0.3))})
 			}
 			for _, tool := range []string{"cip", "cip-ttl"} {
 				if c, ok := find(ss, tool, "warm"); ok {
@@ -305,7 +305,7 @@ func (r *Report) writeTargets(b *bytes.Buffer) {
 				lines = append(lines, line{"W2000 incremental re-crawl: ≥ 10 × crane loop", fmt.Sprintf("%.1f × (%s)", v, mark(v >= 10))})
 			}
 			if v, ok := ratio(ss, "crane", "recrawl", "cip-ttl", "recrawl"); ok {
-				lines = append(lines, line{"W2000 incremental re-crawl, cip --tag-ttl 10m: ≥ 10 × crane loop", fmt.Sprintf("%.1f × (%s)", v, mark(v >= 10))})
+				lines = append(lines, line{"W2000 incremental re-crawl, cip --confirm-ttl 10m: ≥ 10 × crane loop", fmt.Sprintf("%.1f × (%s)", v, mark(v >= 10))})
 			}
 		}
 		// A baseline build run beside cip: no slower than what it replaces
