@@ -13,11 +13,17 @@ import (
 //
 // The pace adapts (AIMD). A host starts unpaced, or at its ceiling (--qps,
 // or the hosts config). The first 429 opens a throttling episode: for
-// episodeWindow the host keeps being sent what it was, and the answers it
-// accepts in that time measure its quota (a host that answers 429 is at its
-// quota, so what it still accepts is the quota; only requests sent after the
-// first refused one count, those sent before found its bucket not yet
-// empty). Then the pace is set to
+// episodeWindow the host keeps being sent what it was, and the episode
+// measures the host's quota. A host refuses only when its bucket is empty:
+// between the first and the last refused request of the episode, every
+// request it accepted took a token that refilled in that time, so the
+// accepted requests sent between the two refused ones, over the time
+// between them, are the quota (whatever was offered meanwhile). When the
+// refusals are too close together to time (a single burst) for up to a
+// second, a low guess stands in: the larger of what the host accepted since
+// the first refusal and half of what it accepted in the second before; past
+// 90% of a guess the pace goes on climbing, 2% of it a second, until the
+// next 429 measures the quota. Then the pace is set to
 // half of min(pace, quota) (the multiplicative decrease), the host waits
 // out the longest Retry-After it gave, and the pace recovers additively: a
 // tenth of the quota per second up to 90% of it (a margin for the clocks of
@@ -64,13 +70,15 @@ type throttle struct {
 	ceiling   float64   // requests/s never exceeded; 0: none
 	rate      float64   // the pace; 0: unpaced (no ceiling, no 429 yet)
 	quota     float64   // the accepted rate measured in the last episode; 0: unknown
+	guessed   bool      // quota is a low guess (refusals too close together to time)
 	tat       time.Time // the pace's theoretical arrival time of the next request (GCRA)
 	paused    time.Time // no request starts before (Retry-After)
 	decreased time.Time // the last decrease
 	raised    time.Time // the last additive increase
 	ep        episode
 	decreases int64
-	sent      sendWindow
+	sent      sendWindow // requests started
+	accepted  sendWindow // answers other than 429 and 5xx, by when they came
 }
 
 // sendWindow counts the requests started in the last second, in tenths.
@@ -101,17 +109,27 @@ func (w *sendWindow) lastSecond(now time.Time) int {
 
 // episode is an open throttling episode.
 type episode struct {
-	start    time.Time // when its first 429 came; zero when none is open
-	sent     time.Time // when the request answered by it was sent
-	accepted int       // answers other than 429 and 5xx to requests sent since
-	samples  int       // answers of any kind to requests sent since
-	resume   time.Time // the latest Retry-After deadline given
+	start    time.Time   // when its first 429 came; zero when none is open
+	first    time.Time   // when the first refused request was sent
+	last     time.Time   // when the last refused request was sent
+	accepted []time.Time // when each accepted request sent after first was sent
+	before   int         // requests accepted in the second before it opened
+	resume   time.Time   // the latest Retry-After deadline given
 }
 
-// minSamples is how many answers an episode needs to measure the quota;
-// with fewer (a host sent little, throttled for reasons of its own), the
-// pace halves from what was sent in the last second instead.
-const minSamples = 8
+// minSpan is the least time between an episode's first and last refused
+// requests that times the quota: ten requests' worth at the quotas
+// registries grant (50/s: one every 20 ms), within 10%. An episode whose
+// refusals span less goes on measuring up to maxEpisode.
+const minSpan = 200 * time.Millisecond
+
+// maxEpisode is the longest an episode measures: a host still refusing
+// after it is cut on what it accepted in the last second.
+const maxEpisode = time.Second
+
+// maxEpisodeSamples bounds what an episode keeps: at most a few seconds of
+// accepted requests at any quota.
+const maxEpisodeSamples = 4096
 
 func newThrottle(jobs int, ceiling float64, now func() time.Time, sleep func(context.Context, time.Duration) error) *throttle {
 	if jobs <= 0 {
@@ -128,10 +146,13 @@ func (t *throttle) acquire(ctx context.Context) (time.Time, error) {
 	case <-ctx.Done():
 		return time.Time{}, ctx.Err()
 	}
-	d, at := t.reserve()
-	// A pause can begin while this request waits for its turn: wait that
-	// out too (a bounded number of times; each pause is itself bounded).
-	for range 8 {
+	// Wait for a turn without booking one ahead: the pace may change
+	// while this request waits (a cut, a pause, the climb back), and a
+	// turn booked seconds ahead at the old pace would keep it. Each wait
+	// ends when the next turn is due, then the request tries again; the
+	// loop is bounded (a turn comes at least once a second, minRate).
+	for i := 0; ; i++ {
+		d, at := t.take(i >= maxWaits)
 		if d <= 0 {
 			return at, nil
 		}
@@ -139,46 +160,41 @@ func (t *throttle) acquire(ctx context.Context) (time.Time, error) {
 			t.release()
 			return time.Time{}, err
 		}
-		d, at = t.pausedFor()
 	}
-	return t.now(), nil
 }
 
-// pausedFor returns how long the host's pause still lasts, and now.
-func (t *throttle) pausedFor() (time.Duration, time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	return t.paused.Sub(now), now
-}
+// maxWaits bounds the tries of one request for a turn; past it the request
+// goes anyway (a clock gone wrong must not hold a request forever).
+const maxWaits = 100000
 
 // release frees the slot acquire took.
 func (t *throttle) release() { <-t.slots }
 
-// reserve books the next start under the pace and returns how long to wait
-// for it (0: go now) and when that is.
-func (t *throttle) reserve() (time.Duration, time.Time) {
+// take gives the caller the next turn under the pace and the pause when
+// it is due now (or force): it returns 0 and now. Otherwise it returns how
+// long until the next turn is due, and takes nothing.
+func (t *throttle) take(force bool) (time.Duration, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	t.settle(now)
-	start := now
-	if t.paused.After(start) {
-		start = t.paused
+	if !force && t.paused.After(now) {
+		return t.paused.Sub(now), time.Time{}
 	}
 	if t.rate > 0 {
+		// GCRA: a turn is due when the theoretical arrival time, less the
+		// tolerance, has come.
+		if due := t.tat.Add(-paceTolerance); !force && due.After(now) {
+			return due.Sub(now), time.Time{}
+		}
 		interval := time.Duration(float64(time.Second) / t.rate)
-		tat := t.tat
-		if tat.Before(start) {
-			tat = start
+		if t.tat.Before(now) {
+			t.tat = now
 		}
-		if earliest := tat.Add(-paceTolerance); earliest.After(start) {
-			start = earliest
-		}
-		t.tat = tat.Add(interval)
+		t.tat = t.tat.Add(interval)
 	}
-	t.sent.add(start)
-	return start.Sub(now), start
+	t.sent.add(now)
+	return 0, now
 }
 
 // answered tells the throttle how the host answered a request sent at
@@ -197,9 +213,10 @@ func (t *throttle) answered(sent time.Time, status int, retryAfter time.Duration
 	switch {
 	case status == 429:
 		if t.ep.start.IsZero() {
-			t.ep.start, t.ep.sent = now, sent
-		} else if sent.After(t.ep.sent) {
-			t.ep.samples++
+			t.ep.start, t.ep.first, t.ep.last = now, sent, sent
+			t.ep.before = t.accepted.lastSecond(now)
+		} else if sent.After(t.ep.last) {
+			t.ep.last = sent
 		}
 		if retryAfter <= 0 {
 			retryAfter = defaultThrottleWait
@@ -207,11 +224,11 @@ func (t *throttle) answered(sent time.Time, status int, retryAfter time.Duration
 		if r := now.Add(retryAfter); r.After(t.ep.resume) {
 			t.ep.resume = r
 		}
-	case status > 0 && status < 500 && !t.ep.start.IsZero() && sent.After(t.ep.sent):
-		// Requests sent before the first refused one found the host's
-		// bucket not yet empty; those sent since measure its refill.
-		t.ep.accepted++
-		t.ep.samples++
+	case status > 0 && status < 500:
+		t.accepted.add(now)
+		if !t.ep.start.IsZero() && sent.After(t.ep.first) && len(t.ep.accepted) < maxEpisodeSamples {
+			t.ep.accepted = append(t.ep.accepted, sent)
+		}
 	}
 	t.settle(now)
 	return t.decreases > before, t.rate, t.quota
@@ -221,10 +238,24 @@ func (t *throttle) answered(sent time.Time, status int, retryAfter time.Duration
 // multiplicative decrease), and applies the additive increase due since
 // the last one.
 func (t *throttle) settle(now time.Time) {
-	if !t.ep.start.IsZero() && now.Sub(t.ep.start) >= episodeWindow {
-		measured := float64(t.ep.accepted) / now.Sub(t.ep.start).Seconds()
-		if t.ep.samples < minSamples {
-			measured = float64(t.sent.lastSecond(now))
+	if open := now.Sub(t.ep.start); !t.ep.start.IsZero() && open >= episodeWindow && (t.ep.last.Sub(t.ep.first) >= minSpan || open >= maxEpisode) {
+		var measured float64
+		if span := t.ep.last.Sub(t.ep.first); span >= minSpan {
+			n := 0
+			for _, at := range t.ep.accepted {
+				if !at.After(t.ep.last) {
+					n++
+				}
+			}
+			measured = float64(n) / span.Seconds()
+			t.guessed = false
+		} else {
+			// Refusals too close together to time: what the host accepted
+			// since the first is a lower bound of its quota (its bucket was
+			// empty then), and half of what it accepted in the second
+			// before (when its bucket was full) a guess that errs low.
+			measured = max(float64(len(t.ep.accepted))/now.Sub(t.ep.first).Seconds(), float64(t.ep.before)/2)
+			t.guessed = true
 		}
 		t.quota = max(measured, minRate)
 		base := t.rate
@@ -249,6 +280,10 @@ func (t *throttle) settle(now time.Time) {
 	for range min(steps, 600) {
 		if t.rate < plateau*t.quota {
 			t.rate = min(plateau*t.quota, t.rate+max(1, t.quota/10))
+		} else if t.guessed {
+			// A guess is no ceiling: go on climbing, 2% of it a second,
+			// until the next 429 measures the quota.
+			t.rate += max(1, t.quota/50)
 		} else {
 			t.rate += max(0.05, t.quota/1000) // 1% of the quota per 10 s
 		}

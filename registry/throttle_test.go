@@ -59,6 +59,14 @@ func (r simResult) count(ts []time.Time, from, to time.Duration) int {
 // server decides when a request arrives and answers latency later. It is
 // a discrete-event simulation on a fake clock: no goroutines, no waiting.
 func simulate(th *throttle, clock *fakeClock, srv *quotaServer, jobs int, latency, length time.Duration) simResult {
+	return simulateWorkers(th, clock, srv, jobs, latency, length, false)
+}
+
+// simulateWorkers is simulate; with waitOn429 a refused request's worker
+// waits out Retry-After itself and nothing takes its place (a crawl whose
+// every repository's request was refused at once: the offered load falls
+// as the 429s come).
+func simulateWorkers(th *throttle, clock *fakeClock, srv *quotaServer, jobs int, latency, length time.Duration, waitOn429 bool) simResult {
 	var res simResult
 	// Each request takes latency ± 25%, from a seeded generator: requests
 	// in lockstep would measure the quota in steps of whole waves.
@@ -75,14 +83,12 @@ func simulate(th *throttle, clock *fakeClock, srv *quotaServer, jobs int, latenc
 		clock.t = e.at
 		switch e.kind {
 		case evReady:
-			d, start := th.reserve()
+			d, start := th.take(false)
 			if d > 0 {
-				heap.Push(q, event{at: start, worker: e.worker, kind: evSend, sent: start})
+				heap.Push(q, event{at: e.at.Add(d), worker: e.worker, kind: evReady})
 				continue
 			}
 			e.sent = start
-			fallthrough
-		case evSend:
 			res.starts = append(res.starts, e.sent)
 			ok := srv.take(e.sent)
 			took := latency*3/4 + time.Duration(rng.Int64N(int64(latency)/2+1))
@@ -97,8 +103,12 @@ func simulate(th *throttle, clock *fakeClock, srv *quotaServer, jobs int, latenc
 				th.answered(e.sent, 429, time.Second)
 				// The Transport frees the slot while the refused request
 				// waits out Retry-After, and the next request of the
-				// backlog takes it.
-				heap.Push(q, event{at: e.at, worker: e.worker, kind: evReady})
+				// backlog takes it (or, waitOn429, nothing does).
+				next := e.at
+				if waitOn429 {
+					next = next.Add(time.Second)
+				}
+				heap.Push(q, event{at: next, worker: e.worker, kind: evReady})
 			}
 		}
 	}
@@ -107,7 +117,6 @@ func simulate(th *throttle, clock *fakeClock, srv *quotaServer, jobs int, latenc
 
 const (
 	evReady = iota
-	evSend
 	evAnswer
 )
 
@@ -168,6 +177,26 @@ func TestThrottleFindsQuota(t *testing.T) {
 	}
 }
 
+// When the refused requests' workers wait out Retry-After themselves, the
+// load offered falls right after one burst of refusals, too short to time:
+// the pace starts from a low guess, probes past it, and one more short
+// episode measures the quota.
+func TestThrottleFindsQuotaWhenLoadFalls(t *testing.T) {
+	for _, jobs := range []int{8, 32, 128} {
+		clock := &fakeClock{t: epoch}
+		th := newTestThrottle(clock, jobs, 0)
+		srv := &quotaServer{qps: 60, burst: 60}
+		res := simulateWorkers(th, clock, srv, jobs, 40*time.Millisecond, 60*time.Second, true)
+		_, quota, cuts := th.pace()
+		late := res.count(res.refused, 1100*time.Millisecond, 60*time.Second)
+		got := float64(res.count(res.accepted, 10*time.Second, 60*time.Second)) / 50
+		if quota < 50 || quota > 66 || cuts > 2 || late > 10 || got < 0.75*60 {
+			t.Errorf("jobs %d: quota measured %.1f after %d cuts, %d answers 429 after the first second, %.1f/s accepted from 10 s; want 50-66, at most 2 cuts and 10 late 429s, at least 45/s",
+				jobs, quota, cuts, late, got)
+		}
+	}
+}
+
 // A quota that is not the bucket's depth: a shallow bucket (5) of 20/s.
 func TestThrottleShallowBucket(t *testing.T) {
 	clock := &fakeClock{t: epoch}
@@ -198,31 +227,35 @@ func TestThrottleCeiling(t *testing.T) {
 	}
 }
 
-// The steps of one episode: a 429 opens it, the answers accepted in it
-// measure the quota, the pace halves from the lower of pace and quota,
-// the host waits out Retry-After, answers to requests sent before the cut
-// are not counted, and the pace climbs back a tenth of the quota a second.
+// The steps of one episode: a 429 opens it, the requests accepted between
+// the first and the last refused ones measure the quota, the pace halves
+// from the lower of pace and quota, the host waits out Retry-After, answers
+// to requests sent before the cut are not counted, and the pace climbs
+// back a tenth of the quota a second.
 func TestThrottleEpisode(t *testing.T) {
 	clock := &fakeClock{t: epoch}
 	th := newTestThrottle(clock, 8, 100)
 	sent := clock.t
 	clock.t = clock.t.Add(10 * time.Millisecond)
 	th.answered(sent, 429, 2*time.Second)
-	// 10 accepted in the window: 40/s. An answer to a request sent before
-	// the refused one does not count: the host's bucket was not empty yet.
+	// Refused requests sent at 0 and 200 ms; 8 accepted sent between them
+	// (40/s), one sent before the first (the bucket was not empty yet: not
+	// counted) and one after the last (not timed: not counted).
 	th.answered(sent.Add(-time.Millisecond), 200, 0)
-	for range 10 {
-		clock.t = clock.t.Add(25 * time.Millisecond)
-		th.answered(sent.Add(time.Millisecond), 200, 0)
+	for i := range 8 {
+		clock.t = clock.t.Add(20 * time.Millisecond)
+		th.answered(sent.Add(time.Duration(i+1)*20*time.Millisecond), 200, 0)
 	}
+	th.answered(sent.Add(200*time.Millisecond), 429, time.Second)
+	th.answered(sent.Add(210*time.Millisecond), 200, 0)
+	clock.t = epoch.Add(260 * time.Millisecond)
 	rate, quota, cuts := th.pace()
 	if cuts != 1 || math.Abs(quota-40) > 0.01 || math.Abs(rate-20) > 0.01 {
 		t.Fatalf("after the episode: pace %.2f, quota %.2f, %d cuts; want 20 (half of min(100, 40)), 40, 1", rate, quota, cuts)
 	}
-	// Retry-After 2 s from the 429 at 10 ms.
-	d, start := th.reserve()
-	if want := epoch.Add(2010 * time.Millisecond); !start.Equal(want) {
-		t.Errorf("first start after the cut at %v (wait %v), want %v (Retry-After)", start.Sub(epoch), d, want.Sub(epoch))
+	// Retry-After 2 s from the 429 at 10 ms: no turn before 2.01 s.
+	if d, _ := th.take(false); d != 2010*time.Millisecond-260*time.Millisecond {
+		t.Errorf("a request at 260 ms waits %v for its turn, want %v (Retry-After)", d, 2010*time.Millisecond-260*time.Millisecond)
 	}
 	// A late 429 to a request sent before the cut opens no episode.
 	th.answered(sent, 429, time.Second)
@@ -244,6 +277,30 @@ func TestThrottleEpisode(t *testing.T) {
 	clock.t = clock.t.Add(10 * time.Hour)
 	if rate, _, _ := th.pace(); rate > 100 {
 		t.Errorf("pace after 10 h = %.2f, above the ceiling 100", rate)
+	}
+}
+
+// Refusals too close together to time: after a second of no more, half of
+// what the host accepted in the second before stands in for the quota.
+func TestThrottleEpisodeOneBurst(t *testing.T) {
+	clock := &fakeClock{t: epoch}
+	th := newTestThrottle(clock, 8, 0)
+	for i := range 30 {
+		clock.t = epoch.Add(time.Duration(i) * 10 * time.Millisecond)
+		th.answered(clock.t, 200, 0) // 30 accepted in 300 ms
+	}
+	burst := clock.t
+	for range 5 {
+		th.answered(burst, 429, time.Second)
+	}
+	clock.t = burst.Add(300 * time.Millisecond)
+	if _, _, cuts := th.pace(); cuts != 0 {
+		t.Errorf("cut %d times 300 ms after one burst, want none yet (the episode goes on measuring)", cuts)
+	}
+	clock.t = burst.Add(time.Second)
+	rate, quota, cuts := th.pace()
+	if cuts != 1 || quota != 15 || rate != 7.5 {
+		t.Errorf("a second after one burst of 429s: pace %.1f, quota %.1f, %d cuts; want 7.5, 15 (half the 30 accepted in the second before), 1", rate, quota, cuts)
 	}
 }
 
