@@ -215,7 +215,8 @@ func Promote(ctx context.Context, db *inventory.DB, client *registry.Client, pla
 	// its time between requests (its blobs before its manifest, its
 	// manifest before its tags). The queues are bounded, so that a streamed
 	// plan is read as the copies go.
-	pool := hostpool.Bounded(rowsPerJob*e.jobs, 4*rowsPerJob*e.jobs)
+	rows := min(rowsPerJob*e.jobs, maxRowsPerHost)
+	pool := hostpool.Bounded(rows, 4*rows)
 	run := func(r inventory.PlanRow) {
 		st := dests[r.Dst]
 		if st == nil {
@@ -813,7 +814,11 @@ func confirmable(plan *Plan, done, failed map[string]bool, mismatches []Mismatch
 // rowsPerJob is how many plan rows of one destination host run per
 // request slot: enough that every slot has a request ready when one
 // finishes (a row waits on one request at a time for most of its life).
-const rowsPerJob = 4
+// maxRowsPerHost caps them, as sync caps its repositories per host.
+const (
+	rowsPerJob     = 4
+	maxRowsPerHost = 64
+)
 
 // slot only checks ctx: it holds nothing, the registry Transport bounds the
 // requests in flight, per host (a slot shared by all hosts would let one

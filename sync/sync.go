@@ -42,8 +42,13 @@ const DefaultJobs = registry.DefaultJobs
 
 // reposPerJob is how many repositories of one host are crawled per request
 // slot: enough that a slot freed by one repository finds another's request
-// ready.
-const reposPerJob = 4
+// ready. maxReposPerHost caps them: 64 repositories, each waiting on one
+// request at a time, keep 32 slots busy, and a crawl at --jobs 128 need
+// not hold 512 repositories of each host at once.
+const (
+	reposPerJob     = 4
+	maxReposPerHost = 64
+)
 
 // staggered orders repositories for crawling: each host's in name order,
 // but starting at an offset that grows with the host's rank (host k of n
@@ -188,7 +193,7 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 	// repositories in progress per host than its request slots: a
 	// repository waits on one request at a time for part of its crawl (its
 	// tag listing, its index children, its write).
-	pool := hostpool.New(reposPerJob * opts.Jobs)
+	pool := hostpool.New(min(reposPerJob*opts.Jobs, maxReposPerHost))
 	var mu gosync.Mutex
 	for _, repo := range staggered(repos) {
 		pool.Go(hostOf(repo), func() {
