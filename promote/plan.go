@@ -112,6 +112,8 @@ type Plan struct {
 	// Confirmed counts the destination repositories this plan's syncs
 	// found complete (recorded as confirmed, for later runs to trust).
 	Confirmed int
+
+	byDst map[string]int // destination -> index in Counts, made on first use
 }
 
 // MaxSkipRows is how many skip rows a plan lists in detail: a small plan
@@ -404,17 +406,34 @@ func complete(live []string, pending map[string]bool) []string {
 
 // isDestination says whether repo is under one of the plan's destinations.
 func (p *Plan) isDestination(repo string) bool {
-	for _, c := range p.Counts {
-		if strings.HasPrefix(repo, c.Destination+"/") {
-			return true
+	return p.destinationOf(repo) != nil
+}
+
+// destinationOf returns the summary of the longest destination repo is
+// under, or nil: the repository's path prefixes looked up, longest first
+// (a plan of the Kubernetes manifests has 1,606 destinations).
+func (p *Plan) destinationOf(repo string) *Summary {
+	if p.byDst == nil {
+		p.byDst = make(map[string]int, len(p.Counts))
+		for i, c := range p.Counts {
+			p.byDst[c.Destination] = i
 		}
 	}
-	return false
+	for i := len(repo) - 1; i > 0; i-- {
+		if repo[i] != '/' {
+			continue
+		}
+		if k, ok := p.byDst[repo[:i]]; ok {
+			return &p.Counts[k]
+		}
+	}
+	return nil
 }
 
 // set takes a reading of the plan.
 func (p *Plan) set(pr *inventory.PlanRead) {
 	p.Rows, p.Streamed, p.TagMoves = pr.Rows, pr.Streamed, pr.Moves
+	p.byDst = nil
 	p.Counts = make([]Summary, len(pr.Counts))
 	for i, c := range pr.Counts {
 		p.Counts[i] = Summary{Destination: c.Dst, Copy: c.Copy, Tag: c.Tag, Skip: c.Skip, Lost: c.Lost}
@@ -423,22 +442,8 @@ func (p *Plan) set(pr *inventory.PlanRead) {
 
 // countTrusted adds the trusted repositories to each destination's summary.
 func (p *Plan) countTrusted() {
-	at := map[string]*Summary{}
-	for i := range p.Counts {
-		at[p.Counts[i].Destination] = &p.Counts[i]
-	}
-	dsts := make([]string, 0, len(at))
-	for d := range at {
-		dsts = append(dsts, d)
-	}
 	for _, t := range p.Trusted {
-		// The destination is the longest one the repository is under.
-		var s *Summary
-		for _, d := range dsts {
-			if strings.HasPrefix(t.Repository, d+"/") && (s == nil || len(d) > len(s.Destination)) {
-				s = at[d]
-			}
-		}
+		s := p.destinationOf(t.Repository)
 		if s == nil {
 			continue
 		}
