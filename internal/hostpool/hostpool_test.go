@@ -42,22 +42,34 @@ func TestSlowHostDoesNotHoldOthers(t *testing.T) {
 	}
 }
 
-// The limit holds per host, and every host gets it.
+// The limit holds per host, and every host gets it: each function waits
+// until its host has 3 running (the deadline only keeps a broken pool from
+// hanging the test), so a fourth at once would be seen.
 func TestLimitPerHost(t *testing.T) {
 	p := New(3)
 	var mu sync.Mutex
+	full := sync.NewCond(&mu)
+	expired := false
+	timer := time.AfterFunc(time.Minute, func() {
+		mu.Lock()
+		expired = true
+		full.Broadcast()
+		mu.Unlock()
+	})
+	defer timer.Stop()
 	now, most := map[string]int{}, map[string]int{}
 	for i := range 60 {
 		host := []string{"a", "b", "c"}[i%3]
 		p.Go(host, func() {
 			mu.Lock()
+			defer mu.Unlock()
 			now[host]++
 			most[host] = max(most[host], now[host])
-			mu.Unlock()
-			time.Sleep(2 * time.Millisecond)
-			mu.Lock()
+			full.Broadcast()
+			for most[host] < 3 && !expired {
+				full.Wait()
+			}
 			now[host]--
-			mu.Unlock()
 		})
 	}
 	p.Wait()
