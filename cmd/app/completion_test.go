@@ -141,8 +141,8 @@ func TestCompleteWords(t *testing.T) {
 		want  string
 	}{
 		{[]string{"sy"}, "sync\tcrawl registries into the inventory (incrementally)\n:4\n"},
-		{[]string{"sync", "--j"}, "--jobs\tconcurrent registry requests\n:4\n"},
-		{[]string{"promote", "--conf"}, "--confirm\treally copy (the default is a dry run)\n:4\n"},
+		{[]string{"sync", "--j"}, "--jobs\tregistry requests in flight per registry host (the hosts are worked side by side)\n:4\n"},
+		{[]string{"promote", "--conf"}, "--confirm\treally copy (the default is a dry run)\n--confirm-ttl\ttrust what cip confirmed live less than DURATION ago (e.g. 1h; 0, the default, confirms everything): promote plans a destination repository whose wanted images did not change from the inventory, with no request, and a crawl takes a tag the registry still lists from the inventory without a HEAD\n:4\n"},
 		{[]string{"--q"}, "--quiet\tprint no progress on stderr\n:4\n"},
 		{[]string{"sync", "--db", ""}, ":0\n"},           // a flag's value: files
 		{[]string{"sync", "127.0.0.1:5000", ""}, ":0\n"}, // an argument: files
