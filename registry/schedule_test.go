@@ -305,3 +305,82 @@ func TestTransportCancelWhileQueued(t *testing.T) {
 		t.Fatalf("a request queued behind a stalled one = %v, want its context's deadline", err)
 	}
 }
+
+// lockedClock is a clock shared by goroutines that a Sleep moves forward
+// instead of waiting.
+type lockedClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *lockedClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *lockedClock) sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+// A burst of 429s larger than the host's retry budget does not give the
+// host up: a request's first MaxRetries retries after 429 are free.
+func TestThrottledBurstKeepsRetryBudget(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 20 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	defer srv.Close()
+	clock := &lockedClock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	tr := NewTransport(TransportOptions{Jobs: 20, HostRetryBudget: 3, Now: clock.now, Sleep: clock.sleep})
+	hc := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for range 20 {
+		wg.Go(func() {
+			if get(t, hc, srv.URL+"/v2/a/tags/list") == http.StatusOK {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 20 {
+		t.Errorf("%d of 20 requests succeeded after a burst of 20 answers 429 (budget 3), want all", ok.Load())
+	}
+	for _, h := range tr.Stats().Hosts {
+		if h.GivenUp != "" {
+			t.Errorf("host given up after a burst of 429s: %s", h.GivenUp)
+		}
+	}
+}
+
+// A host that answers 429 to everything is still given up once a
+// request's free retries are spent and the budget with them.
+func TestThrottledForeverGivesUp(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	clock := &lockedClock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	tr := NewTransport(TransportOptions{Jobs: 1, MaxRetries: 5, HostRetryBudget: 3, Now: clock.now, Sleep: clock.sleep})
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/a/tags/list", nil)
+	_, err := tr.RoundTrip(req)
+	var g *GivenUpError
+	if !errors.As(err, &g) {
+		t.Fatalf("a request to a host refusing everything = %v, want the host given up", err)
+	}
+	// 1 attempt + 5 free retries + 3 paid by the budget, then the budget
+	// cannot pay the next.
+	if n := calls.Load(); n != 9 {
+		t.Errorf("%d attempts before the host was given up, want 9", n)
+	}
+}
