@@ -62,9 +62,16 @@ func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Clien
 			return err
 		}
 		refs := make([]cipsync.Ref, len(srcs))
+		var repos []string
 		for i, s := range srcs {
 			refs[i] = cipsync.Ref{Repository: s.Repository, Digest: s.Digest}
+			repos = append(repos, s.Repository)
 		}
+		// The look-ups read every source repository: one token request may
+		// ask for several (a run that copies nothing crawls no source, and
+		// would otherwise fetch a token per source repository here).
+		slices.Sort(repos)
+		client.Expect(slices.Compact(repos), false)
 		found, err := cipsync.Referrers(ctx, db, client, refs, cipsync.ReferrerOptions{
 			Jobs: opts.Jobs, ConfirmTTL: opts.confirmTTL(), Listed: func(repo string) bool { return crawled[repo] }})
 		if err != nil {
