@@ -22,6 +22,19 @@ import (
 	cipsync "github.com/cipdev/cip/sync"
 )
 
+// expectSources tells the client that the look-ups will read refs'
+// repositories: one token request may then ask for several (a run that
+// copies nothing crawls no source, and would otherwise fetch a token per
+// source repository here).
+func expectSources(client *registry.Client, refs []cipsync.Ref) {
+	repos := make([]string, len(refs))
+	for i, r := range refs {
+		repos[i] = r.Repository
+	}
+	slices.Sort(repos)
+	client.Expect(slices.Compact(repos), false)
+}
+
 // planReferrers adds the refer rows to p: the referrers opts.Referrers
 // selects that the sources hold for the wanted digests and the
 // destinations lack. Online it first makes sure the inventory knows each
@@ -53,6 +66,7 @@ func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Clien
 			for i, s := range gaps {
 				refs[i] = cipsync.Ref{Repository: s.Repository, Digest: s.Digest}
 			}
+			expectSources(client, refs)
 			if _, err := cipsync.Digests(ctx, db, client, refs, cipsync.Options{Jobs: opts.Jobs}); err != nil {
 				return err
 			}
@@ -62,16 +76,10 @@ func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Clien
 			return err
 		}
 		refs := make([]cipsync.Ref, len(srcs))
-		var repos []string
 		for i, s := range srcs {
 			refs[i] = cipsync.Ref{Repository: s.Repository, Digest: s.Digest}
-			repos = append(repos, s.Repository)
 		}
-		// The look-ups read every source repository: one token request may
-		// ask for several (a run that copies nothing crawls no source, and
-		// would otherwise fetch a token per source repository here).
-		slices.Sort(repos)
-		client.Expect(slices.Compact(repos), false)
+		expectSources(client, refs)
 		found, err := cipsync.Referrers(ctx, db, client, refs, cipsync.ReferrerOptions{
 			Jobs: opts.Jobs, ConfirmTTL: opts.confirmTTL(), Listed: func(repo string) bool { return crawled[repo] }})
 		if err != nil {
