@@ -63,6 +63,12 @@ const (
 // adaptive pace.
 type throttle struct {
 	slots chan struct{}
+	// turn is held by the one request waiting for the pace; the others
+	// wait for it in the channel, which wakes one of them at a time. When
+	// every waiting request slept until the next turn, each turn woke all
+	// of them and all but one went back to sleep: 170 µs of CPU a turn
+	// with 64 waiting, 76 µs with the head alone (BenchmarkThrottleWaiters).
+	turn  chan struct{}
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 
@@ -135,7 +141,7 @@ func newThrottle(jobs int, ceiling float64, now func() time.Time, sleep func(con
 	if jobs <= 0 {
 		jobs = DefaultJobs
 	}
-	return &throttle{slots: make(chan struct{}, jobs), now: now, sleep: sleep, ceiling: ceiling, rate: ceiling}
+	return &throttle{slots: make(chan struct{}, jobs), turn: make(chan struct{}, 1), now: now, sleep: sleep, ceiling: ceiling, rate: ceiling}
 }
 
 // acquire takes a slot and waits for the pace (and any pause). It returns
@@ -146,6 +152,15 @@ func (t *throttle) acquire(ctx context.Context) (time.Time, error) {
 	case <-ctx.Done():
 		return time.Time{}, ctx.Err()
 	}
+	// The one request at the head waits for the pace; the rest wait to
+	// be the head.
+	select {
+	case t.turn <- struct{}{}:
+	case <-ctx.Done():
+		t.release()
+		return time.Time{}, ctx.Err()
+	}
+	defer func() { <-t.turn }()
 	// Wait for a turn without booking one ahead: the pace may change
 	// while this request waits (a cut, a pause, the climb back), and a
 	// turn booked seconds ahead at the old pace would keep it. Each wait
