@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -327,11 +328,23 @@ func (c *lockedClock) sleep(ctx context.Context, d time.Duration) error {
 }
 
 // A burst of 429s larger than the host's retry budget does not give the
-// host up: a request's first MaxRetries retries after 429 are free.
+// host up: a request's first MaxRetries retries after 429 are free. Each
+// of the 20 requests (one repository each) is refused its first 3 attempts:
+// 60 refusals against a budget of 3, every request within its free
+// retries whatever order they run in. (A burst of "the first 20 answers",
+// shared by all, let one request that the fake clock ran ahead take 6 or
+// more of them and pay the budget: 1 run in 40.)
 func TestThrottledBurstKeepsRetryBudget(t *testing.T) {
-	var calls atomic.Int64
+	var mu sync.Mutex
+	refused := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) <= 20 {
+		mu.Lock()
+		n := refused[r.URL.Path]
+		if n < 3 {
+			refused[r.URL.Path] = n + 1
+		}
+		mu.Unlock()
+		if n < 3 {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
 		}
@@ -342,16 +355,16 @@ func TestThrottledBurstKeepsRetryBudget(t *testing.T) {
 	hc := &http.Client{Transport: tr}
 	var wg sync.WaitGroup
 	var ok atomic.Int64
-	for range 20 {
+	for i := range 20 {
 		wg.Go(func() {
-			if get(t, hc, srv.URL+"/v2/a/tags/list") == http.StatusOK {
+			if get(t, hc, fmt.Sprintf("%s/v2/a%d/tags/list", srv.URL, i)) == http.StatusOK {
 				ok.Add(1)
 			}
 		})
 	}
 	wg.Wait()
 	if ok.Load() != 20 {
-		t.Errorf("%d of 20 requests succeeded after a burst of 20 answers 429 (budget 3), want all", ok.Load())
+		t.Errorf("%d of 20 requests succeeded after 60 answers 429 (budget 3), want all", ok.Load())
 	}
 	for _, h := range tr.Stats().Hosts {
 		if h.GivenUp != "" {
