@@ -57,6 +57,7 @@ type listing struct {
 	pages      int
 	bytes      int64
 	seen       map[string]bool // URLs fetched
+	prev       string          // the URL fetched last
 }
 
 func (c *Client) newListing(what, flag string, maxEntries int) *listing {
@@ -72,18 +73,25 @@ func (l *listing) add(n int) error {
 	return nil
 }
 
-// page counts a page about to be fetched from u. It fails past the page cap
-// and reports false for a URL already fetched (the registry's Link leads
-// back: the caller stops).
-func (l *listing) page(u *url.URL) (bool, error) {
+// next counts the page about to be fetched from u; added says whether the
+// page read before it added an entry. It fails past the page cap, and
+// reports false when the listing is complete: u was fetched already, and is
+// the page just read (a last page linking to itself) or follows a page
+// that added nothing. A Link back to an earlier page after one that added
+// entries is an error: the listing cannot be trusted to be complete.
+func (l *listing) next(u *url.URL, added bool) (bool, error) {
 	if l.seen[u.String()] {
-		return false, nil
+		if u.String() == l.prev || !added {
+			return false, nil
+		}
+		return false, loopError(u)
 	}
 	if l.pages >= l.maxPages {
 		return false, fmt.Errorf("%w: more than %d pages (--max-pages)", ErrListTooLarge, l.maxPages)
 	}
 	l.pages++
 	l.seen[u.String()] = true
+	l.prev = u.String()
 	return true, nil
 }
 
@@ -133,20 +141,15 @@ func (c *Client) tags(ctx context.Context, repo name.Repository) (*TagList, erro
 	// the ones listed (a set built only then: most listings are one page).
 	var seenTags map[string]bool
 	seenChildren := map[string]bool{}
-	added, prev := true, "" // whether the last page added an entry; its URL
+	added := true // whether the last page added an entry
 	for u != nil {
-		fresh, err := l.page(u)
+		more, err := l.next(u, added)
 		if err != nil {
 			return fail(err)
 		}
-		if !fresh {
-			if u.String() == prev || !added {
-				// A last page linking to itself.
-				break
-			}
-			return fail(loopError(u))
+		if !more {
+			break
 		}
-		prev = u.String()
 		req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
 		resp, err := c.do(ctx, repo, transport.PullScope, req)
 		if err != nil {
@@ -287,20 +290,15 @@ func (c *Client) catalog(ctx context.Context, reg name.Registry) ([]string, erro
 	l := c.newListing("catalog of "+reg.RegistryStr(), "--max-repositories", c.maxRepositories)
 	var out []string
 	var seen map[string]bool
-	added, prev := true, ""
+	added := true
 	for u != nil {
-		fresh, err := l.page(u)
+		more, err := l.next(u, added)
 		if err != nil {
 			return fail(err)
 		}
-		if !fresh {
-			if u.String() == prev || !added {
-				// A last page linking to itself.
-				break
-			}
-			return fail(loopError(u))
+		if !more {
+			break
 		}
-		prev = u.String()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		resp, err := hc.Do(req)
 		if err != nil {
