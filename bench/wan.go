@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cipdev/cip/internal/apipath"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -415,31 +416,26 @@ func (h *WANHost) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 // wanKind names a request for the counts: ping, token, catalog, tags,
 // manifest GET/HEAD/PUT/DELETE, blob GET/HEAD, blob POST (an upload
 // opened), blob mount (a POST with mount=), blob PATCH, blob PUT (an upload
-// closed), referrers.
+// closed), referrers. The path's kind is internal/apipath's, as the
+// registry client and the loopback proxy count; the token endpoint and the
+// methods are the simulator's own.
 func wanKind(r *http.Request) string {
-	p := r.URL.Path
-	switch {
-	case p == "/v2/" || p == "/v2":
-		return "ping"
-	case p == tokenPath:
+	if r.URL.Path == tokenPath {
 		return "token"
-	case strings.HasSuffix(p, "/_catalog"):
-		return "catalog"
-	case strings.HasSuffix(p, "/tags/list"):
-		return "tags"
-	case strings.Contains(p, "/referrers/"):
-		return "referrers"
-	case strings.Contains(p, "/manifests/"):
-		return "manifest " + r.Method
-	case strings.Contains(p, "/blobs/uploads"):
+	}
+	switch k := apipath.Kind(r.URL.Path); k {
+	case "manifest", "blob":
+		return k + " " + r.Method
+	case "upload":
 		if r.Method == http.MethodPost && r.URL.Query().Get("mount") != "" {
 			return "blob mount"
 		}
 		return "blob " + r.Method
-	case strings.Contains(p, "/blobs/"):
-		return "blob " + r.Method
+	case "other":
+		return "other " + r.Method
+	default:
+		return k
 	}
-	return "other " + r.Method
 }
 
 // tokenPath is the token endpoint, on each host as on Artifact Registry

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -570,5 +571,29 @@ func TestWANGCRList(t *testing.T) {
 	code, body = get("staging")
 	if cs, _ := body["child"].([]any); code != http.StatusOK || len(cs) != 1 || cs[0] != "app" {
 		t.Errorf("tags/list of the path: %d %v, want child [app]", code, body)
+	}
+}
+
+// The simulator's request kinds, as the report's columns name them.
+func TestWANKind(t *testing.T) {
+	for _, c := range []struct{ method, target, want string }{
+		{"GET", "/v2/", "ping"},
+		{"GET", "/v2/token?scope=repository:a:pull", "token"},
+		{"GET", "/v2/_catalog?n=100", "catalog"},
+		{"GET", "/v2/a/b/tags/list", "tags"},
+		{"GET", "/v2/a/referrers/sha256:00", "referrers"},
+		{"HEAD", "/v2/a/manifests/v1", "manifest HEAD"},
+		{"PUT", "/v2/a/manifests/sha256:00", "manifest PUT"},
+		{"GET", "/v2/a/blobs/sha256:00", "blob GET"},
+		{"POST", "/v2/a/blobs/uploads/", "blob POST"},
+		{"POST", "/v2/a/blobs/uploads/?mount=sha256:00&from=b", "blob mount"},
+		{"PATCH", "/v2/a/blobs/uploads/u1", "blob PATCH"},
+		{"PUT", "/v2/a/blobs/uploads/u1?digest=sha256:00", "blob PUT"},
+		{"GET", "/healthz", "other GET"},
+	} {
+		r := httptest.NewRequest(c.method, c.target, nil)
+		if got := wanKind(r); got != c.want {
+			t.Errorf("%s %s: %q, want %q", c.method, c.target, got, c.want)
+		}
 	}
 }
