@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -98,24 +96,6 @@ func TestAuditOfflineFindsMissing(t *testing.T) {
 	}
 }
 
-// syncBuffer is written by the server's goroutines while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // cip audit serve in process: it listens, judges, and stops with exit 0
 // when its context ends (SIGTERM, in cip).
 func TestAuditServeRuns(t *testing.T) {
@@ -123,7 +103,7 @@ func TestAuditServeRuns(t *testing.T) {
 	m := writeAuditManifest(t, dir)
 	tok := filepath.Join(dir, "token")
 	os.WriteFile(tok, []byte("0123456789abcdef0123\n"), 0o600)
-	var stdout, stderr syncBuffer
+	var stdout, stderr lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)

@@ -81,7 +81,7 @@ func TestNotesOffTerminal(t *testing.T) {
 
 // While the live line is drawn, the transport's log is printed above it.
 func TestNotesLogAboveLiveLine(t *testing.T) {
-	var b syncBuffer
+	var b lockedBuffer
 	n := &notes{w: &b, live: true, now: time.Now}
 	line := liveline.Start(&b, true, func() string { return "sync [==] 1/2" })
 	n.setLine(line)
