@@ -32,6 +32,14 @@ func TestSlowHostDoesNotHoldOthers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("fast host ran %d of 50 while the slow host was stuck", fast.Load())
 	}
+	// The slow host's two workers were started by Go, but a worker may
+	// not have begun its function yet when the fast host finishes: wait
+	// (bounded) for both, then give a third the time to show up wrongly.
+	deadline := time.Now().Add(10 * time.Second)
+	for slowRunning.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
 	if n := slowRunning.Load(); n != 2 {
 		t.Errorf("%d of the slow host's functions running, want 2 (the limit)", n)
 	}
