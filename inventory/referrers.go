@@ -190,6 +190,12 @@ func writeReferrers(ctx context.Context, tx *sql.Tx, runID int64, st ReferrerSta
 			}
 			changes = append(changes, c)
 		}
+		for _, subject := range st.TagSubjects {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO referrer_tag_checks(repository_id, subject_digest, checked_at) VALUES (?, ?, ?)
+				ON CONFLICT(repository_id, subject_digest) DO UPDATE SET checked_at = excluded.checked_at`, repoID, subject, now); err != nil {
+				return nil, fmt.Errorf("record referrer tags check of %s: %w", subject, err)
+			}
+		}
 		for tag, dg := range cur {
 			if err := recordDigest(ctx, tx, repoID, Copy{Repository: st.Repository, Digest: dg}); err != nil {
 				return nil, err
@@ -280,6 +286,37 @@ func (d *DB) FreshReferrerChecks(ctx context.Context, repo string, since time.Ti
 		out[s] = api
 	}
 	return out, rows.Err()
+}
+
+// FreshReferrerTags reports what cip knows of repo's referrer tags as of
+// since: listed is true when a complete crawl listed the repository at or
+// after since (every subject's referrer tags are then in the inventory as
+// the listing showed them); subjects names the subjects whose referrer
+// tags a referrers look-up's live listing showed at or after since.
+func (d *DB) FreshReferrerTags(ctx context.Context, repo string, since time.Time) (listed bool, subjects map[string]bool, err error) {
+	at := since.UTC().Format(time.RFC3339Nano)
+	err = d.db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM repositories WHERE name = ? AND julianday(synced_at) >= julianday(?)`, repo, at).Scan(&listed)
+	if err != nil {
+		return false, nil, fmt.Errorf("read when %s was crawled: %w", repo, err)
+	}
+	rows, err := d.db.QueryContext(ctx, `SELECT c.subject_digest FROM referrer_tag_checks c JOIN repositories r ON r.id = c.repository_id
+		WHERE r.name = ? AND julianday(c.checked_at) >= julianday(?)`, repo, at)
+	if err != nil {
+		return false, nil, fmt.Errorf("read referrer tag checks of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	subjects = map[string]bool{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return false, nil, fmt.Errorf("read referrer tag checks of %s: %w", repo, err)
+		}
+		subjects[s] = true
+	}
+	if err := rows.Err(); err != nil {
+		return false, nil, fmt.Errorf("read referrer tag checks of %s: %w", repo, err)
+	}
+	return listed, subjects, nil
 }
 
 // Referrers returns the referrers repo holds for subject, by digest.

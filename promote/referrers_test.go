@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -278,5 +279,62 @@ func TestPromoteReferrersOfHeldImage(t *testing.T) {
 	}
 	if n := e.src.Count("HEAD manifest") + e.src.Count("GET manifest"); n != 1 {
 		t.Errorf("second plan: %d manifest requests to the source, want 1 (the .sig tag's HEAD)", n)
+	}
+}
+
+// Within --confirm-ttl a rerun with referrers sends no request at all,
+// the sources included: their referrer tags were listed by the promotion
+// less than the TTL ago. A pull request adding a signed digest to one
+// image lists that image's source repository only (the crawl of the copy's
+// source; the look-up reads its referrer tags from it), and the new
+// digest's signature is planned.
+func TestWarmReferrersWithConfirmTTL(t *testing.T) {
+	e := newEnv(t)
+	app := e.src.Push(t, "staging/app", "v1", regtest.Image(t, 256, 1, true))
+	e.src.Sign(t, "staging/app", app, "app-signature")
+	other := e.src.Push(t, "staging/other", "v1", regtest.Image(t, 256, 1, false))
+	e.src.Sign(t, "staging/other", other, "other-signature")
+	entries := []entry{{"app", app, []string{"v1"}}, {"other", other, []string{"v1"}}}
+	set := e.manifestSet(entries...)
+	if _, rep := e.promoteWith(set, referrer.All); rep.Totals.Referred != 4 {
+		t.Fatalf("promotion copied %d referrers, want 4 (2 signatures into 2 destinations)", rep.Totals.Referred)
+	}
+	opts := promote.Options{Jobs: 4, ConfirmTTL: time.Hour, Referrers: referrer.All}
+	for _, r := range []*regtest.Registry{e.src, e.d1, e.d2} {
+		r.Reset()
+	}
+	p, err := promote.MakePlan(context.Background(), e.db, e.client, set, "test", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Pending() != 0 || len(p.Refers) != 0 {
+		t.Errorf("warm plan: %d pending, %d refer rows; want none", p.Pending(), len(p.Refers))
+	}
+	for i, r := range []*regtest.Registry{e.src, e.d1, e.d2} {
+		if n := len(r.Counts()); n != 0 {
+			t.Errorf("warm plan with a confirm TTL sent requests to registry %d (0: the source): %v, want none", i, r.Counts())
+		}
+	}
+
+	next := e.src.Push(t, "staging/other", "v2", regtest.Image(t, 256, 1, false))
+	nextSig := e.src.Sign(t, "staging/other", next, "next-signature")
+	set = e.manifestSet(append(entries, entry{"other", next, []string{"v2"}})...)
+	e.src.Reset()
+	p, err = promote.MakePlan(context.Background(), e.db, e.client, set, "test", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.src.Count("GET tags"); n != 1 {
+		t.Errorf("one-change plan: %d tag listings of the source, want 1 (staging/other): %v", n, e.src.Counts())
+	}
+	var refers []string
+	for _, r := range p.Refers {
+		refers = append(refers, r.DstRepo+" "+r.Referrer)
+	}
+	want := []string{e.d1Name() + "/other " + nextSig.String(), e.d2Name() + "/other " + nextSig.String()}
+	slices.Sort(refers)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, refers); diff != "" {
+		t.Errorf("refer rows (-want +got):\n%s", diff)
 	}
 }

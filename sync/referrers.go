@@ -170,69 +170,6 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 		return nil, err
 	}
 	st := &inventory.ReferrerState{Repository: repoName, API: map[string][]string{}, Tags: map[string]string{}}
-	// known: referrer tag -> digest where the digest needs no HEAD; listed:
-	// the referrer tags the repository has.
-	known, listed := map[string]string{}, map[string]bool{}
-	if l.opts.Listed != nil && l.opts.Listed(repoName) {
-		tags, err := l.db.Tags(ctx, repoName)
-		if err != nil {
-			return nil, err
-		}
-		for t, dg := range tags {
-			if referrer.IsTag(t) {
-				known[t], listed[t] = dg, true
-			}
-		}
-	} else {
-		var tl *registry.TagList
-		err := l.fetch.request(ctx, func() error {
-			l.tagRequests.Add(1)
-			var err error
-			tl, err = l.client.Tags(ctx, repo)
-			return err
-		})
-		if errors.Is(err, registry.ErrNotFound) {
-			return nil, nil // nothing there (any more): a crawl notices
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range tl.Tags {
-			if referrer.IsTag(t) {
-				listed[t] = true
-			}
-		}
-		for dg, m := range tl.Manifests {
-			for _, t := range m.Tags {
-				if referrer.IsTag(t) {
-					known[t], listed[t] = dg, true
-				}
-			}
-		}
-		if l.opts.ConfirmTTL > 0 {
-			fresh, err := l.db.FreshTags(ctx, repoName, l.db.Now().Add(-l.opts.ConfirmTTL))
-			if err != nil {
-				return nil, err
-			}
-			for t, dg := range fresh {
-				if _, ok := known[t]; !ok && listed[t] {
-					known[t] = dg
-					if st.Trusted == nil {
-						st.Trusted = map[string]bool{}
-					}
-					st.Trusted[t] = true
-				}
-			}
-		}
-		st.TagSubjects = []string{}
-	}
-	var checked map[string]bool
-	if l.opts.ConfirmTTL > 0 {
-		if checked, err = l.db.FreshReferrerChecks(ctx, repoName, l.db.Now().Add(-l.opts.ConfirmTTL)); err != nil {
-			return nil, err
-		}
-	}
-
 	// The digests themselves, with their children, when the inventory
 	// lacks them (callers usually ask about digests it has).
 	rootMs, _, _, bad, err := l.fetch.fetchNew(ctx, repo, roots, true)
@@ -246,14 +183,31 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 	if err != nil {
 		return nil, err
 	}
+	tags := &referrerTags{l: l, repo: repo, st: st}
+	if l.opts.Listed != nil && l.opts.Listed(repoName) {
+		tags.crawled = true
+	} else if l.opts.ConfirmTTL > 0 {
+		if tags.crawledFresh, tags.fresh, err = l.db.FreshReferrerTags(ctx, repoName, l.db.Now().Add(-l.opts.ConfirmTTL)); err != nil {
+			return nil, err
+		}
+	}
+	var checked map[string]bool
+	if l.opts.ConfirmTTL > 0 {
+		if checked, err = l.db.FreshReferrerChecks(ctx, repoName, l.db.Now().Add(-l.opts.ConfirmTTL)); err != nil {
+			return nil, err
+		}
+	}
 	limit := MaxReferrersPerDigest * len(roots)
 	found := 0
 	for depth := 0; depth < l.opts.Depth && len(level) > 0; depth++ {
 		l.subjects.Add(int64(len(level)))
-		if st.TagSubjects != nil {
-			st.TagSubjects = append(st.TagSubjects, level...)
+		if err := tags.read(ctx, level); err != nil {
+			if errors.Is(err, registry.ErrNotFound) {
+				return nil, nil // nothing there (any more): a crawl notices
+			}
+			return nil, err
 		}
-		byTag, err := l.tagDigests(ctx, repo, level, known, listed, st)
+		byTag, err := l.tagDigests(ctx, repo, level, tags.known, tags.listed, st)
 		if err != nil {
 			return nil, err
 		}
@@ -333,6 +287,106 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 	}
 	l.found.Add(int64(found))
 	return st, nil
+}
+
+// referrerTags is where one repository's look-up reads referrer tags
+// from: the inventory, when a crawl of this run wrote the repository's
+// tags (crawled) or, within the ConfirmTTL, when every subject asked about
+// had its referrer tags listed live since (fresh, or crawledFresh: a
+// complete crawl since); else one live listing, made when the first
+// subject that needs it is asked about and kept for the rest of the
+// look-up (a referrer of a referrer found later may need it).
+type referrerTags struct {
+	l    *lookup
+	repo name.Repository
+	st   *inventory.ReferrerState
+
+	crawled      bool
+	crawledFresh bool
+	fresh        map[string]bool
+	live         bool // listed live by this look-up: st.TagSubjects records the subjects
+	fromDB       bool // known and listed hold the inventory's referrer tags
+	// known: referrer tag -> digest where the digest needs no HEAD;
+	// listed: the referrer tags the repository has.
+	known  map[string]string
+	listed map[string]bool
+}
+
+// read makes known and listed current for subjects.
+func (t *referrerTags) read(ctx context.Context, subjects []string) error {
+	if t.live {
+		t.st.TagSubjects = append(t.st.TagSubjects, subjects...)
+		return nil
+	}
+	if t.crawled || t.crawledFresh || !slices.ContainsFunc(subjects, func(s string) bool { return !t.fresh[s] }) {
+		if t.fromDB {
+			return nil
+		}
+		tags, err := t.l.db.Tags(ctx, t.repo.Name())
+		if err != nil {
+			return err
+		}
+		t.known, t.listed = map[string]string{}, map[string]bool{}
+		for tag, dg := range tags {
+			if referrer.IsTag(tag) {
+				t.known[tag], t.listed[tag] = dg, true
+			}
+		}
+		t.fromDB = true
+		return nil
+	}
+	if err := t.list(ctx); err != nil {
+		return err
+	}
+	t.live, t.fromDB = true, false
+	t.st.TagSubjects = append([]string{}, subjects...)
+	return nil
+}
+
+// list reads the repository's referrer tags from a live tag listing; tags
+// confirmed within the ConfirmTTL that the listing shows keep their
+// digest without a HEAD.
+func (t *referrerTags) list(ctx context.Context) error {
+	l, st := t.l, t.st
+	var tl *registry.TagList
+	err := l.fetch.request(ctx, func() error {
+		l.tagRequests.Add(1)
+		var err error
+		tl, err = l.client.Tags(ctx, t.repo)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	t.known, t.listed = map[string]string{}, map[string]bool{}
+	for _, tag := range tl.Tags {
+		if referrer.IsTag(tag) {
+			t.listed[tag] = true
+		}
+	}
+	for dg, m := range tl.Manifests {
+		for _, tag := range m.Tags {
+			if referrer.IsTag(tag) {
+				t.known[tag], t.listed[tag] = dg, true
+			}
+		}
+	}
+	if l.opts.ConfirmTTL > 0 {
+		fresh, err := l.db.FreshTags(ctx, t.repo.Name(), l.db.Now().Add(-l.opts.ConfirmTTL))
+		if err != nil {
+			return err
+		}
+		for tag, dg := range fresh {
+			if _, ok := t.known[tag]; !ok && t.listed[tag] {
+				t.known[tag] = dg
+				if st.Trusted == nil {
+					st.Trusted = map[string]bool{}
+				}
+				st.Trusted[tag] = true
+			}
+		}
+	}
+	return nil
 }
 
 // dropUnverified leaves out of a lookup what reaches a manifest that

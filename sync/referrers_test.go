@@ -170,3 +170,98 @@ func TestReferrersFromAPI(t *testing.T) {
 		t.Errorf("GET referrers at depth 1 = %d, want 2 (the image's two pages)", n)
 	}
 }
+
+// Within the ConfirmTTL a repository whose subjects all had their
+// referrer tags listed live (by a look-up or a complete crawl) is not
+// listed again: the look-up reads them from the inventory. A subject the
+// inventory has not seen listed, or the TTL's end, lists it again, and the
+// listing then shows what was pushed meanwhile.
+func TestReferrerTagsTrustedWithinTTL(t *testing.T) {
+	ctx := context.Background()
+	reg := regtest.New(t) // no referrers API: tags only
+	idx := regtest.Index(t, regtest.Platforms, true)
+	idxD := reg.Push(t, "s/app", "v1", idx)
+	im, _ := idx.IndexManifest()
+	child0, child1 := im.Manifests[0].Digest, im.Manifests[1].Digest
+	sig := reg.Sign(t, "s/app", idxD, "payload-1")
+	child0Sig := reg.Sign(t, "s/app", child0, "payload-2")
+	repo := reg.Host + "/s/app"
+
+	db := mustOpen(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	c := client()
+	refs := []cipsync.Ref{{Repository: repo, Digest: idxD.String()}}
+	lookup := func(what string, refs []cipsync.Ref, wantListings int) {
+		t.Helper()
+		reg.Reset()
+		found, err := cipsync.Referrers(ctx, db, c, refs, cipsync.ReferrerOptions{Jobs: 4, ConfirmTTL: time.Hour})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if n := reg.Count("GET tags"); n != wantListings {
+			t.Errorf("%s: %d tag listings, want %d (%v)", what, n, wantListings, reg.Counts())
+		}
+		if wantListings == 0 && found.TagRequests != 0 {
+			t.Errorf("%s: %d tag requests counted, want 0", what, found.TagRequests)
+		}
+	}
+	lookup("first look-up", refs, 1)
+	want := map[v1.Hash]map[string]string{
+		idxD:   {sig.String(): "cosign-tag"},
+		child0: {child0Sig.String(): "cosign-tag"},
+		child1: {},
+	}
+	check := func(what string) {
+		t.Helper()
+		for subject, w := range want {
+			if diff := cmp.Diff(w, referrersOf(t, db, repo, subject)); diff != "" {
+				t.Errorf("%s: referrers of %s (-want +got):\n%s", what, subject, diff)
+			}
+		}
+	}
+	check("first look-up")
+
+	// A signature pushed within the TTL onto a subject already listed: the
+	// look-up within the TTL takes the inventory's tags (the trust the
+	// docs describe: it is found at the TTL's end or with --full).
+	child1Sig := reg.Sign(t, "s/app", child1, "payload-3")
+	now = now.Add(30 * time.Minute)
+	lookup("within the TTL", refs, 0)
+	check("within the TTL")
+	if n := reg.Count("HEAD manifest") + reg.Count("GET manifest"); n != 0 {
+		t.Errorf("within the TTL: %d manifest requests, want 0 (%v)", n, reg.Counts())
+	}
+
+	// A subject new to the look-ups: the repository is listed live, for
+	// every subject of the call, and the new signature shows.
+	other := reg.Push(t, "s/app", "v2", regtest.Image(t, 64, 1, true))
+	otherSig := reg.Sign(t, "s/app", other, "payload-4")
+	lookup("a new subject", append(refs, cipsync.Ref{Repository: repo, Digest: other.String()}), 1)
+	want[child1] = map[string]string{child1Sig.String(): "cosign-tag"}
+	want[other] = map[string]string{otherSig.String(): "cosign-tag"}
+	check("a new subject")
+
+	// Past the TTL of the last listing the repository is listed again.
+	now = now.Add(61 * time.Minute)
+	lookup("past the TTL", refs, 1)
+	check("past the TTL")
+
+	// Without a TTL nothing is trusted.
+	reg.Reset()
+	if _, err := cipsync.Referrers(ctx, db, c, refs, cipsync.ReferrerOptions{Jobs: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.Count("GET tags"); n != 1 {
+		t.Errorf("no TTL: %d tag listings, want 1", n)
+	}
+
+	// A complete crawl lists every tag: within the TTL of it, a look-up
+	// needs no listing even for subjects no look-up listed.
+	db2 := mustOpen(t)
+	db2.Now = func() time.Time { return now }
+	run(t, db2, c, repo)
+	db = db2
+	lookup("after a crawl", append(refs, cipsync.Ref{Repository: repo, Digest: other.String()}), 0)
+	check("after a crawl")
+}
