@@ -38,7 +38,7 @@ func expectSources(client *registry.Client, refs []cipsync.Ref) {
 // planReferrers adds the refer rows to p: the referrers opts.Referrers
 // selects that the sources hold for the wanted digests and the
 // destinations lack. Online it first makes sure the inventory knows each
-// wanted digest in its source (sync.Digests for those it does not: a
+// wanted digest in its source (sync.Locate for those it does not: a
 // destination holding them all means no crawl read the source), then
 // looks the sources' referrers up
 // (sync.Referrers: their referrer tags, without a listing for a source
@@ -55,19 +55,22 @@ func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Clien
 	}
 	if !opts.Offline {
 		// Wanted digests the inventory does not know in their source (every
-		// destination had them, so no crawl read the source): a look-up
-		// each, once; what it finds is recorded.
+		// destination had them, so no crawl read the source): a listing of
+		// each such source repository, and a look-up of each digest the
+		// listing cannot vouch for, once; what it finds is recorded, and the
+		// listings serve the referrer look-ups below.
 		gaps, err := db.UnsourcedDigests(ctx, p.LoadID)
 		if err != nil {
 			return err
 		}
+		listings := cipsync.NewListings()
 		if len(gaps) > 0 {
 			refs := make([]cipsync.Ref, len(gaps))
 			for i, s := range gaps {
 				refs[i] = cipsync.Ref{Repository: s.Repository, Digest: s.Digest}
 			}
 			expectSources(client, refs)
-			if _, err := cipsync.Digests(ctx, db, client, refs, cipsync.Options{Jobs: opts.Jobs}); err != nil {
+			if _, err := cipsync.Locate(ctx, db, client, refs, cipsync.Options{Jobs: opts.Jobs}, listings); err != nil {
 				return err
 			}
 		}
@@ -81,7 +84,7 @@ func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Clien
 		}
 		expectSources(client, refs)
 		found, err := cipsync.Referrers(ctx, db, client, refs, cipsync.ReferrerOptions{
-			Jobs: opts.Jobs, ConfirmTTL: opts.confirmTTL(), Listed: func(repo string) bool { return crawled[repo] }})
+			Jobs: opts.Jobs, ConfirmTTL: opts.confirmTTL(), Listed: func(repo string) bool { return crawled[repo] }, Listings: listings})
 		if err != nil {
 			return err
 		}

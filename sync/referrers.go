@@ -49,6 +49,10 @@ type ReferrerOptions struct {
 	// Depth bounds referrers of referrers (1: only the digests'
 	// own); 0 means MaxReferrerDepth.
 	Depth int
+	// Listings holds repositories this run listed live already (Locate):
+	// their referrer tags are read from it, without a listing, and
+	// recorded as listed. Nil: none.
+	Listings *Listings
 }
 
 // ReferrersFound is what Referrers did.
@@ -183,7 +187,7 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 	if err != nil {
 		return nil, err
 	}
-	tags := &referrerTags{l: l, repo: repo, st: st}
+	tags := &referrerTags{l: l, repo: repo, st: st, given: l.opts.Listings.get(repoName)}
 	if l.opts.Listed != nil && l.opts.Listed(repoName) {
 		tags.crawled = true
 	} else if l.opts.ConfirmTTL > 0 {
@@ -293,9 +297,10 @@ func (l *lookup) repository(ctx context.Context, repoName string, roots []string
 // from: the inventory, when a crawl of this run wrote the repository's
 // tags (crawled) or, within the ConfirmTTL, when every subject asked about
 // had its referrer tags listed live since (fresh, or crawledFresh: a
-// complete crawl since); else one live listing, made when the first
-// subject that needs it is asked about and kept for the rest of the
-// look-up (a referrer of a referrer found later may need it).
+// complete crawl since); else one live listing: the one this run made
+// already (given), or one made when the first subject that needs it is
+// asked about, kept for the rest of the look-up (a referrer of a referrer
+// found later may need it).
 type referrerTags struct {
 	l    *lookup
 	repo name.Repository
@@ -304,7 +309,8 @@ type referrerTags struct {
 	crawled      bool
 	crawledFresh bool
 	fresh        map[string]bool
-	live         bool // listed live by this look-up: st.TagSubjects records the subjects
+	given        *listedTags
+	live         bool // listed live in this run: st.TagSubjects records the subjects
 	fromDB       bool // known and listed hold the inventory's referrer tags
 	// known: referrer tag -> digest where the digest needs no HEAD;
 	// listed: the referrer tags the repository has.
@@ -318,7 +324,7 @@ func (t *referrerTags) read(ctx context.Context, subjects []string) error {
 		t.st.TagSubjects = append(t.st.TagSubjects, subjects...)
 		return nil
 	}
-	if t.crawled || t.crawledFresh || !slices.ContainsFunc(subjects, func(s string) bool { return !t.fresh[s] }) {
+	if t.crawled || (t.given == nil && (t.crawledFresh || !slices.ContainsFunc(subjects, func(s string) bool { return !t.fresh[s] }))) {
 		if t.fromDB {
 			return nil
 		}
@@ -343,34 +349,27 @@ func (t *referrerTags) read(ctx context.Context, subjects []string) error {
 	return nil
 }
 
-// list reads the repository's referrer tags from a live tag listing; tags
-// confirmed within the ConfirmTTL that the listing shows keep their
-// digest without a HEAD.
+// list reads the repository's referrer tags from a live tag listing (the
+// run's own when given); tags confirmed within the ConfirmTTL that the
+// listing shows keep their digest without a HEAD.
 func (t *referrerTags) list(ctx context.Context) error {
 	l, st := t.l, t.st
-	var tl *registry.TagList
-	err := l.fetch.request(ctx, func() error {
-		l.tagRequests.Add(1)
-		var err error
-		tl, err = l.client.Tags(ctx, t.repo)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	t.known, t.listed = map[string]string{}, map[string]bool{}
-	for _, tag := range tl.Tags {
-		if referrer.IsTag(tag) {
-			t.listed[tag] = true
+	lt := t.given
+	if lt == nil {
+		var tl *registry.TagList
+		err := l.fetch.request(ctx, func() error {
+			l.tagRequests.Add(1)
+			var err error
+			tl, err = l.client.Tags(ctx, t.repo)
+			return err
+		})
+		if err != nil {
+			return err
 		}
+		lt = referrerTagsOf(tl)
 	}
-	for dg, m := range tl.Manifests {
-		for _, tag := range m.Tags {
-			if referrer.IsTag(tag) {
-				t.known[tag], t.listed[tag] = dg, true
-			}
-		}
-	}
+	// Copies: the trust below adds to known, and given may be shared.
+	t.known, t.listed = maps.Clone(lt.known), maps.Clone(lt.listed)
 	if l.opts.ConfirmTTL > 0 {
 		fresh, err := l.db.FreshTags(ctx, t.repo.Name(), l.db.Now().Add(-l.opts.ConfirmTTL))
 		if err != nil {
