@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -62,16 +61,16 @@ type procStats struct {
 	maxRSS int64 // KiB, the largest single process
 }
 
-func (p *procStats) add(ps *os.ProcessState) {
+// add counts one finished process and its peak resident memory (KiB, from
+// runPeak: not ru_maxrss, which holds this harness's own).
+func (p *procStats) add(ps *os.ProcessState, peakKiB int64) {
 	if ps == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.procs++
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > p.maxRSS {
-		p.maxRSS = ru.Maxrss // KiB on Linux
-	}
+	p.maxRSS = max(p.maxRSS, peakKiB)
 }
 
 // toolEnv is what every tool process runs with.
@@ -109,8 +108,8 @@ func (e *toolEnv) run(ctx context.Context, st *procStats, tool string, args ...s
 	cmd.Env = e.env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	st.add(cmd.ProcessState)
+	peak, err := runPeak(cmd)
+	st.add(cmd.ProcessState, peak)
 	if err != nil {
 		msg := out.String()
 		if len(msg) > 2000 {
@@ -351,13 +350,15 @@ func (c *craneCrawl) Run(ctx context.Context, st *procStats) error {
 		g.Go(func() error {
 			cmd := exec.CommandContext(gctx, filepath.Join(c.e.bin, "crane"), "ls", repo)
 			cmd.Env = c.e.env
-			out, err := cmd.Output()
-			st.add(cmd.ProcessState)
+			var out, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &stderr
+			peak, err := runPeak(cmd)
+			st.add(cmd.ProcessState, peak)
 			if err != nil {
-				return fmt.Errorf("crane ls %s: %w", repo, err)
+				return fmt.Errorf("crane ls %s: %w: %s", repo, err, strings.TrimSpace(stderr.String()))
 			}
 			mu.Lock()
-			for _, t := range strings.Fields(string(out)) {
+			for _, t := range strings.Fields(out.String()) {
 				refs = append(refs, repo+":"+t)
 			}
 			mu.Unlock()

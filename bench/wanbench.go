@@ -51,8 +51,8 @@ type WANRun struct {
 	Title   string        `json:"title"`
 	Command string        `json:"command"`
 	Wall    time.Duration `json:"wall_ns"`
-	CPU     time.Duration `json:"cpu_ns"` // the tool process's user + system time
-	RSSKiB  int64         `json:"max_rss_kib"`
+	CPU     time.Duration `json:"cpu_ns"`      // the tool process's user + system time
+	RSSKiB  int64         `json:"max_rss_kib"` // the tool process's own peak (VmHWM, runPeak)
 	Err     string        `json:"error,omitempty"`
 	// ToolRequests is what cip's --report says it sent (0 when unknown).
 	ToolRequests int64     `json:"tool_requests"`
@@ -312,7 +312,7 @@ func (r *wanRunner) run(ctx context.Context, name, title string, argv []string, 
 	fmt.Fprintf(r.cfg.Log, "bench: WAN %s: %s (load %s)\n", name, title, loadavg())
 	start := time.Now()
 	stop := r.progress(ctx, name, start)
-	runErr := cmd.Run()
+	peak, runErr := runPeak(cmd)
 	stop()
 	run := WANRun{Name: name, Title: title, Command: r.display(argv), Wall: time.Since(start)}
 	if err := r.ctl.call(ctx, http.MethodPost, "/take", &run.Stats); err != nil {
@@ -320,9 +320,7 @@ func (r *wanRunner) run(ctx context.Context, name, title string, argv []string, 
 	}
 	if ps := cmd.ProcessState; ps != nil {
 		run.CPU = ps.UserTime() + ps.SystemTime()
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			run.RSSKiB = ru.Maxrss
-		}
+		run.RSSKiB = peak
 	}
 	if runErr != nil {
 		msg := stderr.String()
