@@ -440,7 +440,10 @@ func (l *lookup) stored(ctx context.Context, repo name.Repository, dg string) (*
 }
 
 // descendants returns digests and every index child under them that the
-// inventory or got knows, each once, marking them in seen.
+// inventory or got knows, each once, marking them in seen. The inventory's
+// manifests are read a level at a time (inventory.ManifestChildren: their
+// children from their verified bytes); one whose bytes do not verify is
+// fetched again and repaired (stored).
 func (l *lookup) descendants(ctx context.Context, repo name.Repository, digests []string, got []*inventory.Manifest, seen map[string]bool) ([]string, error) {
 	byDigest := map[string]*inventory.Manifest{}
 	for _, m := range got {
@@ -448,28 +451,42 @@ func (l *lookup) descendants(ctx context.Context, repo name.Repository, digests 
 	}
 	var out []string
 	level := digests
-	for len(level) > 0 {
-		var next []string
+	for len(level) > 0 { // each digest once (seen): the walk ends
+		var this, ask []string
 		for _, dg := range level {
 			if seen[dg] {
 				continue
 			}
 			seen[dg] = true
 			out = append(out, dg)
-			m := byDigest[dg]
-			if m == nil {
-				var err error
-				m, err = l.stored(ctx, repo, dg)
-				if errors.Is(err, inventory.ErrNotFound) {
-					continue
+			this = append(this, dg)
+			if byDigest[dg] == nil {
+				ask = append(ask, dg)
+			}
+		}
+		children, corrupt, err := l.db.ManifestChildren(ctx, ask)
+		if err != nil {
+			return nil, err
+		}
+		var next []string
+		for _, dg := range this {
+			if m := byDigest[dg]; m != nil {
+				for _, c := range m.Children {
+					next = append(next, c.Digest)
 				}
+				continue
+			}
+			if corrupt[dg] {
+				m, err := l.stored(ctx, repo, dg)
 				if err != nil {
 					return nil, err
 				}
+				for _, c := range m.Children {
+					next = append(next, c.Digest)
+				}
+				continue
 			}
-			for _, c := range m.Children {
-				next = append(next, c.Digest)
-			}
+			next = append(next, children[dg]...)
 		}
 		level = next
 	}

@@ -2,6 +2,8 @@ package sync_test
 
 import (
 	"context"
+	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,4 +266,56 @@ func TestReferrerTagsTrustedWithinTTL(t *testing.T) {
 	db = db2
 	lookup("after a crawl", append(refs, cipsync.Ref{Repository: repo, Digest: other.String()}), 0)
 	check("after a crawl")
+}
+
+// The walk under the digests looked at reads children from the stored
+// bytes, verified: an index whose stored bytes were damaged is fetched
+// again, repaired and reported, and its children's referrers are still
+// found.
+func TestReferrersRepairDamagedIndex(t *testing.T) {
+	ctx := context.Background()
+	reg := regtest.New(t)
+	idx := regtest.Index(t, regtest.Platforms, true)
+	idxD := reg.Push(t, "s/app", "v1", idx)
+	im, _ := idx.IndexManifest()
+	child := im.Manifests[2].Digest
+	childSig := reg.Sign(t, "s/app", child, "payload")
+	repo := reg.Host + "/s/app"
+	db := mustOpen(t)
+	c := client()
+	run(t, db, c, repo)
+
+	raw := db.Path()
+	conn, err := sql.Open("sqlite", "file:"+raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	if err := conn.QueryRow(`SELECT raw FROM manifests WHERE digest = ?`, idxD.String()).Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	i := strings.LastIndex(string(b), `"size":`) + len(`"size":`)
+	b[i] ^= 1 // a digit becomes another digit
+	if _, err := conn.Exec(`UPDATE manifests SET raw = ? WHERE digest = ?`, b, idxD.String()); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+
+	reg.Reset()
+	found, err := cipsync.Referrers(ctx, db, c, []cipsync.Ref{{Repository: repo, Digest: idxD.String()}}, cipsync.ReferrerOptions{Jobs: 4, Listed: func(string) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found.Warnings) != 1 || !strings.Contains(found.Warnings[0], idxD.String()) || !strings.Contains(found.Warnings[0], "repaired") {
+		t.Errorf("warnings = %q, want one naming the repaired %s", found.Warnings, idxD)
+	}
+	if n := reg.Count("GET manifest"); n != 1 {
+		t.Errorf("manifest GETs = %d, want 1 (the index, fetched again)", n)
+	}
+	if diff := cmp.Diff(map[string]string{childSig.String(): "cosign-tag"}, referrersOf(t, db, repo, child)); diff != "" {
+		t.Errorf("referrers of the child (-want +got):\n%s", diff)
+	}
+	if _, err := db.Manifest(ctx, idxD.String()); err != nil {
+		t.Errorf("Manifest after the repair = %v", err)
+	}
 }
