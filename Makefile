@@ -16,7 +16,10 @@ FUZZTIME ?= 3000x
 # CIP_TOOLS_DIR points the build and the tests elsewhere (a shared cache).
 COSIGN_VERSION := v3.1.3
 ORAS_VERSION   := v1.3.6
-CIP_TOOLS_DIR  ?= $(CURDIR)/bin/tools
+# (An empty CIP_TOOLS_DIR counts as unset, as the tests read it.)
+ifeq ($(strip $(CIP_TOOLS_DIR)),)
+CIP_TOOLS_DIR  := $(CURDIR)/bin/tools
+endif
 export CIP_TOOLS_DIR
 
 .PHONY: all build install test unit e2e lint fuzz fuzz-short bench bench-compare bench-wan demo dist release clean ensure-docker-registry tools
