@@ -18,12 +18,18 @@ import (
 // between the first and the last refused request of the episode, every
 // request it accepted took a token that refilled in that time, so the
 // accepted requests sent between the two refused ones, over the time
-// between them, are the quota (whatever was offered meanwhile). When the
-// refusals are too close together to time (a single burst) for up to a
-// second, a low guess stands in: the larger of what the host accepted since
-// the first refusal and half of what it accepted in the second before; past
-// 90% of a guess the pace goes on climbing, 2% of it a second, until the
-// next 429 measures the quota. Then the pace is set to
+// between them, are the quota (whatever was offered meanwhile), as long as
+// the host saw the requests in the order they were sent: when the round
+// trips of the episode's answers spread over more than a quarter of the
+// span (a loaded client sending and reading late), the count is only a
+// guess. When the refusals are too close together to time (a single burst)
+// for up to a second, a guess stands in too: what the host accepted since
+// the first refusal. A guess is never below half of what the host accepted
+// in its busiest second around the episode (at least the lesser of its
+// bucket's depth and its quota: it refuses only with its bucket empty);
+// past 90% of a guess the pace goes on climbing, 2% of it a second (at
+// least one request/s), until the next 429 measures the quota. Then the
+// pace is set to
 // half of min(pace, quota) (the multiplicative decrease), the host waits
 // out the longest Retry-After it gave, and the pace recovers additively: a
 // tenth of the quota per second up to 90% of it (a margin for the clocks of
@@ -119,8 +125,12 @@ type episode struct {
 	first    time.Time   // when the first refused request was sent
 	last     time.Time   // when the last refused request was sent
 	accepted []time.Time // when each accepted request sent after first was sent
-	before   int         // requests accepted in the second before it opened
-	resume   time.Time   // the latest Retry-After deadline given
+	busiest  int         // the most requests accepted in one second, from a second before it opened
+	// The shortest and longest round trips (answer less send) of the
+	// answers it saw: how far the client's own delays may have moved a
+	// request between when it was sent and when the host saw it.
+	rttMin, rttMax time.Duration
+	resume         time.Time // the latest Retry-After deadline given
 }
 
 // minSpan is the least time between an episode's first and last refused
@@ -225,11 +235,20 @@ func (t *throttle) answered(sent time.Time, status int, retryAfter time.Duration
 		return false, 0, 0 // sent at the old pace
 	}
 	before := t.decreases
+	if status == 429 || !t.ep.start.IsZero() {
+		rtt := now.Sub(sent)
+		if t.ep.start.IsZero() || rtt > t.ep.rttMax {
+			t.ep.rttMax = rtt
+		}
+		if t.ep.start.IsZero() || rtt < t.ep.rttMin {
+			t.ep.rttMin = rtt
+		}
+	}
 	switch {
 	case status == 429:
 		if t.ep.start.IsZero() {
 			t.ep.start, t.ep.first, t.ep.last = now, sent, sent
-			t.ep.before = t.accepted.lastSecond(now)
+			t.ep.busiest = t.accepted.lastSecond(now)
 		} else if sent.After(t.ep.last) {
 			t.ep.last = sent
 		}
@@ -241,8 +260,11 @@ func (t *throttle) answered(sent time.Time, status int, retryAfter time.Duration
 		}
 	case status > 0 && status < 500:
 		t.accepted.add(now)
-		if !t.ep.start.IsZero() && sent.After(t.ep.first) && len(t.ep.accepted) < maxEpisodeSamples {
-			t.ep.accepted = append(t.ep.accepted, sent)
+		if !t.ep.start.IsZero() {
+			t.ep.busiest = max(t.ep.busiest, t.accepted.lastSecond(now))
+			if sent.After(t.ep.first) && len(t.ep.accepted) < maxEpisodeSamples {
+				t.ep.accepted = append(t.ep.accepted, sent)
+			}
 		}
 	}
 	t.settle(now)
@@ -263,14 +285,31 @@ func (t *throttle) settle(now time.Time) {
 				}
 			}
 			measured = float64(n) / span.Seconds()
-			t.guessed = false
+			// The span times the quota only if the host saw the requests
+			// in about the order and at about the times they were sent. A
+			// loaded client (a goroutine scheduled late, a connection
+			// dialled, an answer read late: 230-650 ms on a 2-core machine
+			// at 128 in flight per host) moves them by up to the spread of
+			// the round trips; past a quarter of the span, the count
+			// between the two refusals is no measure (it read 0-27/s of a
+			// 60/s quota), only a guess.
+			t.guessed = t.ep.rttMax-t.ep.rttMin > span/4
 		} else {
 			// Refusals too close together to time: what the host accepted
 			// since the first is a lower bound of its quota (its bucket was
-			// empty then), and half of what it accepted in the second
-			// before (when its bucket was full) a guess that errs low.
-			measured = max(float64(len(t.ep.accepted))/now.Sub(t.ep.first).Seconds(), float64(t.ep.before)/2)
+			// empty then).
+			measured = float64(len(t.ep.accepted)) / now.Sub(t.ep.first).Seconds()
 			t.guessed = true
+		}
+		if t.guessed {
+			// A guess is never below half of what the host accepted in its
+			// busiest second around the episode: a host refuses only once
+			// its bucket is empty, so in the second before, it accepted at
+			// least the lesser of its bucket's depth and its quota (and at
+			// most their sum: half errs low when the bucket is no deeper
+			// than a second of quota). This is counted by when the answers
+			// came, which the client's delays shift but do not lose.
+			measured = max(measured, float64(t.ep.busiest)/2)
 		}
 		t.quota = max(measured, minRate)
 		base := t.rate
