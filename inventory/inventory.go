@@ -31,8 +31,9 @@ const busyTimeout = 30 * time.Second
 
 // DB is an open inventory.
 type DB struct {
-	db   *sql.DB
-	path string
+	db    *sql.DB
+	stmts *stmtCache
+	path  string
 	// Now is the clock used for timestamps; tests replace it.
 	Now func() time.Time
 }
@@ -78,7 +79,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open inventory %s: %w", path, err)
 	}
-	d := &DB{db: sdb, path: path, Now: func() time.Time { return time.Now().UTC() }}
+	d := &DB{db: sdb, stmts: newStmtCache(sdb), path: path, Now: func() time.Time { return time.Now().UTC() }}
 	if err := d.migrate(ctx); err != nil {
 		sdb.Close()
 		if IsDamaged(err) {
@@ -128,6 +129,7 @@ func refuseDirectory(path string) error {
 // next open) and closes the database.
 func (d *DB) Close() error {
 	d.markClosed()
+	d.stmts.close()
 	return d.db.Close()
 }
 

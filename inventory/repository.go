@@ -76,7 +76,7 @@ func placeholders(n int) string {
 
 // Tags returns a repository's tags (tag -> digest); empty when unknown.
 func (d *DB) Tags(ctx context.Context, repo string) (map[string]string, error) {
-	return queryTags(ctx, d.db, repo)
+	return queryTags(ctx, d.cached(), repo)
 }
 
 type querier interface {
@@ -347,7 +347,7 @@ func markChecked(ctx context.Context, tx *sql.Tx, repoID int64, st RepositorySta
 // live at or after since: what a crawl with a tag TTL may take from the
 // inventory for tags the registry still lists.
 func (d *DB) FreshTags(ctx context.Context, repo string, since time.Time) (map[string]string, error) {
-	return tagMap(ctx, d.db, "read fresh tags of "+repo, `SELECT t.tag, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+	return tagMap(ctx, d.cached(), "read fresh tags of "+repo, `SELECT t.tag, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
 		WHERE r.name = ? AND julianday(t.checked_at) >= julianday(?)`, repo, since.UTC().Format(time.RFC3339Nano))
 }
 
@@ -515,7 +515,7 @@ func (d *DB) RemoveRepository(ctx context.Context, runID int64, name string) ([]
 // (errors.Is ErrCorrupt), never returned: fetch the manifest again and
 // RepairManifest.
 func (d *DB) Manifest(ctx context.Context, digest string) (*Manifest, error) {
-	return readManifest(ctx, d.db, digest)
+	return readManifest(ctx, d.cached(), digest)
 }
 
 // LargestImage returns the largest image digest stands for, with its size

@@ -1,0 +1,144 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// stmtCache keeps the prepared form of the statements cip runs many times
+// in one process (once per manifest, per repository, per row), keyed by
+// their text. SQLite parses and plans a statement on every prepare, and
+// database/sql's DB.QueryContext and Tx.ExecContext prepare afresh on each
+// call: a warm plan spent about a quarter of its CPU in the parser. A
+// cached *sql.Stmt is prepared once on each connection it runs on, and a
+// transaction borrows it for its own connection (Tx.StmtContext). Only
+// single statements go through it (a script is prepared piece by piece,
+// which a cache cannot keep).
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func newStmtCache(db *sql.DB) *stmtCache {
+	return &stmtCache{db: db, m: map[string]*sql.Stmt{}}
+}
+
+// get returns q prepared, preparing it on first use. A failed prepare is
+// not kept: the next call tries again (and reports the same error).
+func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[q]; ok {
+		return s, nil
+	}
+	s, err := c.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	c.m[q] = s
+	return s, nil
+}
+
+// close finalizes every cached statement (before the database closes:
+// SQLite keeps a connection with unfinalized statements open).
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, s := range c.m {
+		s.Close()
+		delete(c.m, q)
+	}
+}
+
+// cachedDB runs statements on the database through its cache; it is a
+// querier, and what readManifest reads through.
+type cachedDB struct{ c *stmtCache }
+
+func (d *DB) cached() cachedDB { return cachedDB{d.stmts} }
+
+func (q cachedDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := q.c.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+// QueryRowContext is sql.DB's: a statement that does not prepare is run
+// unprepared, so that the *sql.Row carries its error.
+func (q cachedDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := q.c.get(ctx, query)
+	if err != nil {
+		return q.c.db.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+func (q cachedDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := q.c.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+// cachedTx is a transaction whose QueryContext, QueryRowContext and
+// ExecContext run the cache's statements on the transaction's connection,
+// each borrowed once per transaction; everything else is the *sql.Tx's.
+// Not for concurrent use (a transaction is one goroutine's).
+type cachedTx struct {
+	*sql.Tx
+	c     *stmtCache
+	local map[string]*sql.Stmt
+}
+
+// begin starts a write transaction with a statement cache.
+func (d *DB) begin(ctx context.Context) (*cachedTx, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &cachedTx{Tx: tx, c: d.stmts, local: map[string]*sql.Stmt{}}, nil
+}
+
+func (t *cachedTx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s, ok := t.local[q]; ok {
+		return s, nil
+	}
+	parent, err := t.c.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	// Closed with the transaction.
+	s := t.Tx.StmtContext(ctx, parent)
+	t.local[q] = s
+	return s, nil
+}
+
+func (t *cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+// QueryRowContext is sql.Tx's: a statement that does not prepare is run
+// unprepared, so that the *sql.Row carries its error.
+func (t *cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return t.Tx.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+func (t *cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
