@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -45,21 +46,55 @@ type storedManifest struct {
 // config_digest, children and blobs are what the bytes say. It returns
 // the manifest parsed from the verified bytes, so that nothing a damaged
 // row says is used; a damaged row is a *CorruptError.
-func readManifest(ctx context.Context, q interface {
-	querier
-	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
-}, dg string) (*Manifest, error) {
-	var st storedManifest
-	var cfg, subject, artifactType sql.NullString
-	err := q.QueryRowContext(ctx, `SELECT media_type, raw, size, is_index, config_digest, subject_digest, artifact_type FROM manifests WHERE digest = ?`, dg).
-		Scan(&st.mediaType, &st.raw, &st.size, &st.isIndex, &cfg, &subject, &artifactType)
-	if err == sql.ErrNoRows {
-		return nil, fmt.Errorf("read manifest %s: %w", dg, ErrNotFound)
-	}
+func readManifest(ctx context.Context, q querier, dg string) (*Manifest, error) {
+	// One statement, so one read transaction: the row (kind 0), its
+	// children (1) and its blobs (2), in columns of one type each (c4-c6
+	// are NULL where a kind has nothing there), put in position order here
+	// (an ORDER BY on the compound sorts in a temporary b-tree). A warm run
+	// reads every wanted source digest and child this way.
+	rows, err := q.QueryContext(ctx, `
+		SELECT 0, media_type, raw, size, config_digest, subject_digest, artifact_type, is_index FROM manifests WHERE digest = ?1
+		UNION ALL
+		SELECT 1, child_digest, media_type, size, os, architecture, variant, position FROM manifest_children WHERE parent_digest = ?1
+		UNION ALL
+		SELECT 2, blob_digest, media_type, size, kind, NULL, NULL, position FROM manifest_blobs WHERE manifest_digest = ?1`, dg)
 	if err != nil {
 		return nil, fmt.Errorf("read manifest %s: %w", dg, err)
 	}
-	st.config, st.subject, st.artifactType = cfg.String, subject.String, artifactType.String
+	defer rows.Close()
+	var st storedManifest
+	type at[T any] struct {
+		pos int64
+		v   T
+	}
+	var children []at[Child]
+	var blobs []at[Blob]
+	found := false
+	for rows.Next() {
+		var kind int
+		var c1 string
+		var c2 []byte
+		var c3, c7 int64
+		var c4, c5, c6 sql.NullString
+		if err := rows.Scan(&kind, &c1, &c2, &c3, &c4, &c5, &c6, &c7); err != nil {
+			return nil, fmt.Errorf("read manifest %s: %w", dg, err)
+		}
+		switch kind {
+		case 0:
+			found = true
+			st = storedManifest{mediaType: c1, raw: c2, size: c3, config: c4.String, subject: c5.String, artifactType: c6.String, isIndex: c7 != 0}
+		case 1:
+			children = append(children, at[Child]{c7, Child{Digest: c1, MediaType: string(c2), Size: c3, OS: c4.String, Architecture: c5.String, Variant: c6.String}})
+		case 2:
+			blobs = append(blobs, at[Blob]{c7, Blob{Digest: c1, MediaType: string(c2), Size: c3, Kind: c4.String}})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", dg, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("read manifest %s: %w", dg, ErrNotFound)
+	}
 	corrupt := func(format string, args ...any) error {
 		return &CorruptError{Digest: dg, Reason: fmt.Sprintf(format, args...)}
 	}
@@ -79,46 +114,32 @@ func readManifest(ctx context.Context, q interface {
 	if st.subject != m.Subject || st.artifactType != m.ArtifactType {
 		return nil, corrupt("subject %q, artifact type %q, but its bytes give %q, %q", st.subject, st.artifactType, m.Subject, m.ArtifactType)
 	}
-	var children []Child
-	rows, err := q.QueryContext(ctx, `SELECT child_digest, media_type, size, os, architecture, variant FROM manifest_children WHERE parent_digest = ? ORDER BY position`, dg)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", dg, err)
-	}
-	for rows.Next() {
-		var c Child
-		if err := rows.Scan(&c.Digest, &c.MediaType, &c.Size, &c.OS, &c.Architecture, &c.Variant); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read manifest %s: %w", dg, err)
-		}
-		children = append(children, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", dg, err)
-	}
-	if !slices.Equal(children, m.Children) {
+	if !inOrder(children, m.Children, func(c at[Child]) (int64, Child) { return c.pos, c.v }) {
 		return nil, corrupt("its recorded children differ from those its bytes list")
 	}
-	var blobs []Blob
-	rows, err = q.QueryContext(ctx, `SELECT blob_digest, media_type, kind, size FROM manifest_blobs WHERE manifest_digest = ? ORDER BY position`, dg)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", dg, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var b Blob
-		if err := rows.Scan(&b.Digest, &b.MediaType, &b.Kind, &b.Size); err != nil {
-			return nil, fmt.Errorf("read manifest %s: %w", dg, err)
-		}
-		blobs = append(blobs, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", dg, err)
-	}
-	if !slices.Equal(blobs, m.Blobs) {
+	if !inOrder(blobs, m.Blobs, func(b at[Blob]) (int64, Blob) { return b.pos, b.v }) {
 		return nil, corrupt("its recorded blobs differ from those its bytes list")
 	}
 	return m, nil
+}
+
+// inOrder reports whether the recorded rows, put in position order, are
+// want.
+func inOrder[R any, T comparable](rows []R, want []T, get func(R) (int64, T)) bool {
+	if len(rows) != len(want) {
+		return false
+	}
+	slices.SortFunc(rows, func(a, b R) int {
+		pa, _ := get(a)
+		pb, _ := get(b)
+		return cmp.Compare(pa, pb)
+	})
+	for i, r := range rows {
+		if _, v := get(r); v != want[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // RepairManifest replaces digest m.Digest's row, and its children and
