@@ -65,3 +65,57 @@ func BenchmarkManifest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRecrawlWrite is a warm crawl's inventory work for 240
+// repositories of 10 tags each that have not changed: per repository the
+// look-up of which listed digests are new (KnownDigests), then the write
+// (WriteRepositories, 8 repositories a transaction), which finds each
+// unchanged and only marks it synced. One op is all 240.
+func BenchmarkRecrawlWrite(b *testing.B) {
+	ctx := context.Background()
+	db, err := inventory.Open(ctx, filepath.Join(b.TempDir(), "inv.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ms := benchManifests(b, 2400)
+	if err := db.InsertManifests(ctx, ms); err != nil {
+		b.Fatal(err)
+	}
+	var sts []inventory.RepositoryState
+	var digests [][]string
+	for r := 0; r < 240; r++ {
+		st := inventory.RepositoryState{Name: fmt.Sprintf("r.example/repo%d", r), Tags: map[string]string{}}
+		var ds []string
+		for t := 0; t < 10; t++ {
+			d := ms[r*10+t].Digest
+			st.Tags[fmt.Sprintf("v%d", t)] = d
+			ds = append(ds, d)
+		}
+		sts = append(sts, st)
+		digests = append(digests, ds)
+	}
+	if _, err := db.WriteRepositories(ctx, 0, sts); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := 0; i < len(sts); i += 8 {
+			for _, ds := range digests[i : i+8] {
+				known, err := db.KnownDigests(ctx, ds)
+				if err != nil || len(known) != len(ds) {
+					b.Fatalf("known %d of %d: %v", len(known), len(ds), err)
+				}
+			}
+			res, err := db.WriteRepositories(ctx, 0, sts[i:i+8])
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Err != nil || len(r.Changes) > 0 {
+					b.Fatalf("rewrite: %v, %d changes", r.Err, len(r.Changes))
+				}
+			}
+		}
+	}
+}

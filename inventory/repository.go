@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -39,39 +38,32 @@ type TagChange struct {
 // KnownDigests returns which of digests are already in the inventory.
 func (d *DB) KnownDigests(ctx context.Context, digests []string) (map[string]bool, error) {
 	known := map[string]bool{}
-	// SQLite allows 32766 parameters; chunk well below that.
-	const chunk = 500
-	for i := 0; i < len(digests); i += chunk {
-		part := digests[i:min(i+chunk, len(digests))]
-		args := make([]any, len(part))
-		for j, x := range part {
-			args[j] = x
-		}
-		rows, err := d.db.QueryContext(ctx, `SELECT digest FROM manifests WHERE digest IN (`+placeholders(len(part))+`)`, args...)
-		if err != nil {
+	if len(digests) == 0 {
+		return known, nil
+	}
+	// The list as one JSON parameter: one statement text whatever the
+	// count, prepared once (d.cached), where a list of placeholders was
+	// parsed again for every call (a crawl asks once per repository).
+	list, err := json.Marshal(digests)
+	if err != nil {
+		return nil, fmt.Errorf("look up digests: %w", err)
+	}
+	rows, err := d.cached().QueryContext(ctx, `SELECT digest FROM manifests WHERE digest IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("look up digests: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
 			return nil, fmt.Errorf("look up digests: %w", err)
 		}
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			known[s] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+		known[s] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up digests: %w", err)
 	}
 	return known, nil
-}
-
-func placeholders(n int) string {
-	if n == 0 {
-		return ""
-	}
-	return strings.Repeat("?,", n-1) + "?"
 }
 
 // Tags returns a repository's tags (tag -> digest); empty when unknown.
@@ -158,7 +150,7 @@ func (d *DB) WriteRepositories(ctx context.Context, runID int64, sts []Repositor
 	if len(sts) == 0 {
 		return res, nil
 	}
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("write repository %s: %w", sts[0].Name, err)
 	}
@@ -193,7 +185,7 @@ func (d *DB) WriteRepositories(ctx context.Context, runID int64, sts []Repositor
 
 // writeOne writes one crawl inside tx: only synced_at and checked_at when
 // the inventory already holds the repository as st has it.
-func (d *DB) writeOne(ctx context.Context, tx *sql.Tx, runID int64, st RepositoryState, now string) ([]TagChange, error) {
+func (d *DB) writeOne(ctx context.Context, tx *cachedTx, runID int64, st RepositoryState, now string) ([]TagChange, error) {
 	if len(st.New) == 0 {
 		id, same, err := unchanged(ctx, tx, st)
 		if err != nil {
@@ -212,7 +204,7 @@ func (d *DB) writeOne(ctx context.Context, tx *sql.Tx, runID int64, st Repositor
 // unchanged reports whether the inventory already holds repository
 // st.Name exactly as a full write of st (which has no new manifest) would
 // leave it.
-func unchanged(ctx context.Context, tx *sql.Tx, st RepositoryState) (int64, bool, error) {
+func unchanged(ctx context.Context, tx *cachedTx, st RepositoryState) (int64, bool, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, st.Name).Scan(&id)
 	if err == sql.ErrNoRows {
@@ -258,7 +250,7 @@ func unchanged(ctx context.Context, tx *sql.Tx, st RepositoryState) (int64, bool
 	return id, same, nil
 }
 
-func writeRepository(ctx context.Context, tx *sql.Tx, runID int64, st RepositoryState, now string) ([]TagChange, error) {
+func writeRepository(ctx context.Context, tx *cachedTx, runID int64, st RepositoryState, now string) ([]TagChange, error) {
 	if err := insertManifests(ctx, tx, st.New, now); err != nil {
 		return nil, err
 	}
@@ -317,7 +309,7 @@ func writeRepository(ctx context.Context, tx *sql.Tx, runID int64, st Repository
 	if err := markChecked(ctx, tx, repoID, st, now); err != nil {
 		return nil, err
 	}
-	if err := deriveReferrersOf(ctx, tx, repoID); err != nil {
+	if err := deriveReferrersOf(ctx, tx.Tx, repoID); err != nil {
 		return nil, err
 	}
 	return changes, nil
@@ -325,7 +317,7 @@ func writeRepository(ctx context.Context, tx *sql.Tx, runID int64, st Repository
 
 // markChecked sets checked_at to now for the tags of st the crawl
 // confirmed live (all but st.Trusted).
-func markChecked(ctx context.Context, tx *sql.Tx, repoID int64, st RepositoryState, now string) error {
+func markChecked(ctx context.Context, tx txn, repoID int64, st RepositoryState, now string) error {
 	if len(st.Trusted) == 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE tags SET checked_at = ? WHERE repository_id = ?`, now, repoID); err != nil {
 			return fmt.Errorf("mark tags checked: %w", err)
@@ -351,7 +343,7 @@ func (d *DB) FreshTags(ctx context.Context, repo string, since time.Time) (map[s
 		WHERE r.name = ? AND julianday(t.checked_at) >= julianday(?)`, repo, since.UTC().Format(time.RFC3339Nano))
 }
 
-func insertHistory(ctx context.Context, tx *sql.Tx, runID int64, c TagChange, now string) error {
+func insertHistory(ctx context.Context, tx txn, runID int64, c TagChange, now string) error {
 	var run any
 	if runID > 0 {
 		run = runID
@@ -383,7 +375,7 @@ func diffTags(repo string, old, cur map[string]string) []TagChange {
 	return out
 }
 
-func upsertRepository(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+func upsertRepository(ctx context.Context, tx txn, name string) (int64, error) {
 	reg, path := SplitRepository(name)
 	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO repositories(registry, path, name) VALUES (?, ?, ?)`, reg, path, name); err != nil {
 		return 0, fmt.Errorf("record repository: %w", err)
@@ -409,7 +401,7 @@ func (d *DB) InsertManifests(ctx context.Context, ms []*Manifest) error {
 	return tx.Commit()
 }
 
-func insertManifests(ctx context.Context, tx *sql.Tx, ms []*Manifest, now string) error {
+func insertManifests(ctx context.Context, tx txn, ms []*Manifest, now string) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -438,7 +430,7 @@ type inserts struct {
 	manifest, child, blob *sql.Stmt
 }
 
-func prepareInserts(ctx context.Context, tx *sql.Tx) (*inserts, error) {
+func prepareInserts(ctx context.Context, tx txn) (*inserts, error) {
 	ins := &inserts{}
 	var err error
 	if ins.manifest, err = tx.PrepareContext(ctx, `INSERT OR IGNORE INTO manifests(digest, media_type, size, is_index, config_digest, raw, fetched_at, subject_digest, artifact_type)

@@ -41,6 +41,14 @@ func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
 	return s, nil
 }
 
+// peek returns q's statement when the cache holds it.
+func (c *stmtCache) peek(q string) (*sql.Stmt, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.m[q]
+	return s, ok
+}
+
 // close finalizes every cached statement (before the database closes:
 // SQLite keeps a connection with unfinalized statements open).
 func (c *stmtCache) close() {
@@ -84,9 +92,18 @@ func (q cachedDB) ExecContext(ctx context.Context, query string, args ...any) (s
 	return s.ExecContext(ctx, args...)
 }
 
+// txn is what the write helpers shared by several transactions run their
+// statements on: a *sql.Tx, or a *cachedTx.
+type txn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
 // cachedTx is a transaction whose QueryContext, QueryRowContext and
-// ExecContext run the cache's statements on the transaction's connection,
-// each borrowed once per transaction; everything else is the *sql.Tx's.
+// ExecContext prepare each statement once per transaction (borrowing the
+// cache's when it holds it); everything else is the *sql.Tx's.
 // Not for concurrent use (a transaction is one goroutine's).
 type cachedTx struct {
 	*sql.Tx
@@ -107,12 +124,21 @@ func (t *cachedTx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	if s, ok := t.local[q]; ok {
 		return s, nil
 	}
-	parent, err := t.c.get(ctx, q)
-	if err != nil {
-		return nil, err
+	// A statement the cache holds is borrowed for the transaction's
+	// connection (prepared there once). Any other is prepared on the
+	// transaction alone: preparing it in the cache would take a second
+	// connection while this one holds the write lock, and wait forever on
+	// a pool of one.
+	var s *sql.Stmt
+	if parent, ok := t.c.peek(q); ok {
+		s = t.Tx.StmtContext(ctx, parent)
+	} else {
+		var err error
+		if s, err = t.Tx.PrepareContext(ctx, q); err != nil {
+			return nil, err
+		}
 	}
-	// Closed with the transaction.
-	s := t.Tx.StmtContext(ctx, parent)
+	// Either is closed with the transaction.
 	t.local[q] = s
 	return s, nil
 }
