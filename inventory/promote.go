@@ -10,7 +10,7 @@ import (
 // or cip copied into it).
 func (d *DB) HasRepository(ctx context.Context, repo string) (bool, error) {
 	var n int
-	if err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM repositories WHERE name = ?`, repo).Scan(&n); err != nil {
+	if err := d.cached().QueryRowContext(ctx, `SELECT COUNT(*) FROM repositories WHERE name = ?`, repo).Scan(&n); err != nil {
 		return false, fmt.Errorf("look up repository %s: %w", repo, err)
 	}
 	return n > 0, nil
@@ -19,7 +19,7 @@ func (d *DB) HasRepository(ctx context.Context, repo string) (bool, error) {
 // HasDigest reports whether the inventory records digest in repo.
 func (d *DB) HasDigest(ctx context.Context, repo, digest string) (bool, error) {
 	var n int
-	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM repository_manifests rm JOIN repositories r ON r.id = rm.repository_id
+	err := d.cached().QueryRowContext(ctx, `SELECT COUNT(*) FROM repository_manifests rm JOIN repositories r ON r.id = rm.repository_id
 		WHERE r.name = ? AND rm.digest = ?`, repo, digest).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("look up %s@%s: %w", repo, digest, err)
@@ -149,7 +149,7 @@ func recordTag(ctx context.Context, tx *sql.Tx, runID, repoID int64, c Copy, now
 // mounts from it instead of sending the blob again.
 func (d *DB) BlobRepository(ctx context.Context, host, prefix, blob string) (string, error) {
 	var name string
-	err := d.db.QueryRowContext(ctx, `
+	err := d.cached().QueryRowContext(ctx, `
 		SELECT r.name FROM manifest_blobs b
 		JOIN repository_manifests rm ON rm.digest = b.manifest_digest
 		JOIN repositories r ON r.id = rm.repository_id

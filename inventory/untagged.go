@@ -21,7 +21,7 @@ type UntaggedDigest struct {
 // some tag of the inventory reaches (an index's child included) is not
 // listed: a crawl learns about it from the tags.
 func (d *DB) UntaggedDigests(ctx context.Context, repo string) ([]UntaggedDigest, error) {
-	rows, err := d.db.QueryContext(ctx, `
+	rows, err := d.cached().QueryContext(ctx, `
 		WITH RECURSIVE repo(id) AS (SELECT id FROM repositories WHERE name = ?),
 		reach(digest) AS (
 			SELECT t.digest FROM tags t JOIN repo ON t.repository_id = repo.id
