@@ -270,7 +270,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // asked the registry's referrers API about at or after since, with
 // whether the registry served the API then.
 func (d *DB) FreshReferrerChecks(ctx context.Context, repo string, since time.Time) (map[string]bool, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT c.subject_digest, c.api FROM referrer_checks c JOIN repositories r ON r.id = c.repository_id
+	rows, err := d.cached().QueryContext(ctx, `SELECT c.subject_digest, c.api FROM referrer_checks c JOIN repositories r ON r.id = c.repository_id
 		WHERE r.name = ? AND julianday(c.checked_at) >= julianday(?)`, repo, since.UTC().Format(time.RFC3339Nano))
 	if err != nil {
 		return nil, fmt.Errorf("read referrer checks of %s: %w", repo, err)
@@ -295,11 +295,11 @@ func (d *DB) FreshReferrerChecks(ctx context.Context, repo string, since time.Ti
 // tags a referrers look-up's live listing showed at or after since.
 func (d *DB) FreshReferrerTags(ctx context.Context, repo string, since time.Time) (listed bool, subjects map[string]bool, err error) {
 	at := since.UTC().Format(time.RFC3339Nano)
-	err = d.db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM repositories WHERE name = ? AND julianday(synced_at) >= julianday(?)`, repo, at).Scan(&listed)
+	err = d.cached().QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM repositories WHERE name = ? AND julianday(synced_at) >= julianday(?)`, repo, at).Scan(&listed)
 	if err != nil {
 		return false, nil, fmt.Errorf("read when %s was crawled: %w", repo, err)
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT c.subject_digest FROM referrer_tag_checks c JOIN repositories r ON r.id = c.repository_id
+	rows, err := d.cached().QueryContext(ctx, `SELECT c.subject_digest FROM referrer_tag_checks c JOIN repositories r ON r.id = c.repository_id
 		WHERE r.name = ? AND julianday(c.checked_at) >= julianday(?)`, repo, at)
 	if err != nil {
 		return false, nil, fmt.Errorf("read referrer tag checks of %s: %w", repo, err)
@@ -321,7 +321,7 @@ func (d *DB) FreshReferrerTags(ctx context.Context, repo string, since time.Time
 
 // Referrers returns the referrers repo holds for subject, by digest.
 func (d *DB) Referrers(ctx context.Context, repo, subject string) ([]Referrer, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT f.subject_digest, f.referrer_digest, f.artifact_type, f.found_by
+	rows, err := d.cached().QueryContext(ctx, `SELECT f.subject_digest, f.referrer_digest, f.artifact_type, f.found_by
 		FROM referrers f JOIN repositories r ON r.id = f.repository_id
 		WHERE r.name = ? AND f.subject_digest = ? ORDER BY f.referrer_digest`, repo, subject)
 	if err != nil {
@@ -342,7 +342,7 @@ func (d *DB) Referrers(ctx context.Context, repo, subject string) ([]Referrer, e
 // ReferrerDigests returns the digests repo holds as referrers of another,
 // however found.
 func (d *DB) ReferrerDigests(ctx context.Context, repo string) (map[string]bool, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT f.referrer_digest FROM referrers f JOIN repositories r ON r.id = f.repository_id WHERE r.name = ?`, repo)
+	rows, err := d.cached().QueryContext(ctx, `SELECT DISTINCT f.referrer_digest FROM referrers f JOIN repositories r ON r.id = f.repository_id WHERE r.name = ?`, repo)
 	if err != nil {
 		return nil, fmt.Errorf("read referrers of %s: %w", repo, err)
 	}
