@@ -36,7 +36,7 @@ func (d *DB) ManifestChildren(ctx context.Context, digests []string) (children m
 }
 
 func (d *DB) manifestChildren(ctx context.Context, digests string, children map[string][]string, corrupt map[string]bool) error {
-	rows, err := d.db.QueryContext(ctx, `SELECT digest, media_type, raw FROM manifests WHERE digest IN (SELECT value FROM json_each(?))`, digests)
+	rows, err := d.cached().QueryContext(ctx, `SELECT digest, media_type, raw FROM manifests WHERE digest IN (SELECT value FROM json_each(?))`, digests)
 	if err != nil {
 		return fmt.Errorf("read manifests' children: %w", err)
 	}
