@@ -13,8 +13,9 @@ import (
 // call: a warm plan spent about a quarter of its CPU in the parser. A
 // cached *sql.Stmt is prepared once on each connection it runs on, and a
 // transaction borrows it for its own connection (Tx.StmtContext). Only
-// single statements go through it (a script is prepared piece by piece,
-// which a cache cannot keep).
+// single statements whose text is a constant go through it: a script is
+// prepared piece by piece, which a cache cannot keep, and a text built per
+// call (a list of placeholders) would grow the cache without bound.
 type stmtCache struct {
 	db *sql.DB
 	mu sync.Mutex
@@ -25,17 +26,24 @@ func newStmtCache(db *sql.DB) *stmtCache {
 	return &stmtCache{db: db, m: map[string]*sql.Stmt{}}
 }
 
-// get returns q prepared, preparing it on first use. A failed prepare is
-// not kept: the next call tries again (and reports the same error).
+// get returns q prepared, preparing it on first use. The prepare runs
+// outside the lock (it takes a connection from the pool, which may wait);
+// when two goroutines prepare q at once, one keeps its statement and the
+// other's is closed. A failed prepare is not kept: the next call tries
+// again (and reports the same error).
 func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.m[q]; ok {
+	if s, ok := c.peek(q); ok {
 		return s, nil
 	}
 	s, err := c.db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if kept, ok := c.m[q]; ok {
+		s.Close()
+		return kept, nil
 	}
 	c.m[q] = s
 	return s, nil
