@@ -42,9 +42,7 @@ type Found struct {
 // recorded in one transaction after the reads. Only opts.Jobs (requests in
 // flight) applies.
 func Digests(ctx context.Context, db *inventory.DB, client *registry.Client, refs []Ref, opts Options) (*Found, error) {
-	refs = slices.Clone(refs)
-	slices.SortFunc(refs, compareRefs)
-	refs = slices.Compact(refs)
+	refs = sortedRefs(refs)
 	res := &Found{}
 	if len(refs) == 0 {
 		return res, nil
@@ -177,6 +175,14 @@ func Digests(ctx context.Context, db *inventory.DB, client *registry.Client, ref
 		return nil, err
 	}
 	return res, nil
+}
+
+// sortedRefs returns a copy of refs sorted by repository and digest, each
+// once.
+func sortedRefs(refs []Ref) []Ref {
+	refs = slices.Clone(refs)
+	slices.SortFunc(refs, compareRefs)
+	return slices.Compact(refs)
 }
 
 func compareRefs(a, b Ref) int {

@@ -80,9 +80,7 @@ func referrerTagsOf(tl *registry.TagList) *listedTags {
 // (nil: kept nowhere) for a referrers look-up of the same run. Registry
 // hosts are listed side by side, opts.Jobs requests in flight each.
 func Locate(ctx context.Context, db *inventory.DB, client *registry.Client, refs []Ref, opts Options, listings *Listings) (*Found, error) {
-	refs = slices.Clone(refs)
-	slices.SortFunc(refs, compareRefs)
-	refs = slices.Compact(refs)
+	refs = sortedRefs(refs)
 	res := &Found{}
 	if len(refs) == 0 {
 		return res, nil
