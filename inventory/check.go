@@ -32,15 +32,9 @@ func (r *CheckReport) OK() bool {
 // openRaw opens path read-only without any check of ours: for Check and
 // Salvage, which must read a damaged file.
 func openRaw(path string) (*sql.DB, error) {
-	if err := refuseDirectory(path); err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open inventory %s: %w", path, err)
-	}
-	uri, err := fileURI(path)
+	uri, err := existingURI(path)
 	if err != nil {
-		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+		return nil, err
 	}
 	sdb, err := sql.Open("sqlite", uri+fmt.Sprintf("?mode=ro&_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()))
 	if err != nil {

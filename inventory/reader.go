@@ -52,21 +52,32 @@ type Reader struct {
 // question of cip's does.
 const readerHeapLimit = 256 << 20
 
+// existingURI returns the SQLite URI of the inventory file at path, which
+// must exist and not be a directory: what the read-only opens (OpenReadOnly,
+// openRaw) start from; Open creates the file instead.
+func existingURI(path string) (string, error) {
+	if err := refuseDirectory(path); err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	uri, err := fileURI(path)
+	if err != nil {
+		return "", fmt.Errorf("open inventory %s: %w", path, err)
+	}
+	return uri, nil
+}
+
 // OpenReadOnly opens the existing inventory at path for reading only. It
 // refuses an inventory written by a newer cip, and one that lacks
 // migrations this cip has: migrations run only in Open, which writes, so
 // the reader asks for a command that opens the inventory for writing
 // first.
 func OpenReadOnly(ctx context.Context, path string) (*Reader, error) {
-	if err := refuseDirectory(path); err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open inventory %s: %w", path, err)
-	}
-	uri, err := fileURI(path)
+	uri, err := existingURI(path)
 	if err != nil {
-		return nil, fmt.Errorf("open inventory %s: %w", path, err)
+		return nil, err
 	}
 	q := url.Values{}
 	q.Add("mode", "ro")

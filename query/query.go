@@ -189,16 +189,7 @@ func (r *Result) ReadAll() error {
 		return nil
 	}
 	defer r.Close()
-	for i := 0; ; i++ {
-		row, ok, err := r.next(i)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
-		r.Rows = append(r.Rows, row)
-	}
+	return r.each(func(row []any) error { r.Rows = append(r.Rows, row); return nil })
 }
 
 // Close releases the inventory a streamed answer reads from; closing a
