@@ -279,7 +279,7 @@ func TestReferrersRepairDamagedIndex(t *testing.T) {
 	idxD := reg.Push(t, "s/app", "v1", idx)
 	im, _ := idx.IndexManifest()
 	child := im.Manifests[2].Digest
-	childSig := reg.Sign(t, "s/app", child, "payload")
+	reg.Sign(t, "s/app", child, "payload")
 	repo := reg.Host + "/s/app"
 	db := mustOpen(t)
 	c := client()
@@ -312,8 +312,11 @@ func TestReferrersRepairDamagedIndex(t *testing.T) {
 	if n := reg.Count("GET manifest"); n != 1 {
 		t.Errorf("manifest GETs = %d, want 1 (the index, fetched again)", n)
 	}
-	if diff := cmp.Diff(map[string]string{childSig.String(): "cosign-tag"}, referrersOf(t, db, repo, child)); diff != "" {
-		t.Errorf("referrers of the child (-want +got):\n%s", diff)
+	// The walk reached the repaired index's children: the index, its
+	// children, and the child's signature were looked at (the referrers
+	// rows themselves come from the crawl's tags whatever the walk does).
+	if want := 1 + len(im.Manifests) + 1; found.Subjects != want {
+		t.Errorf("subjects looked at = %d, want %d (the index, its %d children, the child's signature)", found.Subjects, want, len(im.Manifests))
 	}
 	if _, err := db.Manifest(ctx, idxD.String()); err != nil {
 		t.Errorf("Manifest after the repair = %v", err)
