@@ -42,9 +42,19 @@ type WANOptions struct {
 	// Latency is added to every request, answered or refused: a request
 	// to a regional registry from a CI runner elsewhere costs tens of ms.
 	Latency time.Duration
-	// QPS is the request quota per host; Burst is the token bucket's depth.
+	// QPS is the request quota per host (per project of each host when
+	// QuotaPer is "project"); Burst is the token bucket's depth.
 	QPS   float64
 	Burst int
+	// QuotaPer is what one quota counts: "project", as Artifact Registry
+	// and gcr.io count requests (per project and region: a host is a
+	// region, the first component of a repository name its project, and
+	// each staging repository of registry.k8s.io is a project of its own,
+	// while the mirrors are one project in 22 regions), or "host" (the
+	// whole host one quota, as issue 17 first simulated; "" too). A request that
+	// names no repository (a ping) counts against the host's own quota;
+	// a token request against its first scope's project.
+	QuotaPer string
 	// TokenTTL is the lifetime of a bearer token (expires_in).
 	TokenTTL time.Duration
 	// GCRList answers tags/list with GCR's extension, as gcr.io and
@@ -60,7 +70,7 @@ type WANOptions struct {
 // requests/s per region); a bucket one second deep; tokens valid for an
 // hour, as Google's access tokens are; GCR's tags/list extension, which
 // the Artifact Registry mirrors of registry.k8s.io answer.
-var DefaultWAN = WANOptions{Latency: 40 * time.Millisecond, QPS: 60, Burst: 60, TokenTTL: time.Hour, GCRList: true}
+var DefaultWAN = WANOptions{Latency: 40 * time.Millisecond, QPS: 60, Burst: 60, QuotaPer: "project", TokenTTL: time.Hour, GCRList: true}
 
 // maxWANHosts bounds the hosts of one simulation: the per-second timeline
 // keeps a bit per host.
@@ -92,14 +102,19 @@ type WANHost struct {
 	wan  *WAN
 	srv  *http.Server
 
-	mu       sync.Mutex
-	reg      http.Handler
-	blobs    *repoBlobs
-	index    *manIndex
-	grants   map[string]*grant
-	bucket   float64
-	bucketAt time.Time
-	st       hostCounters
+	mu      sync.Mutex
+	reg     http.Handler
+	blobs   *repoBlobs
+	index   *manIndex
+	grants  map[string]*grant
+	buckets map[string]*quotaBucket // by project ("" for the host's own, or every request when QuotaPer is "host")
+	st      hostCounters
+}
+
+// quotaBucket is one quota's token bucket.
+type quotaBucket struct {
+	tokens float64
+	at     time.Time
 }
 
 // hostCounters are guarded by WANHost.mu, except the in-flight fields,
@@ -108,9 +123,13 @@ type hostCounters struct {
 	byKind    map[string]int64
 	byStatus  map[string]int64 // "kind status"
 	tooMany   int64
-	tooMany1s int64 // in the first second after the host's first request
+	tooMany1s int64 // in the first second after the first request of the quota it counts against
 	first     time.Time
-	last      time.Time
+	// Per quota (project, or "" for the host's own): the first request,
+	// and the answers other than 429.
+	quotaFirst    map[string]time.Time
+	quotaAnswered map[string]int64
+	last          time.Time
 
 	inflight    int
 	maxInflight int
@@ -125,6 +144,9 @@ func StartWAN(n int, opts WANOptions) (*WAN, error) {
 	}
 	if opts.QPS <= 0 || opts.Burst < 1 {
 		return nil, fmt.Errorf("start WAN: quota %g/s, burst %d: both must be positive", opts.QPS, opts.Burst)
+	}
+	if opts.QuotaPer != "" && opts.QuotaPer != "host" && opts.QuotaPer != "project" {
+		return nil, fmt.Errorf("start WAN: quota per %q: want host or project", opts.QuotaPer)
 	}
 	w := &WAN{opts: opts}
 	w.reset(time.Now())
@@ -170,7 +192,15 @@ func (h *WANHost) Reset() {
 	h.reg = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)),
 		ggcrregistry.WithReferrersSupport(true), ggcrregistry.WithBlobHandler(h.blobs))
 	h.grants = map[string]*grant{}
-	h.bucket, h.bucketAt = float64(h.wan.opts.Burst), time.Now()
+	h.buckets = map[string]*quotaBucket{}
+}
+
+// quotaOf names the quota a request counts against.
+func (h *WANHost) quotaOf(r *http.Request) string {
+	if h.wan.opts.QuotaPer != "project" {
+		return ""
+	}
+	return apipath.Project(r.URL.Path, r.URL.RawQuery)
 }
 
 // begin and end account a request's time in flight.
@@ -245,8 +275,15 @@ type HostStats struct {
 	ByStatus map[string]int64 `json:"by_status"` // "kind status" -> n
 	TooMany  int64            `json:"too_many"`
 	// TooManyFirstSecond counts the 429s in the first second after the
-	// host's first request of the window; the rest came later.
+	// first request of the window to the quota each counts against (the
+	// host's, or its project's); the rest came later.
 	TooManyFirstSecond int64 `json:"too_many_first_second"`
+	// Quotas is how many quotas the host's requests counted against (1
+	// when QuotaPer is "host"); BusiestQuota and BusiestAnswered name the
+	// one that answered the most (other than 429).
+	Quotas          int    `json:"quotas"`
+	BusiestQuota    string `json:"busiest_quota,omitempty"`
+	BusiestAnswered int64  `json:"busiest_answered"`
 	// FirstSec and LastSec are the first arrival and the last answer, in
 	// seconds from the window's start (0 when the host saw nothing).
 	FirstSec    float64 `json:"first_sec"`
@@ -296,10 +333,17 @@ func (w *WAN) Take() WANStats {
 		for _, n := range hs.ByKind {
 			hs.Requests += n
 		}
+		hs.Quotas = len(h.st.quotaFirst)
+		for q, n := range h.st.quotaAnswered {
+			if n > hs.BusiestAnswered || (n == hs.BusiestAnswered && q < hs.BusiestQuota) {
+				hs.BusiestQuota, hs.BusiestAnswered = q, n
+			}
+		}
 		if !h.st.first.IsZero() {
 			hs.FirstSec, hs.LastSec = h.st.first.Sub(start).Seconds(), h.st.last.Sub(start).Seconds()
 		}
 		h.st.byKind, h.st.byStatus = nil, nil
+		h.st.quotaFirst, h.st.quotaAnswered = nil, nil
 		h.st.tooMany, h.st.tooMany1s = 0, 0
 		h.st.first, h.st.last = time.Time{}, time.Time{}
 		h.mu.Unlock()
@@ -326,26 +370,35 @@ func (w *WAN) Peek() (requests, tooMany int64, hostsLastSecond int) {
 	return requests, tooMany, hostsLastSecond
 }
 
-// take spends one request of the host's quota; when the bucket is empty it
-// returns how long until it holds a request again.
-func (h *WANHost) take(now time.Time) (bool, time.Duration) {
+// take spends one request of a quota of the host (quotaOf); when its
+// bucket is empty it returns how long until it holds a request again.
+func (h *WANHost) take(now time.Time, quota string) (bool, time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	o := h.wan.opts
-	h.bucket = math.Min(float64(o.Burst), h.bucket+now.Sub(h.bucketAt).Seconds()*o.QPS)
-	h.bucketAt = now
-	if h.bucket >= 1 {
-		h.bucket--
+	b := h.buckets[quota]
+	if b == nil {
+		b = &quotaBucket{tokens: float64(o.Burst), at: now}
+		h.buckets[quota] = b
+	}
+	b.tokens = math.Min(float64(o.Burst), b.tokens+now.Sub(b.at).Seconds()*o.QPS)
+	b.at = now
+	if b.tokens >= 1 {
+		b.tokens--
 		return true, 0
 	}
-	return false, time.Duration((1 - h.bucket) / o.QPS * float64(time.Second))
+	return false, time.Duration((1 - b.tokens) / o.QPS * float64(time.Second))
 }
 
-func (h *WANHost) count(kind string, status int, start, end time.Time) {
+func (h *WANHost) count(kind, quota string, status int, start, end time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.st.byKind == nil {
 		h.st.byKind, h.st.byStatus = map[string]int64{}, map[string]int64{}
+		h.st.quotaFirst, h.st.quotaAnswered = map[string]time.Time{}, map[string]int64{}
+	}
+	if f, ok := h.st.quotaFirst[quota]; !ok || start.Before(f) {
+		h.st.quotaFirst[quota] = start
 	}
 	h.st.byKind[kind]++
 	h.st.byStatus[kind+" "+strconv.Itoa(status)]++
@@ -357,9 +410,11 @@ func (h *WANHost) count(kind string, status int, start, end time.Time) {
 	}
 	if status == http.StatusTooManyRequests {
 		h.st.tooMany++
-		if start.Sub(h.st.first) < time.Second {
+		if start.Sub(h.st.quotaFirst[quota]) < time.Second {
 			h.st.tooMany1s++
 		}
+	} else {
+		h.st.quotaAnswered[quota]++
 	}
 }
 
@@ -389,7 +444,8 @@ func (h *WANHost) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	kind := wanKind(r)
 	h.wan.begin(h, start)
-	ok, wait := h.take(start)
+	quota := h.quotaOf(r)
+	ok, wait := h.take(start, quota)
 	sw := &statusWriter{ResponseWriter: rw}
 	t := time.NewTimer(h.wan.opts.Latency)
 	select {
@@ -409,7 +465,7 @@ func (h *WANHost) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		sw.status = http.StatusOK
 	}
 	end := time.Now()
-	h.count(kind, sw.status, start, end)
+	h.count(kind, quota, sw.status, start, end)
 	h.wan.end(h, end, sw.status == http.StatusTooManyRequests)
 }
 

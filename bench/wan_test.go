@@ -597,3 +597,50 @@ func TestWANKind(t *testing.T) {
 		}
 	}
 }
+
+// With a quota per project, each project of a host has its own bucket (as
+// Artifact Registry counts per project and region): one project's burst
+// is refused while another project and the host's pings are not, a token
+// request counts against its scope's project, and the counts name the
+// quotas and the busiest.
+func TestWANQuotaPerProject(t *testing.T) {
+	w, err := StartWAN(1, WANOptions{Latency: time.Millisecond, QPS: 1, Burst: 3, QuotaPer: "project", TokenTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	base := "http://" + w.Hosts[0].Addr
+	status := func(path string) int {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var busy []int
+	for range 5 {
+		busy = append(busy, status("/v2/busy/img/tags/list"))
+	}
+	if busy[3] != http.StatusTooManyRequests || busy[4] != http.StatusTooManyRequests {
+		t.Errorf("5 requests to one project against a bucket of 3: %v, want the last two refused", busy)
+	}
+	if got := status("/v2/other/img/tags/list"); got == http.StatusTooManyRequests {
+		t.Error("another project of the host was refused: its quota is its own")
+	}
+	if got := status("/v2/"); got == http.StatusTooManyRequests {
+		t.Error("a ping was refused: it counts against the host's own quota")
+	}
+	if got := status("/v2/token?scope=repository%3Abusy%2Fimg%3Apull&service=x"); got != http.StatusTooManyRequests {
+		t.Errorf("a token request for the exhausted project answered %d, want 429", got)
+	}
+	st := w.Take().Hosts[0]
+	if st.Quotas != 3 || st.BusiestQuota != "busy" || st.BusiestAnswered != 3 || st.TooMany != 3 || st.TooManyFirstSecond != 3 {
+		t.Errorf("quotas %d, busiest %q with %d answered, 429s %d (%d in the first second); want 3, busy with 3, 3 (3)",
+			st.Quotas, st.BusiestQuota, st.BusiestAnswered, st.TooMany, st.TooManyFirstSecond)
+	}
+	if _, err := StartWAN(1, WANOptions{QPS: 1, Burst: 1, QuotaPer: "region"}); err == nil {
+		t.Error("quota per region accepted, want an error")
+	}
+}

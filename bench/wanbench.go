@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cipdev/cip/registry"
 )
 
 // The WAN benchmark (issue 17): `bench -wan` starts the simulator in a
@@ -291,7 +293,27 @@ func (r *wanRunner) cip(ctx context.Context, name, title, db string, fresh bool,
 	os.Remove(report)
 	cmd := append([]string{r.cfg.Cip, "--db", db, "--quiet", "promote", "--thin-manifest-dir", dir}, ttlCompat(r.cfg.Cip, args)...)
 	cmd = append(cmd, "--report", report)
+	if hc, err := r.hostsConfig(); err != nil {
+		return err
+	} else if hc != "" {
+		cmd = append(cmd, "--hosts-config", hc)
+	}
 	return r.run(ctx, name, title, cmd, report, check)
+}
+
+// hostsConfig writes, when the simulated hosts count their quota per
+// project (as Artifact Registry does), a hosts config telling cip so: what
+// cip assumes by name of gcr.io and *-docker.pkg.dev (a quota per project,
+// a start at 50 requests/s), which the loopback addresses standing in for
+// them cannot say. It returns "" when the quota is per host (issue 17's
+// first model: cip treats the hosts as any other).
+func (r *wanRunner) hostsConfig() (string, error) {
+	if r.cfg.Setup.WAN.QuotaPer != "project" {
+		return "", nil
+	}
+	file := filepath.Join(r.cfg.Work, "hosts.yaml")
+	body := fmt.Sprintf("# The simulator's hosts stand for Artifact Registry regions: cip's defaults for Google's hosts.\nhosts:\n  \"127.0.0.1:*\":\n    quota-per: project\n    start-qps: %d\n", registry.DefaultGoogleStartQPS)
+	return file, os.WriteFile(file, []byte(body), 0o644)
 }
 
 // run times one tool process. A failing tool is a result, not an error:
@@ -460,19 +482,33 @@ func (s WANStats) kind(k string) int64 {
 }
 
 // bounds are the quota's lower bounds on the wall time: the answered
-// requests spread evenly over every host at the quota, and the busiest
-// host's answered requests at the quota (no schedule beats either).
+// requests spread evenly over every host at the quota (issue 17's bound:
+// hosts × quota, each host counted once even where its quota is per
+// project), and the busiest quota's answered requests at the quota (the
+// busiest host's, or where the quota is per project, the busiest
+// project's): no schedule beats the second.
 func (s WANStats) bounds(qps float64) (spread, busiest float64) {
 	var answered, most int64
 	for _, h := range s.Hosts {
-		a := h.Requests - h.TooMany
-		answered += a
-		most = max(most, a)
+		answered += h.Requests - h.TooMany
+		b := h.BusiestAnswered
+		if h.Quotas == 0 {
+			b = h.Requests - h.TooMany // a window taken before quotas were counted
+		}
+		most = max(most, b)
 	}
 	if len(s.Hosts) == 0 || qps <= 0 {
 		return 0, 0
 	}
 	return float64(answered) / (float64(len(s.Hosts)) * qps), float64(most) / qps
+}
+
+// quotaUnit says what one simulated quota counts.
+func quotaUnit(per string) string {
+	if per == "project" {
+		return "project of each host (Artifact Registry's per project and region: the source's staging repositories are projects of their own, the mirrors one project each)"
+	}
+	return "host"
 }
 
 // changeFloor is what the one-PR change needs at least, with one ping and
@@ -504,9 +540,9 @@ func (r *WANReport) Write(w io.Writer) error {
 	if !s.WAN.GCRList {
 		list = "plain tags/list (no digests: one HEAD or GET per tag)"
 	}
-	fmt.Fprintf(&b, "Tree: %s; %d subprojects, %d images, %d repositories per mirror, %d digests (%d manifest lists of %d platforms), %d tags per mirror; %d manifests and %d blobs of %d bytes or so per copy. %d mirrors + 1 source = %d hosts, %s per request, %g requests/s per host (bucket %d), bearer tokens for %s, %s. Simulator: %.1f s to generate and seed, %.1f CPU-s over the whole run.\n\n",
+	fmt.Fprintf(&b, "Tree: %s; %d subprojects, %d images, %d repositories per mirror, %d digests (%d manifest lists of %d platforms), %d tags per mirror; %d manifests and %d blobs of %d bytes or so per copy. %d mirrors + 1 source = %d hosts, %s per request, %g requests/s per %s (bucket %d), bearer tokens for %s, %s. Simulator: %.1f s to generate and seed, %.1f CPU-s over the whole run.\n\n",
 		sh.From, sh.Subprojects, sh.Images, sh.ReposPerMirror, sh.Digests, sh.Lists, s.Content.Children, sh.MirrorTags,
-		sh.Manifests, sh.Blobs, s.Content.LayerSize, len(r.Info.Mirrors), hosts, s.WAN.Latency, s.WAN.QPS, s.WAN.Burst, s.WAN.TokenTTL, list,
+		sh.Manifests, sh.Blobs, s.Content.LayerSize, len(r.Info.Mirrors), hosts, s.WAN.Latency, s.WAN.QPS, quotaUnit(s.WAN.QuotaPer), s.WAN.Burst, s.WAN.TokenTTL, list,
 		r.Info.SeedSeconds, r.ServerCPU.Seconds())
 	if slices.ContainsFunc(r.Runs, func(x WANRun) bool { return strings.HasPrefix(x.Name, "c") }) {
 		fmt.Fprintf(&b, "The change (scenario c): %s/%s, digest %s (a manifest list: %d manifests, %d blobs), tags %s, %d repositor%s per mirror. What it needs at least, with auth once per host and a verify HEAD per tag: %d requests (source: ping, token, a GET per manifest and blob; per mirror: ping, token, a tag listing, POST + PUT per blob, a PUT per manifest and per further tag, a HEAD per tag).\n\n",
@@ -516,7 +552,7 @@ func (r *WANReport) Write(w io.Writer) error {
 	for _, n := range r.Notes {
 		b.WriteString("Note: " + n + "\n\n")
 	}
-	b.WriteString("| run | wall (s) | requests | 429 (first s / later) | hosts busy (avg) | quota bound: spread / busiest host (s) | cip CPU (s) | peak RSS (MiB) | result |\n")
+	b.WriteString("| run | wall (s) | requests | 429 (first s / later) | hosts busy (avg) | quota bound: spread / busiest quota (s) | cip CPU (s) | peak RSS (MiB) | result |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, x := range r.Runs {
 		total, tooMany := x.Stats.totals()
@@ -567,7 +603,11 @@ func (r *WANReport) Write(w io.Writer) error {
 			if h.Requests == 0 {
 				continue
 			}
-			fmt.Fprintf(&b, "  %-9s %6d req  429 %d/%d  busy %.1fs  max in flight %d  %s\n", h.Role, h.Requests, h.TooManyFirstSecond, h.TooMany-h.TooManyFirstSecond, h.BusySeconds, h.MaxInFlight, kindLine(h.ByKind))
+			quotas := ""
+			if h.Quotas > 1 {
+				quotas = fmt.Sprintf("  %d quotas, busiest %s %d answered", h.Quotas, h.BusiestQuota, h.BusiestAnswered)
+			}
+			fmt.Fprintf(&b, "  %-9s %6d req  429 %d/%d  busy %.1fs  max in flight %d  %s%s\n", h.Role, h.Requests, h.TooManyFirstSecond, h.TooMany-h.TooManyFirstSecond, h.BusySeconds, h.MaxInFlight, kindLine(h.ByKind), quotas)
 		}
 		b.WriteString("  per 10 s (requests/429/hosts):")
 		for i := 0; i < len(x.Stats.Timeline); i += 10 {

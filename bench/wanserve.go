@@ -45,6 +45,7 @@ func (s *WANSetup) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.WAN.Latency, "latency", DefaultWAN.Latency, "latency added to every request")
 	fs.Float64Var(&s.WAN.QPS, "quota", DefaultWAN.QPS, "requests per second each host answers before 429")
 	fs.IntVar(&s.WAN.Burst, "burst", DefaultWAN.Burst, "token bucket depth of the quota")
+	fs.StringVar(&s.WAN.QuotaPer, "quota-per", DefaultWAN.QuotaPer, "what one quota counts: project (per project of each host, as Artifact Registry) or host")
 	fs.DurationVar(&s.WAN.TokenTTL, "token-ttl", DefaultWAN.TokenTTL, "bearer token lifetime")
 	fs.BoolVar(&s.WAN.GCRList, "gcr-list", DefaultWAN.GCRList, "answer tags/list with GCR's extension (every digest with its tags), as Artifact Registry does; false: plain tags")
 }
@@ -54,7 +55,7 @@ func (s *WANSetup) args() []string {
 	return []string{"-scale", s.Scale, "-images", fmt.Sprint(s.MaxImages), "-mirrors", fmt.Sprint(s.Mirrors),
 		"-k8s-dir", s.RealDir, "-children", fmt.Sprint(s.Content.Children), "-layers", fmt.Sprint(s.Content.Layers),
 		"-layer-size", fmt.Sprint(s.Content.LayerSize), "-latency", s.WAN.Latency.String(),
-		"-quota", fmt.Sprint(s.WAN.QPS), "-burst", fmt.Sprint(s.WAN.Burst), "-token-ttl", s.WAN.TokenTTL.String(),
+		"-quota", fmt.Sprint(s.WAN.QPS), "-burst", fmt.Sprint(s.WAN.Burst), "-quota-per", s.WAN.QuotaPer, "-token-ttl", s.WAN.TokenTTL.String(),
 		"-gcr-list=" + fmt.Sprint(s.WAN.GCRList),
 		"-dir", s.Dir}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cipdev/cip/internal/googlehost"
 )
 
 // HostConfig is what is known of one registry host's limits.
@@ -20,9 +22,56 @@ type HostConfig struct {
 	// QPS is the host's quota in requests per second: the pace never goes
 	// above it (and starts there); 0 means the transport's QPS.
 	QPS float64
-	// Jobs bounds the requests in flight to the host; 0 means the
-	// transport's Jobs.
+	// Jobs bounds the requests in flight to the host (to each of its
+	// projects when QuotaPer is QuotaPerProject); 0 means the transport's
+	// Jobs.
 	Jobs int
+	// QuotaPer says what the host's quota counts: QuotaPerHost (one pace
+	// for the host) or QuotaPerProject (a pace, and Jobs, per first path
+	// component of the repository: Artifact Registry and gcr.io count
+	// requests per project and region, and every staging repository of
+	// registry.k8s.io is its own project). "" means the default:
+	// QuotaPerProject on Google's hosts, QuotaPerHost elsewhere.
+	QuotaPer string
+	// StartQPS is the pace a host (each project) starts at when no
+	// ceiling is set, a guess that climbs until the host refuses: 0 with
+	// StartSet means unpaced; unset (StartSet false) means the default:
+	// DefaultGoogleStartQPS on Google's hosts, unpaced elsewhere.
+	StartQPS float64
+	StartSet bool
+}
+
+// What a host's quota counts (HostConfig.QuotaPer).
+const (
+	QuotaPerHost    = "host"
+	QuotaPerProject = "project"
+)
+
+// DefaultGoogleStartQPS is the pace Google's registry hosts start at, per
+// project: Artifact Registry answers 429 past roughly 50-80 requests/s per
+// project and region (and the Kubernetes promoter holds itself to 50/s in
+// all), so 50/s is the low end of what it grants. Starting there, instead
+// of at the 100-200/s that 8 requests in flight offer at tens of ms each,
+// avoids the refusals that would otherwise measure the quota; the pace
+// then climbs slowly (a guess) and finds a larger quota by its first 429.
+const DefaultGoogleStartQPS = 50
+
+// resolve fills what c leaves to the defaults for host.
+func (c HostConfig) resolve(host string) HostConfig {
+	google := googlehost.Is(host)
+	if c.QuotaPer == "" {
+		c.QuotaPer = QuotaPerHost
+		if google {
+			c.QuotaPer = QuotaPerProject
+		}
+	}
+	if !c.StartSet {
+		c.StartSet = true
+		if google {
+			c.StartQPS = DefaultGoogleStartQPS
+		}
+	}
+	return c
 }
 
 // HostsConfig holds known limits per registry host, read from a hosts
@@ -66,8 +115,16 @@ const maxHostsConfigSize = 1 << 20
 //	  "*-docker.pkg.dev":   # a pattern: * matches any run of characters but /
 //	    qps: 60             # the quota, requests per second
 //	    jobs: 8             # requests in flight
+//	    quota-per: project  # a quota per project (first path component), as
+//	                        # Google's hosts count it; or host
+//	    start-qps: 50       # the pace to start at without a ceiling: a guess
+//	                        # that climbs until a 429 measures the quota
 //	  registry.example.com:5000:
 //	    qps: 20
+//
+// Google's hosts (gcr.io, *.gcr.io, *-docker.pkg.dev) default to
+// quota-per: project and start-qps: 50; other hosts to quota-per: host,
+// unpaced until their first 429.
 //
 // The YAML is strict: unknown fields, duplicate hosts, aliases, and values
 // of the wrong type are errors naming the file and line.
@@ -170,7 +227,7 @@ func ParseHostsConfig(file string, data []byte) (*HostsConfig, error) {
 func parseHostConfig(v *yaml.Node, fail func(int, string, ...any) error, host string) (HostConfig, error) {
 	var hc HostConfig
 	if v.Kind != yaml.MappingNode {
-		return hc, fail(v.Line, "host %q: want a mapping with qps and/or jobs", host)
+		return hc, fail(v.Line, "host %q: want a mapping with qps, jobs, quota-per or start-qps", host)
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(v.Content); i += 2 {
@@ -192,8 +249,19 @@ func parseHostConfig(v *yaml.Node, fail func(int, string, ...any) error, host st
 				return hc, fail(val.Line, "host %q: jobs %q: want a whole number of requests in flight from 1 to 4096", host, val.Value)
 			}
 			hc.Jobs = j
+		case "quota-per":
+			if val.Kind != yaml.ScalarNode || (val.Value != QuotaPerHost && val.Value != QuotaPerProject) {
+				return hc, fail(val.Line, "host %q: quota-per %q: want host or project", host, val.Value)
+			}
+			hc.QuotaPer = val.Value
+		case "start-qps":
+			q, err := strconv.ParseFloat(val.Value, 64)
+			if val.Kind != yaml.ScalarNode || (val.Tag != "!!int" && val.Tag != "!!float") || err != nil || q < 0 || math.IsInf(q, 0) || math.IsNaN(q) {
+				return hc, fail(val.Line, "host %q: start-qps %q: want a number of requests per second, 0 for unpaced", host, val.Value)
+			}
+			hc.StartQPS, hc.StartSet = q, true
 		default:
-			return hc, fail(k.Line, "host %q: unknown field %q (want qps or jobs)", host, k.Value)
+			return hc, fail(k.Line, "host %q: unknown field %q (want qps, jobs, quota-per or start-qps)", host, k.Value)
 		}
 	}
 	return hc, nil

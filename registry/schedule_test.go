@@ -397,3 +397,138 @@ func TestThrottledForeverGivesUp(t *testing.T) {
 		t.Errorf("%d attempts before the host was given up, want 9", n)
 	}
 }
+
+// On a host whose quota is per project (the hosts config here; Google's
+// hosts by default), each project has its own requests in flight and its
+// own pace: a stalled project holds only its own Jobs, other projects of
+// the same host go on, a project's 429s cut only its own pace, and the
+// host's requests in flight over all its projects stay bounded.
+func TestTransportQuotaPerProject(t *testing.T) {
+	release := make(chan struct{})
+	var stalled inFlight
+	var all inFlight
+	var refusedBusy atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		all.enter()
+		defer all.leave()
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/v2/stalled"):
+			stalled.enter()
+			defer stalled.leave()
+			<-release
+		case strings.HasPrefix(r.URL.Path, "/v2/busy/") && refusedBusy.Add(1) <= 3:
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	cfg, err := ParseHostsConfig("hosts.yaml", []byte("hosts:\n  "+host+":\n    quota-per: project\n    jobs: 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTransport(TransportOptions{Jobs: 8, Hosts: cfg, Sleep: func(ctx context.Context, d time.Duration) error {
+		return sleepCtx(ctx, min(d, 10*time.Millisecond))
+	}})
+	hc := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	for p := range 3 {
+		for range 4 {
+			wg.Go(func() { get(t, hc, fmt.Sprintf("%s/v2/stalled%d/img/tags/list", srv.URL, p)) })
+		}
+	}
+	waitFor(t, "2 requests in flight to each of 3 stalled projects", func() bool { return stalled.now.Load() == 6 })
+	for range 10 {
+		if got := get(t, hc, srv.URL+"/v2/fast/img/tags/list"); got != http.StatusOK {
+			t.Errorf("another project of the host answered %d", got)
+		}
+	}
+	if got := get(t, hc, srv.URL+"/v2/busy/img/tags/list"); got != http.StatusOK {
+		t.Errorf("the throttled project answered %d after its retries", got)
+	}
+	if got := get(t, hc, srv.URL+"/v2/"); got != http.StatusOK {
+		t.Errorf("a ping answered %d", got)
+	}
+	close(release)
+	wg.Wait()
+	if m := stalled.most.Load(); m != 6 {
+		t.Errorf("at most %d requests in flight to 3 stalled projects, want 6 (Jobs 2 each, not 2 for the host)", m)
+	}
+	var hs HostStats
+	stats := func() HostStats {
+		for _, h := range tr.Stats().Hosts {
+			if h.Host == host {
+				return h
+			}
+		}
+		return HostStats{}
+	}
+	// The episode the 429s opened closes (the pace is cut) once it has
+	// measured long enough: at most a second.
+	waitFor(t, "the throttled project's pace to be cut", func() bool { hs = stats(); return hs.Slowdowns > 0 })
+	slow := map[string]int64{}
+	for _, p := range hs.Projects {
+		slow[p.Project] = p.Slowdowns
+	}
+	if len(hs.Projects) != 5 || slow["busy"] < 1 || slow["fast"] != 0 || slow["stalled0"] != 0 || hs.Slowdowns != slow["busy"] {
+		t.Errorf("projects %+v, host slowdowns %d; want 5 projects, the pace cut on busy alone", hs.Projects, hs.Slowdowns)
+	}
+
+	// The bound over all projects: 8 × Jobs.
+	release2 := make(chan struct{})
+	var held inFlight
+	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		held.enter()
+		defer held.leave()
+		<-release2
+	}))
+	defer srv2.Close()
+	host2 := strings.TrimPrefix(srv2.URL, "http://")
+	cfg2, err := ParseHostsConfig("hosts.yaml", []byte("hosts:\n  "+host2+":\n    quota-per: project\n    jobs: 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc2 := &http.Client{Transport: NewTransport(TransportOptions{Hosts: cfg2})}
+	var wg2 sync.WaitGroup
+	for p := range 12 {
+		wg2.Go(func() { get(t, hc2, fmt.Sprintf("%s/v2/p%d/img/tags/list", srv2.URL, p)) })
+	}
+	waitFor(t, "8 requests in flight over 12 projects", func() bool { return held.now.Load() == 8 })
+	time.Sleep(50 * time.Millisecond) // a ninth would have been sent by now
+	if n := held.now.Load(); n != 8 {
+		t.Errorf("%d requests in flight over 12 projects of one host, want 8 (8 × Jobs 1)", n)
+	}
+	close(release2)
+	wg2.Wait()
+}
+
+// Google's hosts count their quota per project and start at 50/s; others
+// per host, unpaced; the hosts config overrides either field alone.
+func TestHostConfigDefaults(t *testing.T) {
+	cfg, err := ParseHostsConfig("hosts.yaml", []byte("hosts:\n  us-docker.pkg.dev:\n    jobs: 4\n  gcr.io:\n    start-qps: 0\n    quota-per: host\n  registry.local:\n    quota-per: project\n    start-qps: 20.5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host string
+		want HostConfig
+	}{
+		{"us-docker.pkg.dev", HostConfig{Jobs: 4, QuotaPer: QuotaPerProject, StartQPS: DefaultGoogleStartQPS, StartSet: true}},
+		{"europe-west1-docker.pkg.dev", HostConfig{QuotaPer: QuotaPerProject, StartQPS: DefaultGoogleStartQPS, StartSet: true}},
+		{"gcr.io", HostConfig{QuotaPer: QuotaPerHost, StartSet: true}},
+		{"us.gcr.io", HostConfig{QuotaPer: QuotaPerProject, StartQPS: DefaultGoogleStartQPS, StartSet: true}},
+		{"registry.local", HostConfig{QuotaPer: QuotaPerProject, StartQPS: 20.5, StartSet: true}},
+		{"127.0.0.1:5000", HostConfig{QuotaPer: QuotaPerHost, StartSet: true}},
+	}
+	for _, tt := range tests {
+		hc, _ := cfg.Lookup(tt.host)
+		if diff := cmp.Diff(tt.want, hc.resolve(tt.host)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.host, diff)
+		}
+	}
+	for _, bad := range []string{"quota-per: region", "quota-per: [host]", "start-qps: -1", "start-qps: fast"} {
+		_, err := ParseHostsConfig("hosts.yaml", []byte("hosts:\n  h:\n    "+bad+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "hosts.yaml:3:") {
+			t.Errorf("%s: error %v, want one naming hosts.yaml:3", bad, err)
+		}
+	}
+}

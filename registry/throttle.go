@@ -154,6 +154,19 @@ func newThrottle(jobs int, ceiling float64, now func() time.Time, sleep func(con
 	return &throttle{slots: make(chan struct{}, jobs), turn: make(chan struct{}, 1), now: now, sleep: sleep, ceiling: ceiling, rate: ceiling}
 }
 
+// start sets the pace a host without a ceiling starts at: a guess of its
+// quota (the pace at plateau of it), which climbs as guesses do until the
+// first 429 measures the quota. 0 leaves it unpaced.
+func (t *throttle) start(rate float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if rate <= 0 || t.ceiling > 0 {
+		return
+	}
+	t.rate, t.quota, t.guessed = rate, rate/plateau, true
+	t.raised = t.now()
+}
+
 // acquire takes a slot and waits for the pace (and any pause). It returns
 // when the request may be sent, and that moment (answered needs it).
 func (t *throttle) acquire(ctx context.Context) (time.Time, error) {

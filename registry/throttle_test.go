@@ -406,3 +406,54 @@ func TestThrottleSlots(t *testing.T) {
 		t.Fatalf("acquire after a release: %v", err)
 	}
 }
+
+// A host started at a guess of its quota (Google's hosts: 50/s per
+// project) is never refused when its quota is above the guess (a 60/s
+// quota: no 429 in a 12 s crawl, where an unpaced start is refused in its
+// first second), finds a quota below the guess by one early episode, and
+// climbs, slowly, towards a larger one.
+func TestThrottleStartPace(t *testing.T) {
+	t.Run("quota above the start", func(t *testing.T) {
+		clock := &fakeClock{t: epoch}
+		th := newTestThrottle(clock, 8, 0)
+		th.start(50)
+		srv := &quotaServer{qps: 60, burst: 60}
+		res := simulate(th, clock, srv, 8, 40*time.Millisecond, 12*time.Second)
+		got := float64(res.count(res.accepted, 0, 12*time.Second)) / 12
+		if len(res.refused) > 0 || got < 48 || got > 60.5 {
+			t.Errorf("%d answers 429, %.1f requests/s accepted; want none and 48-60", len(res.refused), got)
+		}
+		clock = &fakeClock{t: epoch}
+		unpaced := newTestThrottle(clock, 8, 0)
+		res = simulate(unpaced, clock, &quotaServer{qps: 60, burst: 60}, 8, 40*time.Millisecond, 12*time.Second)
+		if len(res.refused) == 0 {
+			t.Error("an unpaced start was never refused: the test offers too little to tell")
+		}
+	})
+	t.Run("quota below the start", func(t *testing.T) {
+		clock := &fakeClock{t: epoch}
+		th := newTestThrottle(clock, 8, 0)
+		th.start(50)
+		srv := &quotaServer{qps: 30, burst: 30}
+		res := simulate(th, clock, srv, 8, 40*time.Millisecond, 60*time.Second)
+		_, quota, cuts := th.pace()
+		if len(res.refused) == 0 || cuts < 1 || quota < 25 || quota > 36 {
+			t.Errorf("%d answers 429, quota %.1f after %d cuts; want some, and a quota near 30", len(res.refused), quota, cuts)
+		}
+		if late := res.count(res.refused, 5*time.Second, 60*time.Second); late > 0 {
+			t.Errorf("%d answers 429 after 5 s, want none once the quota is measured", late)
+		}
+	})
+	t.Run("quota far above the start", func(t *testing.T) {
+		clock := &fakeClock{t: epoch}
+		th := newTestThrottle(clock, 32, 0)
+		th.start(50)
+		srv := &quotaServer{qps: 400, burst: 400}
+		res := simulate(th, clock, srv, 32, 40*time.Millisecond, 100*time.Second)
+		first := float64(res.count(res.accepted, 0, 10*time.Second)) / 10
+		last := float64(res.count(res.accepted, 90*time.Second, 100*time.Second)) / 10
+		if first > 62 || last < 120 {
+			t.Errorf("%.1f requests/s accepted in the first 10 s and %.1f in the last; want the start (50-62) climbing past 120", first, last)
+		}
+	})
+}

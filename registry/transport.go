@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -185,22 +186,66 @@ func (t *Transport) host(name string) *hostState {
 	if h, ok := t.hosts.Load(name); ok {
 		return h.(*hostState)
 	}
-	qps, jobs := t.qps, t.jobs
-	if hc, ok := t.hostsCfg.Lookup(name); ok {
-		if hc.QPS > 0 {
-			qps = hc.QPS
-		}
-		if hc.Jobs > 0 {
-			jobs = hc.Jobs
-		}
+	hc, _ := t.hostsCfg.Lookup(name)
+	hc = hc.resolve(name)
+	h := &hostState{ceiling: t.qps, jobs: t.jobs, start: hc.StartQPS, budget: newBudget(t.hostBudget)}
+	if hc.QPS > 0 {
+		h.ceiling = hc.QPS
 	}
-	h := &hostState{throttle: newThrottle(jobs, qps, t.now, t.sleep), budget: newBudget(t.hostBudget)}
+	if hc.Jobs > 0 {
+		h.jobs = hc.Jobs
+	}
+	h.throttle = t.newThrottle(h)
+	if hc.QuotaPer == QuotaPerProject {
+		h.perProject = true
+		h.wide = make(chan struct{}, wideJobs*h.jobs)
+	}
 	h.ctx, h.cancel = context.WithCancelCause(context.Background())
 	got, loaded := t.hosts.LoadOrStore(name, h)
 	if loaded {
 		h.cancel(nil)
 	}
 	return got.(*hostState)
+}
+
+// wideJobs bounds the requests in flight to a host whose quota is per
+// project, in all its projects: that many times the per-project Jobs
+// (64 at the default 8), so that a run reading 70 staging projects of one
+// host at once still opens a bounded number of connections to it.
+const wideJobs = 8
+
+// maxProjects bounds the projects of one host that get a pace of their
+// own; requests to further projects share the host's.
+const maxProjects = 4096
+
+func (t *Transport) newThrottle(h *hostState) *throttle {
+	th := newThrottle(h.jobs, h.ceiling, t.now, t.sleep)
+	th.start(h.start)
+	return th
+}
+
+// throttleFor returns the scheduler a request to u counts against: the
+// host's, or on a host whose quota is per project, its project's (a
+// request naming no repository, a ping, goes to the host's).
+func (t *Transport) throttleFor(h *hostState, u *url.URL) *throttle {
+	if !h.perProject {
+		return h.throttle
+	}
+	p := apipath.Project(u.Path, u.RawQuery)
+	if p == "" {
+		return h.throttle
+	}
+	if th, ok := h.projects.Load(p); ok {
+		return th.(*throttle)
+	}
+	if h.nprojects.Load() >= maxProjects {
+		return h.throttle
+	}
+	th, loaded := h.projects.LoadOrStore(p, t.newThrottle(h))
+	if !loaded {
+		h.nprojects.Add(1)
+	}
+	return th.(*throttle)
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -235,6 +280,7 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 	timeoutsLeft := timeoutRetries
 	// Retries after a 429 are counted apart from those after faults.
 	throttled, faults := 0, 0
+	th := t.throttleFor(h, req.URL)
 	for attempt := 0; ; attempt++ {
 		// The attempt ends with the caller's context, when the watchdog
 		// fires (a *TimeoutError as the cause), or when the host is given
@@ -254,10 +300,16 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 			}
 			body = b
 		}
-		sent, err := h.throttle.acquire(actx)
+		sent, err := th.acquire(actx)
+		if err == nil {
+			if err = h.acquireWide(actx); err != nil {
+				th.release()
+			}
+		}
 		if err == nil {
 			if g := h.down.Load(); g != nil {
-				h.throttle.release()
+				h.releaseWide()
+				th.release()
 				err = g
 			}
 		}
@@ -316,16 +368,21 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 		if err == nil {
 			resp, mismatch, err = readManifest(r, kind, resp)
 		}
-		h.throttle.release()
+		h.releaseWide()
+		th.release()
 		h.answered(resp, err)
 		retry, wait, longWait := t.shouldRetry(resp, err)
 		status := 0
 		if err == nil {
 			status = resp.StatusCode
 		}
-		if cut, pace, quota := h.throttle.answered(sent, status, wait); cut && t.log != nil {
-			t.log.LogAttrs(ctx, slog.LevelInfo, "pace cut", slog.String("host", r.URL.Host),
-				slog.Float64("pace", roundRate(pace)), slog.Float64("quota", roundRate(quota)))
+		if cut, pace, quota := th.answered(sent, status, wait); cut && t.log != nil {
+			attrs := []slog.Attr{slog.String("host", r.URL.Host)}
+			if th != h.throttle {
+				attrs = append(attrs, slog.String("project", apipath.Project(r.URL.Path, r.URL.RawQuery)))
+			}
+			t.log.LogAttrs(ctx, slog.LevelInfo, "pace cut", append(attrs,
+				slog.Float64("pace", roundRate(pace)), slog.Float64("quota", roundRate(quota)))...)
 		}
 		if debug {
 			t.logRequest(ctx, r, kind, resp, err, time.Since(start), attempt)
@@ -633,8 +690,19 @@ func kindIndex(k string) int {
 // and its counters, fixed arrays of atomics so that counting a request
 // costs no map look-up and no lock.
 type hostState struct {
-	throttle *throttle
-	budget   *budget // retries left
+	// throttle schedules the host's requests; on a host whose quota is
+	// per project (perProject), only those that name no repository, and
+	// projects holds a throttle per project, at most maxProjects of them,
+	// with wide bounding the requests in flight over all of them.
+	throttle   *throttle
+	perProject bool
+	projects   sync.Map // project -> *throttle
+	nprojects  atomic.Int32
+	wide       chan struct{}
+	ceiling    float64 // --qps or the hosts config: per throttle
+	start      float64 // the pace a throttle starts at without a ceiling
+	jobs       int     // requests in flight per throttle
+	budget     *budget // retries left
 	// ctx is cancelled, with down as its cause, when the host is given up.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -644,6 +712,26 @@ type hostState struct {
 	status                   [6]atomic.Int64 // [0]: no answer; [1..5]: 1xx..5xx
 	retries, throttled       atomic.Int64
 	bytesSent, bytesReceived atomic.Int64
+}
+
+// acquireWide takes a slot of the host's bound over all its projects (none
+// when its quota is per host: the throttle's slots bound it).
+func (h *hostState) acquireWide(ctx context.Context) error {
+	if h.wide == nil {
+		return nil
+	}
+	select {
+	case h.wide <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (h *hostState) releaseWide() {
+	if h.wide != nil {
+		<-h.wide
+	}
 }
 
 func (h *hostState) answered(resp *http.Response, err error) {
@@ -690,6 +778,19 @@ type HostStats struct {
 	// did), and how many times the pace was cut.
 	Pace      float64 `json:"pace"`
 	Quota     float64 `json:"quota"`
+	Slowdowns int64   `json:"slowdowns"` // the host's and its projects'
+	// Projects holds each project's pace on a host whose quota is per
+	// project (Pace and Quota are then those of the requests that name no
+	// repository), in name order.
+	Projects []ProjectPace `json:"projects,omitempty"`
+}
+
+// ProjectPace is the adaptive pace of one project of a host whose quota is
+// per project.
+type ProjectPace struct {
+	Project   string  `json:"project"`
+	Pace      float64 `json:"pace"`
+	Quota     float64 `json:"quota"`
 	Slowdowns int64   `json:"slowdowns"`
 }
 
@@ -719,6 +820,13 @@ func (t *Transport) Stats() Stats {
 		}
 		pace, quota, cuts := h.throttle.pace()
 		hs.Pace, hs.Quota, hs.Slowdowns = roundRate(pace), roundRate(quota), cuts
+		h.projects.Range(func(k, v any) bool {
+			pace, quota, cuts := v.(*throttle).pace()
+			hs.Projects = append(hs.Projects, ProjectPace{Project: k.(string), Pace: roundRate(pace), Quota: roundRate(quota), Slowdowns: cuts})
+			hs.Slowdowns += cuts
+			return true
+		})
+		slices.SortFunc(hs.Projects, func(a, b ProjectPace) int { return strings.Compare(a.Project, b.Project) })
 		for mi := range h.requests {
 			for ki := range h.requests[mi] {
 				if n := h.requests[mi][ki].Load(); n > 0 {

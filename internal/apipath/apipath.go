@@ -5,7 +5,10 @@
 // (tests included) can use it without an import cycle.
 package apipath
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // Kind returns manifest, blob, upload, tags, catalog, referrers, ping or
 // other.
@@ -27,4 +30,42 @@ func Kind(p string) string {
 		return "ping"
 	}
 	return "other"
+}
+
+// Project returns the project a request counts against on a registry
+// whose quota is per project (Artifact Registry, gcr.io): the first
+// component of the repository it names, from the path (/v2/PROJECT/...),
+// or for a request that names none in its path (a token request), from
+// its first scope parameter (repository:PROJECT/...:pull). It returns ""
+// for a request of no repository (a ping, the catalog).
+func Project(p, rawQuery string) string {
+	if rest, ok := strings.CutPrefix(p, "/v2/"); ok {
+		if first, _, ok := strings.Cut(rest, "/"); ok && first != "" {
+			return first
+		}
+	}
+	if !strings.Contains(rawQuery, "scope=") {
+		return ""
+	}
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		v, ok := strings.CutPrefix(part, "scope=")
+		if !ok {
+			continue
+		}
+		if u, err := url.QueryUnescape(v); err == nil {
+			v = u
+		}
+		// repository:NAME:ACTIONS; take the first of a space-separated list.
+		v, _, _ = strings.Cut(v, " ")
+		name, ok := strings.CutPrefix(v, "repository:")
+		if !ok {
+			return ""
+		}
+		if i := strings.LastIndexByte(name, ':'); i >= 0 {
+			name = name[:i]
+		}
+		first, _, _ := strings.Cut(name, "/")
+		return first
+	}
+	return ""
 }
