@@ -282,6 +282,14 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	if err != nil {
 		return fail(err)
 	}
+	// The sources' referrers API is asked about the wanted digests while
+	// the destinations are crawled (the look-ups below then use the
+	// answers).
+	answers, err := prefetchReferrers(ctx, db, client, loadID, opts)
+	if err != nil {
+		return fail(err)
+	}
+	defer answers.stop()
 	var trusted []inventory.TrustedTarget
 	var live []string // destination repositories synced now
 	if !opts.Offline {
@@ -337,7 +345,7 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 		}
 	}
 	p.Syncs = syncs
-	if err := planReferrers(ctx, db, client, p, opts, crawled); err != nil {
+	if err := planReferrers(ctx, db, client, p, opts, crawled, answers.wait()); err != nil {
 		return fail(err)
 	}
 	p.countTrusted()

@@ -35,6 +35,80 @@ func expectSources(client *registry.Client, refs []cipsync.Ref) {
 	client.Expect(slices.Compact(repos), false)
 }
 
+// prefetch is a look-up of the sources' referrers API running beside the
+// destinations' crawl (sync.PrefetchReferrers).
+type prefetch struct {
+	cancel  context.CancelFunc
+	done    chan struct{}
+	answers *cipsync.ReferrerAnswers
+}
+
+// prefetchReferrers starts asking the sources' referrers APIs about the
+// wanted digests that planReferrers will ask about (none offline, none
+// when no referrer travels and no signature policy reads them, none
+// answered within the TTL), each in its first source repository (the one
+// that holds it, as far as the inventory knows): a fresh inventory's plan
+// asks the source once per wanted digest, at the source's quota, and
+// could otherwise start only once the destinations are crawled.
+func prefetchReferrers(ctx context.Context, db *inventory.DB, client *registry.Client, loadID int64, opts Options) (*prefetch, error) {
+	if opts.Offline || (opts.Referrers.None() && opts.Signatures == nil) {
+		return nil, nil
+	}
+	sourced, err := db.WantedSourceDigests(ctx, loadID)
+	if err != nil {
+		return nil, err
+	}
+	unsourced, err := db.UnsourcedDigests(ctx, loadID)
+	if err != nil {
+		return nil, err
+	}
+	var refs []cipsync.Ref
+	fresh := map[string]map[string]bool{}
+	for _, s := range slices.Concat(sourced, unsourced) {
+		if ttl := opts.confirmTTL(); ttl > 0 {
+			checked, ok := fresh[s.Repository]
+			if !ok {
+				if checked, err = db.FreshReferrerChecks(ctx, s.Repository, db.Now().Add(-ttl)); err != nil {
+					return nil, err
+				}
+				fresh[s.Repository] = checked
+			}
+			if _, ok := checked[s.Digest]; ok {
+				continue
+			}
+		}
+		refs = append(refs, cipsync.Ref{Repository: s.Repository, Digest: s.Digest})
+	}
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	expectSources(client, refs)
+	pctx, cancel := context.WithCancel(ctx)
+	pf := &prefetch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(pf.done)
+		pf.answers = cipsync.PrefetchReferrers(pctx, client, refs, opts.Jobs)
+	}()
+	return pf, nil
+}
+
+// wait returns the answers once every question was asked.
+func (pf *prefetch) wait() *cipsync.ReferrerAnswers {
+	if pf == nil {
+		return nil
+	}
+	<-pf.done
+	return pf.answers
+}
+
+// stop ends the look-up (a plan that failed) and waits for it.
+func (pf *prefetch) stop() {
+	if pf != nil {
+		pf.cancel()
+		<-pf.done
+	}
+}
+
 // planReferrers adds the refer rows to p: the referrers opts.Referrers
 // selects that the sources hold for the wanted digests and the
 // destinations lack. Online it first makes sure the inventory knows each
@@ -49,7 +123,7 @@ func expectSources(client *registry.Client, refs []cipsync.Ref) {
 // inventory, asking a destination again only while something is pending.
 // With a signature policy the sources' referrers are looked up even when
 // none travels (--referrers none): the policy reads their signatures.
-func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Client, p *Plan, opts Options, crawled map[string]bool) error {
+func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Client, p *Plan, opts Options, crawled map[string]bool, answers *cipsync.ReferrerAnswers) error {
 	if opts.Referrers.None() && opts.Signatures == nil {
 		return nil
 	}
@@ -84,10 +158,12 @@ func planReferrers(ctx context.Context, db *inventory.DB, client *registry.Clien
 		}
 		expectSources(client, refs)
 		found, err := cipsync.Referrers(ctx, db, client, refs, cipsync.ReferrerOptions{
-			Jobs: opts.Jobs, ConfirmTTL: opts.confirmTTL(), Listed: func(repo string) bool { return crawled[repo] }, Listings: listings})
+			Jobs: opts.Jobs, ConfirmTTL: opts.confirmTTL(), Listed: func(repo string) bool { return crawled[repo] }, Listings: listings,
+			Answers: answers})
 		if err != nil {
 			return err
 		}
+		found.APIRequests += answers.Requests()
 		p.Referrers = append(p.Referrers, found)
 	}
 	if opts.Referrers.None() {

@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"slices"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -336,5 +340,54 @@ func TestWarmReferrersWithConfirmTTL(t *testing.T) {
 	slices.Sort(want)
 	if diff := cmp.Diff(want, refers); diff != "" {
 		t.Errorf("refer rows (-want +got):\n%s", diff)
+	}
+}
+
+// A plan with a fresh inventory asks the source's referrers API while the
+// destinations are crawled, not after: here a destination's tag listing
+// waits until the source has been asked about the wanted digest, which
+// the old order (crawl, then look-ups) never did. The answer asked ahead
+// serves the look-up: the source is asked about the digest once, and the
+// referrers travel as before.
+func TestPlanAsksSourceReferrersBesideCrawl(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	e.src, e.d1 = regtest.NewReferrers(t, 2), regtest.NewReferrers(t, 2)
+	img := e.src.Push(t, "staging/app", "v1", regtest.Image(t, 256, 2, true))
+	desc := e.src.Descriptor(t, "staging/app", img)
+	bundle := e.src.Attach(t, "staging/app", desc, regtest.SigstoreBundle, "bundle")
+	set := e.manifestSet(entry{"app", img, []string{"v1"}})
+	e.src.Reset()
+
+	asked := make(chan struct{})
+	var once gosync.Once
+	subjectPath := "/referrers/" + img.String()
+	e.src.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, subjectPath) {
+			once.Do(func() { close(asked) })
+		}
+		return false
+	})
+	var waited atomic.Bool
+	e.d1.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/tags/list") {
+			select {
+			case <-asked:
+			case <-time.After(10 * time.Second):
+				waited.Store(true)
+			}
+		}
+		return false
+	})
+	p := e.planWith(set, referrer.All)
+	if waited.Load() {
+		t.Error("the destination's listing waited 10 s: the source's referrers were not asked during the crawl")
+	}
+	if n := e.src.Count("GET referrers"); n != 2 {
+		// The image and its bundle (a referrer's referrers), once each.
+		t.Errorf("%d referrers requests to the source, want 2 (the image once, its bundle once): %v", n, e.src.Counts())
+	}
+	if len(p.Refers) != 1 || p.Refers[0].Referrer != bundle.String() {
+		t.Errorf("refer rows %+v, want the bundle %s", p.Refers, bundle)
 	}
 }

@@ -53,6 +53,10 @@ type ReferrerOptions struct {
 	// their referrer tags are read from it, without a listing, and
 	// recorded as listed. Nil: none.
 	Listings *Listings
+	// Answers holds referrers API answers asked ahead
+	// (PrefetchReferrers): a subject answered there is not asked again.
+	// Nil: none.
+	Answers *ReferrerAnswers
 }
 
 // ReferrersFound is what Referrers did.
@@ -572,13 +576,15 @@ func (l *lookup) api(ctx context.Context, repo name.Repository, subjects []strin
 	var mu gosync.Mutex
 	// ask records subject s's answer.
 	ask1 := func(ctx context.Context, s string) error {
-		var rs []registry.Referrer
-		err := l.fetch.request(ctx, func() error {
-			l.apiRequests.Add(1)
-			var err error
-			rs, err = l.client.Referrers(ctx, repo, s, "")
-			return err
-		})
+		rs, ok, err := l.opts.Answers.get(host, repo.Name(), s)
+		if !ok {
+			err = l.fetch.request(ctx, func() error {
+				l.apiRequests.Add(1)
+				var err error
+				rs, err = l.client.Referrers(ctx, repo, s, "")
+				return err
+			})
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if errors.Is(err, registry.ErrNoReferrersAPI) {
