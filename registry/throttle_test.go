@@ -457,3 +457,17 @@ func TestThrottleStartPace(t *testing.T) {
 		}
 	})
 }
+
+// A pace climbs past its plateau only while it holds the host back: a
+// project started at 50/s and left idle for 70 s (its work not yet come)
+// comes back at 50/s, not at the 127/s a climb by the clock would reach
+// and its first burst would be refused at.
+func TestThrottleIdleDoesNotClimb(t *testing.T) {
+	clock := &fakeClock{t: epoch}
+	th := newTestThrottle(clock, 8, 0)
+	th.start(50)
+	clock.t = clock.t.Add(70 * time.Second)
+	if rate, _, _ := th.pace(); rate > 51 {
+		t.Errorf("pace %.1f after 70 s idle, want 50 (no climb without load)", rate)
+	}
+}

@@ -302,8 +302,13 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 		}
 		sent, err := th.acquire(actx)
 		if err == nil {
-			if err = h.acquireWide(actx); err != nil {
+			var waited bool
+			if waited, err = h.acquireWide(actx); err != nil {
 				th.release()
+			} else if waited {
+				// Sent now, not when the pace let it go: the throttle
+				// times the host's answers from when it was sent.
+				sent = t.now()
 			}
 		}
 		if err == nil {
@@ -715,16 +720,22 @@ type hostState struct {
 }
 
 // acquireWide takes a slot of the host's bound over all its projects (none
-// when its quota is per host: the throttle's slots bound it).
-func (h *hostState) acquireWide(ctx context.Context) error {
+// when its quota is per host: the throttle's slots bound it), and says
+// whether it had to wait for one.
+func (h *hostState) acquireWide(ctx context.Context) (waited bool, err error) {
 	if h.wide == nil {
-		return nil
+		return false, nil
 	}
 	select {
 	case h.wide <- struct{}{}:
-		return nil
+		return false, nil
+	default:
+	}
+	select {
+	case h.wide <- struct{}{}:
+		return true, nil
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return true, context.Cause(ctx)
 	}
 }
 
