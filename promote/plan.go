@@ -305,6 +305,7 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 			}
 		}
 	}
+	answers.crawled()
 	pending := map[string]bool{} // destination repositories with a row that is not skip
 	read := func() (*inventory.PlanRead, error) {
 		clear(pending)

@@ -38,9 +38,11 @@ func expectSources(client *registry.Client, refs []cipsync.Ref) {
 // prefetch is a look-up of the sources' referrers API running beside the
 // destinations' crawl (sync.PrefetchReferrers).
 type prefetch struct {
-	cancel  context.CancelFunc
-	done    chan struct{}
-	answers *cipsync.ReferrerAnswers
+	cancel    context.CancelFunc
+	done      chan struct{}
+	crawl     chan struct{} // closed when the destinations' crawl is over
+	crawlOnce gosync.Once
+	answers   *cipsync.ReferrerAnswers
 }
 
 // prefetchReferrers starts asking the sources' referrers APIs about the
@@ -84,12 +86,20 @@ func prefetchReferrers(ctx context.Context, db *inventory.DB, client *registry.C
 	}
 	expectSources(client, refs)
 	pctx, cancel := context.WithCancel(ctx)
-	pf := &prefetch{cancel: cancel, done: make(chan struct{})}
+	pf := &prefetch{cancel: cancel, done: make(chan struct{}), crawl: make(chan struct{})}
 	go func() {
 		defer close(pf.done)
-		pf.answers = cipsync.PrefetchReferrers(pctx, client, refs, opts.Jobs)
+		pf.answers = cipsync.PrefetchReferrers(pctx, client, refs, cipsync.PrefetchOptions{Jobs: opts.Jobs, DB: db, Crawled: pf.crawl})
 	}()
 	return pf, nil
+}
+
+// crawled tells the look-up the destinations' crawl is over: one last
+// read of the inventory for index children, and it ends.
+func (pf *prefetch) crawled() {
+	if pf != nil {
+		pf.crawlOnce.Do(func() { close(pf.crawl) })
+	}
 }
 
 // wait returns the answers once every question was asked.
@@ -97,6 +107,7 @@ func (pf *prefetch) wait() *cipsync.ReferrerAnswers {
 	if pf == nil {
 		return nil
 	}
+	pf.crawled()
 	<-pf.done
 	return pf.answers
 }
@@ -105,6 +116,7 @@ func (pf *prefetch) wait() *cipsync.ReferrerAnswers {
 func (pf *prefetch) stop() {
 	if pf != nil {
 		pf.cancel()
+		pf.crawled()
 		<-pf.done
 	}
 }

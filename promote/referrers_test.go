@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/internal/regtest"
+	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
 	"github.com/cipdev/cip/promote"
 	"github.com/cipdev/cip/registry"
@@ -389,5 +391,62 @@ func TestPlanAsksSourceReferrersBesideCrawl(t *testing.T) {
 	}
 	if len(p.Refers) != 1 || p.Refers[0].Referrer != bundle.String() {
 		t.Errorf("refer rows %+v, want the bundle %s", p.Refers, bundle)
+	}
+}
+
+// The index children's referrers are asked during the crawl too, as soon
+// as the crawl has stored the index: here the index is already promoted to
+// one destination repository, and the listing of another waits until the
+// source has been asked about one of the index's children. Asking only
+// the wanted digests early (or nothing, as before) leaves it waiting.
+func TestPlanAsksChildrenReferrersBesideCrawl(t *testing.T) {
+	e := newEnv(t)
+	e.oneDst = true
+	e.src, e.d1 = regtest.NewReferrers(t, 2), regtest.NewReferrers(t, 2)
+	ii := regtest.Index(t, regtest.Platforms, true)
+	im, err := ii.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := im.Manifests[0].Digest
+	idx := e.src.Push(t, "staging/app", "v1", ii)
+	other := e.src.Push(t, "staging/other", "v1", regtest.Image(t, 256, 1, true))
+	e.promoteWith(e.manifestSet(entry{"app", idx, []string{"v1"}}), referrer.All)
+
+	fresh, err := inventory.Open(context.Background(), filepath.Join(t.TempDir(), "fresh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	e.db = fresh
+	asked := make(chan struct{})
+	var once gosync.Once
+	e.src.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/referrers/"+child.String()) {
+			once.Do(func() { close(asked) })
+		}
+		return false
+	})
+	var waited atomic.Bool
+	e.d1.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/prod/other/tags/list") {
+			select {
+			case <-asked:
+			case <-time.After(10 * time.Second):
+				waited.Store(true)
+			}
+		}
+		return false
+	})
+	e.src.Reset()
+	p := e.planWith(e.manifestSet(entry{"app", idx, []string{"v1"}}, entry{"other", other, []string{"v1"}}), referrer.All)
+	if waited.Load() {
+		t.Error("the other repository's listing waited 10 s: the index child's referrers were not asked during the crawl")
+	}
+	if n, want := e.src.Count("GET referrers"), 2+len(im.Manifests); n != want {
+		t.Errorf("%d referrers requests to the source, want %d (the index, its %d children and the other image, once each): %v", n, want, len(im.Manifests), e.src.Counts())
+	}
+	if p.Pending() != 1 {
+		t.Errorf("%d pending rows, want 1 (the other image's copy)", p.Pending())
 	}
 }

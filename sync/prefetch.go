@@ -3,12 +3,16 @@ package sync
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cipdev/cip/internal/once"
+	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
 )
 
@@ -51,13 +55,36 @@ func (a *ReferrerAnswers) Requests() int64 {
 	return a.requests.Load()
 }
 
+// PrefetchOptions tunes PrefetchReferrers.
+type PrefetchOptions struct {
+	// Jobs bounds the questions in flight per repository; 0 means
+	// DefaultJobs.
+	Jobs int
+	// DB, when set, is read for the index children of refs' digests as a
+	// crawl running meanwhile stores the indexes (children's children
+	// too), and each child is asked about in its parent's repository,
+	// until Crawled is closed and one last read found nothing new.
+	DB      *inventory.DB
+	Crawled <-chan struct{}
+}
+
+// maxChildRounds bounds the reads of the inventory for children: at
+// childPoll apart, about 40 minutes of crawl.
+const maxChildRounds = 10000
+
+// childPoll is how often the inventory is read for children the crawl
+// has stored since the last read, while nothing new was found.
+const childPoll = 250 * time.Millisecond
+
 // PrefetchReferrers asks the referrers API about each of refs (a wanted
 // digest in its source repository), jobs at a time per repository as
 // Referrers does, the first question to each host alone (a host without
-// the API then costs one request). It keeps what was answered and returns
-// when every question has been asked or ctx ends; failures are not
-// errors (the look-up asks again).
-func PrefetchReferrers(ctx context.Context, client *registry.Client, refs []Ref, jobs int) *ReferrerAnswers {
+// the API then costs one request), then (with opts.DB) about their index
+// children as the inventory learns them. It keeps what was answered and
+// returns when every question has been asked or ctx ends; failures are
+// not errors (the look-up asks again).
+func PrefetchReferrers(ctx context.Context, client *registry.Client, refs []Ref, opts PrefetchOptions) *ReferrerAnswers {
+	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = DefaultJobs
 	}
@@ -118,5 +145,80 @@ func PrefetchReferrers(ctx context.Context, client *registry.Client, refs []Ref,
 		})
 	}
 	_ = g.Wait() // nothing fails: an unanswered question is asked again
+	if opts.DB != nil {
+		a.children(ctx, opts, refs, func(rs []Ref) {
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(reposPerJob * jobs)
+			for _, r := range rs {
+				g.Go(func() error {
+					if gctx.Err() == nil {
+						ask(gctx, r)
+					}
+					return nil
+				})
+			}
+			_ = g.Wait()
+		})
+	}
 	return a
+}
+
+// children asks (through ask) about the index children of roots, and
+// theirs, as opts.DB learns them: a digest whose manifest the inventory
+// holds is expanded once; one it does not hold yet is read again at the
+// next round. It ends once opts.Crawled is closed and a last round is
+// done, when nothing is left to expand, or with ctx.
+func (a *ReferrerAnswers) children(ctx context.Context, opts PrefetchOptions, roots []Ref, ask func([]Ref)) {
+	pending := map[Ref]bool{}
+	asked := map[Ref]bool{}
+	for _, r := range roots {
+		pending[r], asked[r] = true, true
+	}
+	for round := 0; len(pending) > 0 && round < maxChildRounds && ctx.Err() == nil; round++ {
+		last := false
+		select {
+		case <-opts.Crawled:
+			last = true
+		default:
+		}
+		digests := make([]string, 0, len(pending))
+		for r := range pending {
+			digests = append(digests, r.Digest)
+		}
+		slices.Sort(digests)
+		digests = slices.Compact(digests)
+		kids, corrupt, err := opts.DB.ManifestChildren(ctx, digests)
+		if err != nil {
+			return // the look-up asks
+		}
+		var next []Ref
+		for r := range pending {
+			cs, known := kids[r.Digest]
+			if !known || corrupt[r.Digest] {
+				continue
+			}
+			delete(pending, r)
+			for _, c := range cs {
+				k := Ref{Repository: r.Repository, Digest: c}
+				if !asked[k] {
+					asked[k], pending[k] = true, true
+					next = append(next, k)
+				}
+			}
+		}
+		slices.SortFunc(next, func(x, y Ref) int { return strings.Compare(x.Repository+"@"+x.Digest, y.Repository+"@"+y.Digest) })
+		ask(next)
+		if last {
+			return
+		}
+		if len(next) == 0 {
+			t := time.NewTimer(childPoll)
+			select {
+			case <-ctx.Done():
+			case <-opts.Crawled:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
 }
