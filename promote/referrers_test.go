@@ -345,6 +345,33 @@ func TestWarmReferrersWithConfirmTTL(t *testing.T) {
 	}
 }
 
+// holdListingUntilAsked makes d1 hold each tag listing whose path ends in
+// listing until the source has been asked for subject's referrers, for
+// at most 10 s; the flag it returns is set when a listing waited that
+// long (the source was not asked during the crawl).
+func holdListingUntilAsked(e *env, listing string, subject v1.Hash) *atomic.Bool {
+	asked := make(chan struct{})
+	var once gosync.Once
+	e.src.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/referrers/"+subject.String()) {
+			once.Do(func() { close(asked) })
+		}
+		return false
+	})
+	waited := &atomic.Bool{}
+	e.d1.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, listing) {
+			select {
+			case <-asked:
+			case <-time.After(10 * time.Second):
+				waited.Store(true)
+			}
+		}
+		return false
+	})
+	return waited
+}
+
 // A plan with a fresh inventory asks the source's referrers API while the
 // destinations are crawled, not after: here a destination's tag listing
 // waits until the source has been asked about the wanted digest, which
@@ -361,26 +388,7 @@ func TestPlanAsksSourceReferrersBesideCrawl(t *testing.T) {
 	set := e.manifestSet(entry{"app", img, []string{"v1"}})
 	e.src.Reset()
 
-	asked := make(chan struct{})
-	var once gosync.Once
-	subjectPath := "/referrers/" + img.String()
-	e.src.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasSuffix(r.URL.Path, subjectPath) {
-			once.Do(func() { close(asked) })
-		}
-		return false
-	})
-	var waited atomic.Bool
-	e.d1.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasSuffix(r.URL.Path, "/tags/list") {
-			select {
-			case <-asked:
-			case <-time.After(10 * time.Second):
-				waited.Store(true)
-			}
-		}
-		return false
-	})
+	waited := holdListingUntilAsked(e, "/tags/list", img)
 	p := e.planWith(set, referrer.All)
 	if waited.Load() {
 		t.Error("the destination's listing waited 10 s: the source's referrers were not asked during the crawl")
@@ -419,25 +427,7 @@ func TestPlanAsksChildrenReferrersBesideCrawl(t *testing.T) {
 	}
 	defer fresh.Close()
 	e.db = fresh
-	asked := make(chan struct{})
-	var once gosync.Once
-	e.src.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasSuffix(r.URL.Path, "/referrers/"+child.String()) {
-			once.Do(func() { close(asked) })
-		}
-		return false
-	})
-	var waited atomic.Bool
-	e.d1.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasSuffix(r.URL.Path, "/prod/other/tags/list") {
-			select {
-			case <-asked:
-			case <-time.After(10 * time.Second):
-				waited.Store(true)
-			}
-		}
-		return false
-	})
+	waited := holdListingUntilAsked(e, "/prod/other/tags/list", child)
 	e.src.Reset()
 	p := e.planWith(e.manifestSet(entry{"app", idx, []string{"v1"}}, entry{"other", other, []string{"v1"}}), referrer.All)
 	if waited.Load() {

@@ -402,7 +402,7 @@ func TestThrottledForeverGivesUp(t *testing.T) {
 // hosts by default), each project has its own requests in flight and its
 // own pace: a stalled project holds only its own Jobs, other projects of
 // the same host go on, a project's 429s cut only its own pace, and the
-// host's requests in flight over all its projects stay bounded.
+// host's requests in flight over all its projects stay bounded (32 × Jobs).
 func TestTransportQuotaPerProject(t *testing.T) {
 	release := make(chan struct{})
 	var stalled inFlight
@@ -473,7 +473,7 @@ func TestTransportQuotaPerProject(t *testing.T) {
 		t.Errorf("projects %+v, host slowdowns %d; want 5 projects, the pace cut on busy alone", hs.Projects, hs.Slowdowns)
 	}
 
-	// The bound over all projects: 8 × Jobs.
+	// The bound over all projects: 32 × Jobs.
 	release2 := make(chan struct{})
 	var held inFlight
 	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -489,13 +489,13 @@ func TestTransportQuotaPerProject(t *testing.T) {
 	}
 	hc2 := &http.Client{Transport: NewTransport(TransportOptions{Hosts: cfg2})}
 	var wg2 sync.WaitGroup
-	for p := range 12 {
+	for p := range 40 {
 		wg2.Go(func() { get(t, hc2, fmt.Sprintf("%s/v2/p%d/img/tags/list", srv2.URL, p)) })
 	}
-	waitFor(t, "8 requests in flight over 12 projects", func() bool { return held.now.Load() == 8 })
-	time.Sleep(50 * time.Millisecond) // a ninth would have been sent by now
-	if n := held.now.Load(); n != 8 {
-		t.Errorf("%d requests in flight over 12 projects of one host, want 8 (8 × Jobs 1)", n)
+	waitFor(t, "32 requests in flight over 40 projects", func() bool { return held.now.Load() == 32 })
+	time.Sleep(50 * time.Millisecond) // a 33rd would have been sent by now
+	if n := held.now.Load(); n != 32 {
+		t.Errorf("%d requests in flight over 40 projects of one host, want 32 (32 × Jobs 1)", n)
 	}
 	close(release2)
 	wg2.Wait()

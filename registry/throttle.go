@@ -11,8 +11,8 @@ import (
 // (Jobs) and its own pace, so that a host that is slow or throttles never
 // holds back the others: 22 mirrors progress at once, each at its own quota.
 //
-// The pace adapts (AIMD). A host starts unpaced, or at its ceiling (--qps,
-// or the hosts config). The first 429 opens a throttling episode: for
+// The pace adapts (AIMD). A host starts unpaced, at a guess (the hosts
+// config's start-qps), or at its ceiling (--qps, or the hosts config). The first 429 opens a throttling episode: for
 // episodeWindow the host keeps being sent what it was, and the episode
 // measures the host's quota. A host refuses only when its bucket is empty:
 // between the first and the last refused request of the episode, every
@@ -35,8 +35,11 @@ import (
 // tenth of the quota per second up to 90% of it (a margin for the clocks of
 // client and server not agreeing on what a second is), and beyond that by
 // 1% of the quota per 10 s, so that a quota that grows is found again at
-// the cost of one short episode every few minutes. Answers to requests
-// sent before a decrease tell of the old pace and are not counted.
+// the cost of one short episode every few minutes; both climbs past 90%
+// happen only in seconds when the pace held the host back (it was sent
+// 80% of the pace or more). A host may also start at a guess (start: 50/s
+// per project on Google's hosts). Answers to requests sent before a
+// decrease tell of the old pace and are not counted.
 const (
 	// DefaultJobs is the default number of requests in flight per host.
 	// At the tens of milliseconds a request to a production registry
