@@ -39,10 +39,9 @@ func expectSources(client *registry.Client, refs []cipsync.Ref) {
 // destinations' crawl (sync.PrefetchReferrers).
 type prefetch struct {
 	cancel    context.CancelFunc
-	done      chan struct{}
+	run       *cipsync.Prefetch
 	crawl     chan struct{} // closed when the destinations' crawl is over
 	crawlOnce gosync.Once
-	answers   *cipsync.ReferrerAnswers
 }
 
 // prefetchReferrers starts asking the sources' referrers APIs about the
@@ -86,11 +85,8 @@ func prefetchReferrers(ctx context.Context, db *inventory.DB, client *registry.C
 	}
 	expectSources(client, refs)
 	pctx, cancel := context.WithCancel(ctx)
-	pf := &prefetch{cancel: cancel, done: make(chan struct{}), crawl: make(chan struct{})}
-	go func() {
-		defer close(pf.done)
-		pf.answers = cipsync.PrefetchReferrers(pctx, client, refs, cipsync.PrefetchOptions{Jobs: opts.Jobs, DB: db, Crawled: pf.crawl})
-	}()
+	pf := &prefetch{cancel: cancel, crawl: make(chan struct{})}
+	pf.run = cipsync.StartPrefetch(pctx, client, refs, cipsync.PrefetchOptions{Jobs: opts.Jobs, DB: db, Crawled: pf.crawl})
 	return pf, nil
 }
 
@@ -108,8 +104,7 @@ func (pf *prefetch) wait() *cipsync.ReferrerAnswers {
 		return nil
 	}
 	pf.crawled()
-	<-pf.done
-	return pf.answers
+	return pf.run.Wait()
 }
 
 // stop ends the look-up (a plan that failed) and waits for it.
@@ -117,7 +112,7 @@ func (pf *prefetch) stop() {
 	if pf != nil {
 		pf.cancel()
 		pf.crawled()
-		<-pf.done
+		pf.run.Wait()
 	}
 }
 

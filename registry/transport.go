@@ -252,6 +252,17 @@ func (t *Transport) throttleFor(h *hostState, u *url.URL) *throttle {
 	return th.(*throttle)
 }
 
+type attemptKey struct{}
+
+// WithAttemptCounter returns a context under which every attempt the
+// Transport sends adds one to n, as Transport.Stats counts them (retries,
+// pings and token requests included): what one piece of work sent while
+// other work shares the Transport (a crawl beside a plan's referrer
+// questions), which a difference of Requests before and after would mix.
+func WithAttemptCounter(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, attemptKey{}, n)
+}
+
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
@@ -357,6 +368,9 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, host strin
 			wd.arm("response headers", t.timeouts.header)
 		}
 		n.Add(1)
+		if c, ok := ctx.Value(attemptKey{}).(*atomic.Int64); ok {
+			c.Add(1)
+		}
 		var start time.Time
 		if debug {
 			start = time.Now()

@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/cipdev/cip/internal/once"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/registry"
 )
@@ -76,20 +75,30 @@ const maxChildRounds = 10000
 // has stored since the last read, while nothing new was found.
 const childPoll = 250 * time.Millisecond
 
-// PrefetchReferrers asks the referrers API about each of refs (a wanted
-// digest in its source repository), jobs at a time per repository as
-// Referrers does, the first question to each host alone (a host without
-// the API then costs one request), then (with opts.DB) about their index
-// children as the inventory learns them. It keeps what was answered and
-// returns when every question has been asked or ctx ends; failures are
-// not errors (the look-up asks again).
-func PrefetchReferrers(ctx context.Context, client *registry.Client, refs []Ref, opts PrefetchOptions) *ReferrerAnswers {
+// Prefetch is a look-up of referrers API answers ahead of Referrers
+// (StartPrefetch): its first question to each host has been answered by
+// the time StartPrefetch returns, the rest run in the background until
+// Wait.
+type Prefetch struct {
+	answers *ReferrerAnswers
+	done    chan struct{}
+}
+
+// StartPrefetch asks the referrers API about each of refs (a wanted digest
+// in its source repository): first one question to each host, all hosts
+// at once, before it returns (a host without the API then costs one
+// request, and the host's authentication is over before any other work
+// the caller starts meanwhile touches it: the requests each counts stay
+// its own); then, in the background, the rest, every project at once
+// with opts.Jobs in flight in each, and (with opts.DB) their index
+// children as the inventory learns them. Failures are not errors (the
+// look-up asks again); ctx ends it.
+func StartPrefetch(ctx context.Context, client *registry.Client, refs []Ref, opts PrefetchOptions) *Prefetch {
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = DefaultJobs
 	}
 	a := &ReferrerAnswers{m: map[Ref][]registry.Referrer{}, noAPI: map[string]bool{}}
-	var probes once.Group[string, struct{}]
 	ask := func(ctx context.Context, r Ref) {
 		repo, err := client.ParseRepository(r.Repository)
 		if err != nil {
@@ -113,22 +122,44 @@ func PrefetchReferrers(ctx context.Context, client *registry.Client, refs []Ref,
 			a.m[r] = rs
 		}
 	}
-	// The first question to each host alone: a host without the API
-	// then costs one request.
-	var rest []Ref
+	var first, rest []Ref
+	seen := map[string]bool{}
 	for _, r := range refs {
-		if repo, err := client.ParseRepository(r.Repository); err == nil {
-			if _, ran, _ := probes.Do(ctx, repo.RegistryStr(), func() (struct{}, error) { ask(ctx, r); return struct{}{}, nil }); ran {
-				continue
-			}
+		host, _, _ := strings.Cut(r.Repository, "/")
+		if !seen[host] {
+			seen[host] = true
+			first = append(first, r)
+			continue
 		}
 		rest = append(rest, r)
 	}
-	askGrouped(ctx, rest, jobs, ask)
-	if opts.DB != nil {
-		a.children(ctx, opts, refs, func(rs []Ref) { askGrouped(ctx, rs, jobs, ask) })
+	var g errgroup.Group
+	g.SetLimit(maxGroups)
+	for _, r := range first {
+		g.Go(func() error { ask(ctx, r); return nil })
 	}
-	return a
+	_ = g.Wait()
+	pf := &Prefetch{answers: a, done: make(chan struct{})}
+	go func() {
+		defer close(pf.done)
+		askGrouped(ctx, rest, jobs, ask)
+		if opts.DB != nil {
+			a.children(ctx, opts, refs, func(rs []Ref) { askGrouped(ctx, rs, jobs, ask) })
+		}
+	}()
+	return pf
+}
+
+// Wait returns the answers once every question has been asked (or the
+// context StartPrefetch was given has ended).
+func (pf *Prefetch) Wait() *ReferrerAnswers {
+	<-pf.done
+	return pf.answers
+}
+
+// PrefetchReferrers is StartPrefetch and Wait.
+func PrefetchReferrers(ctx context.Context, client *registry.Client, refs []Ref, opts PrefetchOptions) *ReferrerAnswers {
+	return StartPrefetch(ctx, client, refs, opts).Wait()
 }
 
 // maxGroups bounds the projects asked about at once.

@@ -172,7 +172,9 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 	if err != nil {
 		return nil, err
 	}
-	reqs0 := client.Transport().Requests()
+	// Its own requests, not those of work beside it on the same Transport.
+	var reqs atomic.Int64
+	ctx = registry.WithAttemptCounter(ctx, &reqs)
 	s := &syncer{
 		db: db, client: client, opts: opts, runID: runID,
 		stats:  map[string]*RegistryStats{},
@@ -224,7 +226,7 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 		s.changes = append(s.changes, changes...)
 	}
 
-	res := &Result{RunID: runID, Requests: client.Transport().Requests() - reqs0, Duration: time.Since(start)}
+	res := &Result{RunID: runID, Requests: reqs.Load(), Duration: time.Since(start)}
 	for _, st := range s.stats {
 		res.Registries = append(res.Registries, *st)
 	}
