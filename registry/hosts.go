@@ -122,7 +122,7 @@ const maxHostsConfigSize = 1 << 20
 //	  registry.example.com:5000:
 //	    qps: 20
 //
-// Google's hosts (gcr.io, *.gcr.io, *-docker.pkg.dev) default to
+// Google's hosts (gcr.io, *.gcr.io, *.pkg.dev, *.google.com: internal/googlehost) default to
 // quota-per: project and start-qps: 50; other hosts to quota-per: host,
 // unpaced until their first 429.
 //
