@@ -289,7 +289,7 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 	if err != nil {
 		return fail(err)
 	}
-	defer answers.stop()
+	defer answers.Stop()
 	var trusted []inventory.TrustedTarget
 	var live []string // destination repositories synced now
 	if !opts.Offline {
@@ -305,7 +305,7 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 			}
 		}
 	}
-	answers.crawled()
+	answers.CrawlDone()
 	pending := map[string]bool{} // destination repositories with a row that is not skip
 	read := func() (*inventory.PlanRead, error) {
 		clear(pending)
@@ -346,7 +346,7 @@ func MakePlan(ctx context.Context, db *inventory.DB, client *registry.Client, se
 		}
 	}
 	p.Syncs = syncs
-	if err := planReferrers(ctx, db, client, p, opts, crawled, answers.wait()); err != nil {
+	if err := planReferrers(ctx, db, client, p, opts, crawled, answers.Wait()); err != nil {
 		return fail(err)
 	}
 	p.countTrusted()

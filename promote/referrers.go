@@ -35,15 +35,6 @@ func expectSources(client *registry.Client, refs []cipsync.Ref) {
 	client.Expect(slices.Compact(repos), false)
 }
 
-// prefetch is a look-up of the sources' referrers API running beside the
-// destinations' crawl (sync.PrefetchReferrers).
-type prefetch struct {
-	cancel    context.CancelFunc
-	run       *cipsync.Prefetch
-	crawl     chan struct{} // closed when the destinations' crawl is over
-	crawlOnce gosync.Once
-}
-
 // prefetchReferrers starts asking the sources' referrers APIs about the
 // wanted digests that planReferrers will ask about (none offline, none
 // when no referrer travels and no signature policy reads them, none
@@ -51,7 +42,7 @@ type prefetch struct {
 // that holds it, as far as the inventory knows): a fresh inventory's plan
 // asks the source once per wanted digest, at the source's quota, and
 // could otherwise start only once the destinations are crawled.
-func prefetchReferrers(ctx context.Context, db *inventory.DB, client *registry.Client, loadID int64, opts Options) (*prefetch, error) {
+func prefetchReferrers(ctx context.Context, db *inventory.DB, client *registry.Client, loadID int64, opts Options) (*cipsync.Prefetch, error) {
 	if opts.Offline || (opts.Referrers.None() && opts.Signatures == nil) {
 		return nil, nil
 	}
@@ -84,36 +75,7 @@ func prefetchReferrers(ctx context.Context, db *inventory.DB, client *registry.C
 		return nil, nil
 	}
 	expectSources(client, refs)
-	pctx, cancel := context.WithCancel(ctx)
-	pf := &prefetch{cancel: cancel, crawl: make(chan struct{})}
-	pf.run = cipsync.StartPrefetch(pctx, client, refs, cipsync.PrefetchOptions{Jobs: opts.Jobs, DB: db, Crawled: pf.crawl})
-	return pf, nil
-}
-
-// crawled tells the look-up the destinations' crawl is over: one last
-// read of the inventory for index children, and it ends.
-func (pf *prefetch) crawled() {
-	if pf != nil {
-		pf.crawlOnce.Do(func() { close(pf.crawl) })
-	}
-}
-
-// wait returns the answers once every question was asked.
-func (pf *prefetch) wait() *cipsync.ReferrerAnswers {
-	if pf == nil {
-		return nil
-	}
-	pf.crawled()
-	return pf.run.Wait()
-}
-
-// stop ends the look-up (a plan that failed) and waits for it.
-func (pf *prefetch) stop() {
-	if pf != nil {
-		pf.cancel()
-		pf.crawled()
-		pf.run.Wait()
-	}
+	return cipsync.StartPrefetch(ctx, client, refs, cipsync.PrefetchOptions{Jobs: opts.Jobs, DB: db}), nil
 }
 
 // planReferrers adds the refer rows to p: the referrers opts.Referrers

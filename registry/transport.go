@@ -197,7 +197,6 @@ func (t *Transport) host(name string) *hostState {
 	}
 	h.throttle = t.newThrottle(h)
 	if hc.QuotaPer == QuotaPerProject {
-		h.perProject = true
 		h.wide = make(chan struct{}, wideJobs*h.jobs)
 	}
 	h.ctx, h.cancel = context.WithCancelCause(context.Background())
@@ -232,7 +231,7 @@ func (t *Transport) newThrottle(h *hostState) *throttle {
 // host's, or on a host whose quota is per project, its project's (a
 // request naming no repository, a ping, goes to the host's).
 func (t *Transport) throttleFor(h *hostState, u *url.URL) *throttle {
-	if !h.perProject {
+	if h.wide == nil { // the quota is per host
 		return h.throttle
 	}
 	p := apipath.Project(u.Path, u.RawQuery)
@@ -714,18 +713,17 @@ func kindIndex(k string) int {
 // costs no map look-up and no lock.
 type hostState struct {
 	// throttle schedules the host's requests; on a host whose quota is
-	// per project (perProject), only those that name no repository, and
+	// per project (wide is set), only those that name no repository, and
 	// projects holds a throttle per project, at most maxProjects of them,
 	// with wide bounding the requests in flight over all of them.
-	throttle   *throttle
-	perProject bool
-	projects   sync.Map // project -> *throttle
-	nprojects  atomic.Int32
-	wide       chan struct{}
-	ceiling    float64 // --qps or the hosts config: per throttle
-	start      float64 // the pace a throttle starts at without a ceiling
-	jobs       int     // requests in flight per throttle
-	budget     *budget // retries left
+	throttle  *throttle
+	projects  sync.Map // project -> *throttle
+	nprojects atomic.Int32
+	wide      chan struct{}
+	ceiling   float64 // --qps or the hosts config: per throttle
+	start     float64 // the pace a throttle starts at without a ceiling
+	jobs      int     // requests in flight per throttle
+	budget    *budget // retries left
 	// ctx is cancelled, with down as its cause, when the host is given up.
 	ctx    context.Context
 	cancel context.CancelCauseFunc

@@ -16,7 +16,7 @@ import (
 )
 
 // ReferrerAnswers holds referrers API answers asked ahead of a look-up
-// (PrefetchReferrers), for Referrers (ReferrerOptions.Answers) to use
+// (StartPrefetch), for Referrers (ReferrerOptions.Answers) to use
 // instead of asking again. A plan with a fresh inventory must ask the
 // source's referrers API once per wanted digest, at the source's quota,
 // and could ask only after the destinations' crawl: asked while the
@@ -54,17 +54,16 @@ func (a *ReferrerAnswers) Requests() int64 {
 	return a.requests.Load()
 }
 
-// PrefetchOptions tunes PrefetchReferrers.
+// PrefetchOptions tunes StartPrefetch.
 type PrefetchOptions struct {
-	// Jobs bounds the questions in flight per repository; 0 means
-	// DefaultJobs.
+	// Jobs bounds the questions in flight per project (see askGrouped); 0
+	// means DefaultJobs.
 	Jobs int
 	// DB, when set, is read for the index children of refs' digests as a
 	// crawl running meanwhile stores the indexes (children's children
 	// too), and each child is asked about in its parent's repository,
-	// until Crawled is closed and one last read found nothing new.
-	DB      *inventory.DB
-	Crawled <-chan struct{}
+	// until Prefetch.CrawlDone and one last read.
+	DB *inventory.DB
 }
 
 // maxChildRounds bounds the reads of the inventory for children: at
@@ -78,10 +77,13 @@ const childPoll = 250 * time.Millisecond
 // Prefetch is a look-up of referrers API answers ahead of Referrers
 // (StartPrefetch): its first question to each host has been answered by
 // the time StartPrefetch returns, the rest run in the background until
-// Wait.
+// Wait. A nil *Prefetch is none: its methods do nothing.
 type Prefetch struct {
-	answers *ReferrerAnswers
-	done    chan struct{}
+	answers   *ReferrerAnswers
+	cancel    context.CancelFunc
+	done      chan struct{}
+	crawled   chan struct{} // closed by CrawlDone
+	crawlOnce gosync.Once
 }
 
 // StartPrefetch asks the referrers API about each of refs (a wanted digest
@@ -92,12 +94,13 @@ type Prefetch struct {
 // its own); then, in the background, the rest, every project at once
 // with opts.Jobs in flight in each, and (with opts.DB) their index
 // children as the inventory learns them. Failures are not errors (the
-// look-up asks again); ctx ends it.
+// look-up asks again); ctx, or Stop, ends it.
 func StartPrefetch(ctx context.Context, client *registry.Client, refs []Ref, opts PrefetchOptions) *Prefetch {
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = DefaultJobs
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	a := &ReferrerAnswers{m: map[Ref][]registry.Referrer{}, noAPI: map[string]bool{}}
 	ask := func(ctx context.Context, r Ref) {
 		repo, err := client.ParseRepository(r.Repository)
@@ -139,27 +142,42 @@ func StartPrefetch(ctx context.Context, client *registry.Client, refs []Ref, opt
 		g.Go(func() error { ask(ctx, r); return nil })
 	}
 	_ = g.Wait()
-	pf := &Prefetch{answers: a, done: make(chan struct{})}
+	pf := &Prefetch{answers: a, cancel: cancel, done: make(chan struct{}), crawled: make(chan struct{})}
 	go func() {
 		defer close(pf.done)
 		askGrouped(ctx, rest, jobs, ask)
 		if opts.DB != nil {
-			a.children(ctx, opts, refs, func(rs []Ref) { askGrouped(ctx, rs, jobs, ask) })
+			a.children(ctx, opts.DB, pf.crawled, refs, func(rs []Ref) { askGrouped(ctx, rs, jobs, ask) })
 		}
 	}()
 	return pf
 }
 
-// Wait returns the answers once every question has been asked (or the
-// context StartPrefetch was given has ended).
+// CrawlDone tells the look-up the crawl it runs beside is over: one last
+// read of the inventory for index children, and it ends.
+func (pf *Prefetch) CrawlDone() {
+	if pf != nil {
+		pf.crawlOnce.Do(func() { close(pf.crawled) })
+	}
+}
+
+// Wait returns the answers once every question has been asked (the crawl
+// counts as done: CrawlDone).
 func (pf *Prefetch) Wait() *ReferrerAnswers {
+	if pf == nil {
+		return nil
+	}
+	pf.CrawlDone()
 	<-pf.done
 	return pf.answers
 }
 
-// PrefetchReferrers is StartPrefetch and Wait.
-func PrefetchReferrers(ctx context.Context, client *registry.Client, refs []Ref, opts PrefetchOptions) *ReferrerAnswers {
-	return StartPrefetch(ctx, client, refs, opts).Wait()
+// Stop ends the look-up where it is (a plan that failed) and waits for it.
+func (pf *Prefetch) Stop() {
+	if pf != nil {
+		pf.cancel()
+		pf.Wait()
+	}
 }
 
 // maxGroups bounds the projects asked about at once.
@@ -206,9 +224,9 @@ func askGrouped(ctx context.Context, refs []Ref, jobs int, ask func(context.Cont
 // children asks (through ask) about the index children of roots, and
 // theirs, as opts.DB learns them: a digest whose manifest the inventory
 // holds is expanded once; one it does not hold yet is read again at the
-// next round. It ends once opts.Crawled is closed and a last round is
+// next round. It ends once crawled is closed and a last round is
 // done, when nothing is left to expand, or with ctx.
-func (a *ReferrerAnswers) children(ctx context.Context, opts PrefetchOptions, roots []Ref, ask func([]Ref)) {
+func (a *ReferrerAnswers) children(ctx context.Context, db *inventory.DB, crawled <-chan struct{}, roots []Ref, ask func([]Ref)) {
 	pending := map[Ref]bool{}
 	asked := map[Ref]bool{}
 	for _, r := range roots {
@@ -217,7 +235,7 @@ func (a *ReferrerAnswers) children(ctx context.Context, opts PrefetchOptions, ro
 	for round := 0; len(pending) > 0 && round < maxChildRounds && ctx.Err() == nil; round++ {
 		last := false
 		select {
-		case <-opts.Crawled:
+		case <-crawled:
 			last = true
 		default:
 		}
@@ -227,7 +245,7 @@ func (a *ReferrerAnswers) children(ctx context.Context, opts PrefetchOptions, ro
 		}
 		slices.Sort(digests)
 		digests = slices.Compact(digests)
-		kids, corrupt, err := opts.DB.ManifestChildren(ctx, digests)
+		kids, corrupt, err := db.ManifestChildren(ctx, digests)
 		if err != nil {
 			return // the look-up asks
 		}
@@ -255,7 +273,7 @@ func (a *ReferrerAnswers) children(ctx context.Context, opts PrefetchOptions, ro
 			t := time.NewTimer(childPoll)
 			select {
 			case <-ctx.Done():
-			case <-opts.Crawled:
+			case <-crawled:
 			case <-t.C:
 			}
 			t.Stop()

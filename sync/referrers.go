@@ -54,7 +54,7 @@ type ReferrerOptions struct {
 	// recorded as listed. Nil: none.
 	Listings *Listings
 	// Answers holds referrers API answers asked ahead
-	// (PrefetchReferrers): a subject answered there is not asked again.
+	// (StartPrefetch): a subject answered there is not asked again.
 	// Nil: none.
 	Answers *ReferrerAnswers
 }
