@@ -18,6 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cipdev/cip/internal/memprof"
 	"github.com/cipdev/cip/internal/referrer"
 	"github.com/cipdev/cip/inventory"
 	"github.com/cipdev/cip/manifest"
@@ -100,6 +101,16 @@ func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writ
 				f.Close()
 			}()
 		}
+	}
+	// CIP_MEMPROFILE=FILE writes a heap profile near the run's peak
+	// (internal/memprof), for memory work.
+	if path := os.Getenv("CIP_MEMPROFILE"); path != "" {
+		stop := memprof.Start(path, 250*time.Millisecond)
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "write heap profile %s: %v\n", path, err)
+			}
+		}()
 	}
 	app := newApp(name, stdout, stderr)
 	if len(args) > 1 && args[1] == "__complete" {
