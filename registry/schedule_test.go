@@ -532,3 +532,72 @@ func TestHostConfigDefaults(t *testing.T) {
 		}
 	}
 }
+
+// A host's quota a throttling episode timed is what MeasuredQuotas gives,
+// and a Transport given it starts that host just under it (the plateau)
+// where one without it starts unpaced, and one with a ceiling at the
+// ceiling. The host refuses past 60/s (a
+// 10-deep bucket) on a clock each answer moves 10 ms forward: one request
+// at a time offers 100/s.
+func TestTransportRemembersQuotas(t *testing.T) {
+	clock := &lockedClock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	var mu sync.Mutex
+	tokens, last := 10.0, clock.now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := clock.now()
+		tokens = min(10, tokens+60*now.Sub(last).Seconds())
+		last = now
+		refused := tokens < 1
+		if !refused {
+			tokens--
+		}
+		clock.mu.Lock()
+		clock.t = clock.t.Add(10 * time.Millisecond)
+		clock.mu.Unlock()
+		if refused {
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	// A refused request is retried 1 ms later (its backoff), so that the
+	// one request at a time goes on offering 100/s while the episode
+	// measures.
+	tr := NewTransport(TransportOptions{Jobs: 1, Backoff: time.Millisecond, Now: clock.now, Sleep: clock.sleep})
+	hc := &http.Client{Transport: tr}
+	for i := range 400 {
+		if got := get(t, hc, fmt.Sprintf("%s/v2/img/manifests/m%d", srv.URL, i)); got != http.StatusOK {
+			t.Fatalf("request %d answered %d", i, got)
+		}
+	}
+	measured := tr.MeasuredQuotas()
+	if len(measured) != 1 || measured[0].Host != host || measured[0].Project != "" || measured[0].QPS < 50 || measured[0].QPS > 70 || measured[0].MeasuredAt.IsZero() {
+		t.Fatalf("measured %+v, want one quota near 60/s for %s", measured, host)
+	}
+	pace := func(tr *Transport) float64 {
+		if got := get(t, &http.Client{Transport: tr}, srv.URL+"/v2/"); got != http.StatusOK {
+			t.Fatalf("ping answered %d", got)
+		}
+		for _, h := range tr.Stats().Hosts {
+			if h.Host == host {
+				return h.Pace
+			}
+		}
+		return -1
+	}
+	next := NewTransport(TransportOptions{Jobs: 1, Now: clock.now, Sleep: clock.sleep, Quotas: measured})
+	if got, want := pace(next), roundRate(plateau*measured[0].QPS); got != want {
+		t.Errorf("a Transport given %.1f/s starts at %.1f, want %.1f (90%%)", measured[0].QPS, got, want)
+	}
+	if got := pace(NewTransport(TransportOptions{Jobs: 1, QPS: 30, Now: clock.now, Sleep: clock.sleep, Quotas: measured})); got != 30 {
+		t.Errorf("a Transport with a ceiling of 30/s given %.1f/s starts at %.1f, want the ceiling", measured[0].QPS, got)
+	}
+	if got := pace(NewTransport(TransportOptions{Jobs: 1, Now: clock.now, Sleep: clock.sleep})); got != 0 {
+		t.Errorf("a Transport given nothing starts at %.1f, want unpaced (0)", got)
+	}
+	if m := next.MeasuredQuotas(); len(m) != 0 {
+		t.Errorf("a Transport that met no 429 measured %+v, want nothing", m)
+	}
+}

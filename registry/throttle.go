@@ -92,8 +92,12 @@ type throttle struct {
 	raised    time.Time // the last additive increase
 	ep        episode
 	decreases int64
-	sent      sendWindow // requests started
-	accepted  sendWindow // answers other than 429 and 5xx, by when they came
+	// measured is the last quota an episode timed (not a guess), and
+	// when: what the next run may start from (Transport.MeasuredQuotas).
+	measured   float64
+	measuredAt time.Time
+	sent       sendWindow // requests started
+	accepted   sendWindow // answers other than 429 and 5xx, by when they came
 }
 
 // sendWindow counts the requests started in the last second, in tenths.
@@ -168,6 +172,34 @@ func (t *throttle) start(rate float64) {
 	}
 	t.rate, t.quota, t.guessed = rate, rate/plateau, true
 	t.raised = t.now()
+}
+
+// remember starts the pace from a quota an earlier run measured: at the
+// plateau of it (below the ceiling, if any), climbing from there as after
+// a measured episode (1% of the quota per 10 s while the pace holds the
+// host back), so that a run does not meet the quota again only to learn
+// what it already knew.
+func (t *throttle) remember(quota float64) {
+	if !(quota > 0) || math.IsInf(quota, 0) {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.quota, t.guessed = max(quota, minRate), false
+	t.rate = max(minRate, plateau*t.quota)
+	if t.ceiling > 0 && t.rate > t.ceiling {
+		t.rate = t.ceiling
+	}
+	t.raised = t.now()
+}
+
+// measuredQuota returns the last quota an episode of this run timed, and
+// when (zero: none did).
+func (t *throttle) measuredQuota() (float64, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.settle(t.now())
+	return t.measured, t.measuredAt
 }
 
 // acquire takes a slot and waits for the pace (and any pause). It returns
@@ -328,6 +360,9 @@ func (t *throttle) settle(now time.Time) {
 			measured = max(measured, float64(t.ep.busiest)/2)
 		}
 		t.quota = max(measured, minRate)
+		if !t.guessed {
+			t.measured, t.measuredAt = t.quota, now
+		}
 		base := t.rate
 		if base == 0 || base > t.quota {
 			base = t.quota

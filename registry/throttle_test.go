@@ -471,3 +471,44 @@ func TestThrottleIdleDoesNotClimb(t *testing.T) {
 		t.Errorf("pace %.1f after 70 s idle, want 50 (no climb without load)", rate)
 	}
 }
+
+// A run that starts from the quota an earlier run measured is not refused
+// where one starting from the guess meets the quota once: under 60/s, a
+// guess of 50/s climbs past it within 30 s of load; a remembered 60/s
+// starts at 54/s and climbs 1% of it per 10 s, below the quota for 60 s.
+// What the remembered run measures again (it is refused at last, after a
+// longer run) is the quota, kept for the run after it.
+func TestThrottleRememberedQuota(t *testing.T) {
+	clock := &fakeClock{t: epoch}
+	guess := newTestThrottle(clock, 8, 0)
+	guess.start(50)
+	res := simulate(guess, clock, &quotaServer{qps: 60, burst: 60}, 8, 40*time.Millisecond, 60*time.Second)
+	if len(res.refused) == 0 {
+		t.Fatal("the guess was never refused in 60 s: the test offers too little to tell")
+	}
+	q, at := guess.measuredQuota()
+	if q < 54 || q > 66 || at.IsZero() {
+		t.Fatalf("the guess's run measured %.1f at %v, want a quota near 60", q, at)
+	}
+
+	clock = &fakeClock{t: epoch}
+	kept := newTestThrottle(clock, 8, 0)
+	kept.remember(q)
+	res = simulate(kept, clock, &quotaServer{qps: 60, burst: 60}, 8, 40*time.Millisecond, 60*time.Second)
+	got := float64(res.count(res.accepted, 0, 60*time.Second)) / 60
+	t.Logf("remembered %.1f: %.1f requests/s accepted in 60 s", q, got)
+	if len(res.refused) > 0 || got < 50 {
+		t.Errorf("remembered %.1f: %d answers 429 and %.1f requests/s accepted in 60 s; want none and 50 or more", q, len(res.refused), got)
+	}
+	if q2, _ := kept.measuredQuota(); q2 != 0 {
+		t.Errorf("a run never refused measured %.1f, want nothing to keep", q2)
+	}
+
+	// A ceiling holds over a remembered quota.
+	clock = &fakeClock{t: epoch}
+	capped := newTestThrottle(clock, 8, 20)
+	capped.remember(60)
+	if rate, _, _ := capped.pace(); rate != 20 {
+		t.Errorf("pace %.1f with a ceiling of 20 and 60 remembered, want 20", rate)
+	}
+}

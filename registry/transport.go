@@ -55,6 +55,12 @@ type TransportOptions struct {
 	// Hosts gives known limits per host (a hosts config file), overriding
 	// QPS and Jobs for the hosts it names; nil means none.
 	Hosts *HostsConfig
+	// Quotas are quotas earlier runs measured (an inventory keeps them):
+	// each host or project named starts its pace just under its quota
+	// (throttle.remember) instead of at the hosts config's start-qps guess,
+	// unless it has a ceiling (QPS, the hosts config's qps: a quota the
+	// user knows), which it starts at as before.
+	Quotas []Quota
 	// MaxRetries on 429, 5xx and dropped connections; negative means none.
 	MaxRetries int
 	// Backoff is the first retry delay (doubles each retry, with jitter).
@@ -116,7 +122,20 @@ type Transport struct {
 	secrets    *secrets // credentials handed out this run, redacted wherever they might appear
 
 	hosts sync.Map // registry host (host[:port]) -> *hostState
+	// remembered holds Quotas by host and project.
+	remembered map[quotaKey]float64
 }
+
+// Quota is a request quota a throttling episode timed: the requests per
+// second Host accepted (in Project on a host whose quota is per project,
+// "" for the host's own) when it refused, and when that was.
+type Quota struct {
+	Host, Project string
+	QPS           float64
+	MeasuredAt    time.Time
+}
+
+type quotaKey struct{ host, project string }
 
 // NewTransport returns a shared transport.
 func NewTransport(opts TransportOptions) *Transport {
@@ -162,7 +181,16 @@ func NewTransport(opts TransportOptions) *Transport {
 	if log != nil {
 		log = slog.New(redactingHandler(log.Handler(), sec))
 	}
-	return &Transport{secrets: sec,
+	var remembered map[quotaKey]float64
+	for _, q := range opts.Quotas {
+		if q.QPS > 0 && !math.IsInf(q.QPS, 0) && q.Host != "" {
+			if remembered == nil {
+				remembered = map[quotaKey]float64{}
+			}
+			remembered[quotaKey{q.Host, q.Project}] = q.QPS
+		}
+	}
+	return &Transport{secrets: sec, remembered: remembered,
 		base: base, qps: opts.QPS, jobs: jobs, hostsCfg: opts.Hosts, maxRetries: maxRetries, backoff: backoff, timeouts: to,
 		hostBudget: budgetOf(opts.HostRetryBudget, DefaultHostRetryBudget),
 		budget:     newBudget(budgetOf(opts.RunRetryBudget, DefaultRunRetryBudget)),
@@ -195,7 +223,7 @@ func (t *Transport) host(name string) *hostState {
 	if hc.Jobs > 0 {
 		h.jobs = hc.Jobs
 	}
-	h.throttle = t.newThrottle(h)
+	h.throttle = t.newThrottle(h, name, "")
 	if hc.QuotaPer == QuotaPerProject {
 		h.wide = make(chan struct{}, wideJobs*h.jobs)
 	}
@@ -221,10 +249,45 @@ const wideJobs = 32
 // own; requests to further projects share the host's.
 const maxProjects = 4096
 
-func (t *Transport) newThrottle(h *hostState) *throttle {
+// newThrottle returns the scheduler of a host's project ("": the host's
+// own): at its ceiling if it has one (a quota the user knows), else from
+// the quota an earlier run measured there, else at the host's start guess.
+func (t *Transport) newThrottle(h *hostState, host, project string) *throttle {
 	th := newThrottle(h.jobs, h.ceiling, t.now, t.sleep)
-	th.start(h.start)
+	if q, ok := t.remembered[quotaKey{host, project}]; ok && h.ceiling == 0 {
+		th.remember(q)
+	} else {
+		th.start(h.start)
+	}
 	return th
+}
+
+// MeasuredQuotas returns the quotas this run's throttling episodes timed,
+// by host and project (a guess, from refusals too close together or a
+// loaded client, is not one): what an inventory keeps for the next run.
+func (t *Transport) MeasuredQuotas() []Quota {
+	var out []Quota
+	t.hosts.Range(func(k, v any) bool {
+		h := v.(*hostState)
+		add := func(project string, th *throttle) {
+			if q, at := th.measuredQuota(); q > 0 {
+				out = append(out, Quota{Host: k.(string), Project: project, QPS: q, MeasuredAt: at})
+			}
+		}
+		add("", h.throttle)
+		h.projects.Range(func(p, th any) bool {
+			add(p.(string), th.(*throttle))
+			return true
+		})
+		return true
+	})
+	slices.SortFunc(out, func(a, b Quota) int {
+		if c := strings.Compare(a.Host, b.Host); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Project, b.Project)
+	})
+	return out
 }
 
 // throttleFor returns the scheduler a request to u counts against: the
@@ -244,7 +307,7 @@ func (t *Transport) throttleFor(h *hostState, u *url.URL) *throttle {
 	if h.nprojects.Load() >= maxProjects {
 		return h.throttle
 	}
-	th, loaded := h.projects.LoadOrStore(p, t.newThrottle(h))
+	th, loaded := h.projects.LoadOrStore(p, t.newThrottle(h, u.Host, p))
 	if !loaded {
 		h.nprojects.Add(1)
 	}

@@ -379,6 +379,47 @@ func progressWriter(c *cli.Context) (io.Writer, bool) {
 // set's manifests name (set may be nil: none); the registry package uses
 // an account on Google registries only.
 func newClient(c *cli.Context, set *manifest.Set, prog progress) *registry.Client {
+	return newClientQuotas(c, set, prog, nil)
+}
+
+// quotaMemory is how long a quota a run measured starts the next runs'
+// paces: a week, so that daily and hourly promotions meet each quota at
+// most once a week; a quota raised meanwhile is found by the slow climb
+// past the plateau (1% of it per 10 s under load), or at once with the
+// hosts config's qps.
+const quotaMemory = 7 * 24 * time.Hour
+
+// newInventoryClient is newClient for a command with an inventory: each
+// host and project starts its pace from the quota an earlier run measured
+// there (within quotaMemory), and the returned function, deferred, keeps
+// the quotas this run measured for the next (a failure to is a warning:
+// nothing of the run's own is lost).
+func newInventoryClient(c *cli.Context, db *inventory.DB, set *manifest.Set, prog progress) (*registry.Client, func()) {
+	var quotas []registry.Quota
+	kept, err := db.Quotas(c.Context, time.Now().Add(-quotaMemory))
+	if err != nil {
+		prog.warn("read quotas", fmt.Sprintf("%v (each host starts at its guess)", err), slog.String("error", err.Error()))
+	}
+	for _, q := range kept {
+		quotas = append(quotas, registry.Quota{Host: q.Host, Project: q.Project, QPS: q.QPS, MeasuredAt: q.MeasuredAt})
+	}
+	client := newClientQuotas(c, set, prog, quotas)
+	return client, func() {
+		var measured []inventory.Quota
+		for _, q := range client.Transport().MeasuredQuotas() {
+			measured = append(measured, inventory.Quota{Host: q.Host, Project: q.Project, QPS: q.QPS, MeasuredAt: q.MeasuredAt})
+		}
+		// Under a context of its own: a run cut short (Ctrl-C) still
+		// keeps what it measured.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), 10*time.Second)
+		defer cancel()
+		if err := db.RecordQuotas(ctx, measured); err != nil {
+			prog.warn("keep quotas", err.Error(), slog.String("error", err.Error()))
+		}
+	}
+}
+
+func newClientQuotas(c *cli.Context, set *manifest.Set, prog progress, quotas []registry.Quota) *registry.Client {
 	// A flag's 0 means none (no timeout, no retry); the library's 0 means
 	// its default.
 	off := func(d time.Duration) time.Duration {
@@ -402,6 +443,7 @@ func newClient(c *cli.Context, set *manifest.Set, prog progress) *registry.Clien
 		QPS:                   c.Float64("qps"),
 		Jobs:                  c.Int("jobs"),
 		Hosts:                 hosts,
+		Quotas:                quotas,
 		DialTimeout:           off(c.Duration("dial-timeout")),
 		TLSHandshakeTimeout:   off(c.Duration("tls-handshake-timeout")),
 		ResponseHeaderTimeout: off(c.Duration("response-header-timeout")),

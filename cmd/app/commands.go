@@ -99,7 +99,9 @@ Examples:
 			}
 			defer db.Close()
 			prog := newProgress(c)
-			res, err := cipsync.Run(c.Context, db, newClient(c, set, prog), targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync(), ConfirmTTL: confirmTTL(c, prog)})
+			client, keepQuotas := newInventoryClient(c, db, set, prog)
+			defer keepQuotas()
+			res, err := cipsync.Run(c.Context, db, client, targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync(), ConfirmTTL: confirmTTL(c, prog)})
 			prog.synced(res)
 			return err
 		},

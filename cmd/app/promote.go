@@ -163,7 +163,8 @@ func promotion(c *cli.Context, set *manifest.Set, f promotionFlags) error {
 	}
 	defer db.Close()
 	prog := newProgress(c)
-	client := newClient(c, set, prog)
+	client, keepQuotas := newInventoryClient(c, db, set, prog)
+	defer keepQuotas()
 	sel, err := referrersOf(c)
 	if err != nil {
 		return err
