@@ -135,9 +135,16 @@ type RegistryStats struct {
 type Result struct {
 	RunID      int64
 	Registries []RegistryStats // sorted by registry
-	Changes    []inventory.TagChange
-	Requests   int64
-	Duration   time.Duration
+	// Changes lists the run's tag changes, sorted by repository and tag,
+	// when there are at most MaxChanges of them; past that it is nil and
+	// ChangesOmitted is set (a first crawl of 22 mirrors adds every one of
+	// their ~1M tags, which held 51 MB and the listings' digests with
+	// them). Every change is in the inventory's tag_history either way,
+	// and RegistryStats.TagChanges counts them.
+	Changes        []inventory.TagChange
+	ChangesOmitted bool
+	Requests       int64
+	Duration       time.Duration
 	// Warnings name what the crawl skipped and why, sorted: repository
 	// names and tags cip's own rules refuse (manifest.ValidateImageName,
 	// ValidateTag), and tags whose manifest (or a child of it) cannot be
@@ -223,7 +230,7 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 		st := s.stat(repo)
 		st.Removed++
 		st.TagChanges += len(changes)
-		s.changes = append(s.changes, changes...)
+		s.keepChanges(changes)
 	}
 
 	res := &Result{RunID: runID, Requests: reqs.Load(), Duration: time.Since(start)}
@@ -238,7 +245,7 @@ func Run(ctx context.Context, db *inventory.DB, client *registry.Client, targets
 		}
 		return a.Tag < b.Tag
 	})
-	res.Changes = s.changes
+	res.Changes, res.ChangesOmitted = s.changes, s.changesOmitted
 	res.Warnings = slices.Clone(s.warnings)
 	slices.Sort(res.Warnings)
 	stop()
@@ -267,10 +274,12 @@ type syncer struct {
 	fetch  *fetcher // the run's manifests, and its request slots
 	writer *writer
 
-	mu       gosync.Mutex
-	stats    map[string]*RegistryStats
-	changes  []inventory.TagChange
-	warnings []string
+	mu      gosync.Mutex
+	stats   map[string]*RegistryStats
+	changes []inventory.TagChange
+	// changesOmitted: more than MaxChanges changed; changes is dropped.
+	changesOmitted bool
+	warnings       []string
 
 	reposDone atomic.Int64
 	reposAll  atomic.Int64
@@ -580,6 +589,25 @@ func (s *syncer) record(repo string, tags, fetched int, changes []inventory.TagC
 	st.Tags += tags
 	st.ManifestsFetched += fetched
 	st.TagChanges += len(changes)
+	s.keepChanges(changes)
+}
+
+// MaxChanges bounds the tag changes a Result lists.
+const MaxChanges = 10000
+
+// maxChanges is MaxChanges; tests lower it.
+var maxChanges = MaxChanges
+
+// keepChanges adds changes to the Result's (under s.mu while the crawl
+// runs) until there are more than maxChanges: then none are kept.
+func (s *syncer) keepChanges(changes []inventory.TagChange) {
+	if s.changesOmitted || len(changes) == 0 {
+		return
+	}
+	if len(s.changes)+len(changes) > maxChanges {
+		s.changes, s.changesOmitted = nil, true
+		return
+	}
 	s.changes = append(s.changes, changes...)
 }
 
