@@ -101,7 +101,8 @@ func runAudit(c *cli.Context) error {
 			targets[i] = cipsync.Target{Ref: s}
 		}
 		prog := newProgress(c)
-		client := newClient(c, set, prog)
+		client, keepQuotas := newInventoryClient(c, db, set, prog)
+		defer keepQuotas()
 		res, err := cipsync.Run(c.Context, db, client, targets, cipsync.Options{Jobs: c.Int("jobs"), Progress: prog.sync()})
 		prog.synced(res)
 		if err != nil {

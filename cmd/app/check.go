@@ -102,7 +102,9 @@ func runCheck(c *cli.Context) error {
 		if c.Bool("use-service-account") {
 			set, _ = manifest.Load(head.File, head.Dir, manifest.Options{SkipInvalid: true})
 		}
-		opts.Inventory = &check.Inventory{DB: db, Client: newClient(c, set, newProgress(c)), Jobs: c.Int("jobs")}
+		client, keepQuotas := newInventoryClient(c, db, set, newProgress(c))
+		defer keepQuotas()
+		opts.Inventory = &check.Inventory{DB: db, Client: client, Jobs: c.Int("jobs")}
 	}
 	checks, err := check.Select(check.All(opts), splitList(c.String("checks")), splitList(c.String("skip-checks")))
 	if err != nil {

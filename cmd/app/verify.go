@@ -60,7 +60,8 @@ Examples:
 			if err != nil {
 				return err
 			}
-			client := newClient(c, set, newProgress(c))
+			client, keepQuotas := newInventoryClient(c, db, set, newProgress(c))
+			defer keepQuotas()
 			opts := promote.Options{Jobs: c.Int("jobs"), Referrers: sel}
 			checked, mismatches, err := promote.Verify(c.Context, db, client, loadID, opts)
 			if err != nil {
