@@ -181,14 +181,9 @@ func NewTransport(opts TransportOptions) *Transport {
 	if log != nil {
 		log = slog.New(redactingHandler(log.Handler(), sec))
 	}
-	var remembered map[quotaKey]float64
+	remembered := make(map[quotaKey]float64, len(opts.Quotas))
 	for _, q := range opts.Quotas {
-		if q.QPS > 0 && !math.IsInf(q.QPS, 0) && q.Host != "" {
-			if remembered == nil {
-				remembered = map[quotaKey]float64{}
-			}
-			remembered[quotaKey{q.Host, q.Project}] = q.QPS
-		}
+		remembered[quotaKey{q.Host, q.Project}] = q.QPS // throttle.remember ignores a rate that is none
 	}
 	return &Transport{secrets: sec, remembered: remembered,
 		base: base, qps: opts.QPS, jobs: jobs, hostsCfg: opts.Hosts, maxRetries: maxRetries, backoff: backoff, timeouts: to,

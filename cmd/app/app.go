@@ -396,7 +396,7 @@ const quotaMemory = 7 * 24 * time.Hour
 // nothing of the run's own is lost).
 func newInventoryClient(c *cli.Context, db *inventory.DB, set *manifest.Set, prog progress) (*registry.Client, func()) {
 	var quotas []registry.Quota
-	kept, err := db.Quotas(c.Context, time.Now().Add(-quotaMemory))
+	kept, err := db.Quotas(c.Context, db.Now().Add(-quotaMemory))
 	if err != nil {
 		prog.warn("read quotas", fmt.Sprintf("%v (each host starts at its guess)", err), slog.String("error", err.Error()))
 	}

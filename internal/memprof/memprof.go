@@ -8,6 +8,7 @@ package memprof
 
 import (
 	"os"
+	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
 	"sync"
@@ -75,7 +76,7 @@ func Start(path string, poll time.Duration) (stop func() error) {
 }
 
 func write(path string) error {
-	f, err := os.CreateTemp(dirOf(path), ".memprof-*")
+	f, err := os.CreateTemp(filepath.Dir(path), ".memprof-*")
 	if err != nil {
 		return err
 	}
@@ -89,13 +90,4 @@ func write(path string) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			return path[:i+1]
-		}
-	}
-	return "."
 }
