@@ -78,6 +78,8 @@ type Client struct {
 	tokenSets sync.Map                                 // identity -> *tokenSet
 
 	realmWarned sync.Map // registry host -> true, once warned about its token realm
+
+	interned internTable // listings' digests and tags, one copy each (list.go)
 }
 
 // New returns a Client.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -259,3 +260,35 @@ func TestCatalogPagingHostile(t *testing.T) {
 }
 
 var anonymousKeychain = authn.NewMultiKeychain()
+
+// Two listings of the same repository through one Client (two mirrors
+// listing it at once) share one copy of each tag and digest: the second
+// listing's strings are the first's.
+func TestTagsShareStrings(t *testing.T) {
+	d := "sha256:" + strings.Repeat("3", 64)
+	body := fmt.Sprintf(`{"manifest":{%q:{"mediaType":"application/vnd.oci.image.index.v1+json","tag":["v1"]}},"name":"a","tags":["v1"]}`, d)
+	a, _ := listServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) })
+	b, _ := listServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) })
+	c := registry.New(registry.Options{Keychain: anonymousKeychain})
+	var lists []*registry.TagList
+	for _, host := range []string{a, b} {
+		tl, err := c.Tags(context.Background(), parse(t, c, host+"/a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lists = append(lists, tl)
+	}
+	key := func(tl *registry.TagList) string {
+		for k := range tl.Manifests {
+			return k
+		}
+		return ""
+	}
+	same := func(x, y string) bool { return x == y && unsafe.StringData(x) == unsafe.StringData(y) }
+	if k0, k1 := key(lists[0]), key(lists[1]); !same(k0, k1) {
+		t.Errorf("the two listings' digest %q and %q are two copies", k0, k1)
+	}
+	if !same(lists[0].Tags[0], lists[1].Tags[0]) || !same(lists[0].Manifests[d].Tags[0], lists[1].Manifests[d].Tags[0]) {
+		t.Errorf("the two listings' tags are two copies")
+	}
+}
