@@ -187,7 +187,7 @@ func (c *Client) tags(ctx context.Context, repo name.Repository) (*TagList, erro
 						seenTags[v] = true
 					}
 					added = true
-					out.Tags = append(out.Tags, c.interned.intern(v))
+					out.Tags = append(out.Tags, l.interned.intern(v))
 					return l.add(1)
 				})
 			case "child":
@@ -394,11 +394,12 @@ func stringArray(s *scanner, add func(string) error) error {
 // returned. Mirrors list the same repositories at about the same moment,
 // with the same tags and (on GCR and Artifact Registry) the same digests:
 // without it each listing held its own copy (a fresh plan at full
-// registry.k8s.io scale held 88 MB of listing strings at its peak). The table holds its strings for the Client's life (a run), at
-// most maxInterned of them: unique.Make, which lets go of a string once
-// its Handle is gone, cost 3.1 µs a call against 0.14 µs here (1M
-// look-ups of 50k digests), as its entries were dropped and made again
-// at every collection.
+// registry.k8s.io scale held 88 MB of listing strings at its peak). The
+// table holds its strings for the Client's life (a run), at most
+// maxInterned of them: unique.Make, which lets go of a string once its
+// Handle is gone, cost 3.1 µs a call against 0.14 µs here (1M look-ups of
+// 50k digests), as its entries were dropped and made again at every
+// collection.
 type internTable struct {
 	mu sync.Mutex
 	m  map[string]string
